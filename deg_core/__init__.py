@@ -1,0 +1,1 @@
+"""deg core: project store, video, labels, models, training, inference."""

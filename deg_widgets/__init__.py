@@ -1,0 +1,1 @@
+"""deg widgets: anywidget labeling and review widgets over deg_core."""
