@@ -56,7 +56,7 @@ def save_yaml(path: str | Path, data: Any) -> None:
 
 
 def load_yaml(path: str | Path, *, what: str = "YAML file") -> Any:
-    """Read a YAML file with ``yaml.safe_load``; a missing or malformed file is a one-line DegError."""
+    """Read YAML with ``yaml.safe_load``; a missing or malformed file is a one-line DegError."""
     path = Path(path)
     if not path.is_file():
         raise DegError(f"{what} not found", path)

@@ -1,0 +1,203 @@
+"""The ``deg`` command line. Each command is a thin wrapper over the Python API.
+
+Bad input prints one line (``deg: error: <file>: <problem>``) to stderr and exits
+with status 1, having changed nothing on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from deg_core.errors import DegError
+
+
+def _project(path: str):
+    from deg_core.project import Project
+
+    return Project.open(path)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from deg_core.project import Project
+
+    behaviors = [b.strip() for b in args.behaviors.split(",")]
+    project = Project.create(args.parent, args.name, behaviors, labeler=args.labeler)
+    print(f"created {project.root}")
+    print(f"behaviours: {', '.join(project.behaviors)} (background is implicit)")
+    print(f"next: deg add-videos {project.root} VIDEO...")
+    return 0
+
+
+def cmd_add_videos(args: argparse.Namespace) -> int:
+    project = _project(args.project)
+    keys = project.add_videos(args.videos, split=args.split)
+    table = project.splits()
+    for key in keys:
+        rec = project.record(key)
+        print(
+            f"added {key}: {rec.frames} frames, {rec.fps:.2f} fps, "
+            f"{rec.width}x{rec.height}, split {table.assignment.get(key)}"
+        )
+    for w in table.warnings():
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def cmd_remove_video(args: argparse.Namespace) -> int:
+    project = _project(args.project)
+    moved = project.remove_video(args.video)
+    print(f"removed {args.video}; its folder was moved to {moved}")
+    return 0
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    project = _project(args.project)
+    for w in project.set_split(args.video, args.split):
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"{project.resolve_key(args.video)} -> {args.split}")
+    return 0
+
+
+def cmd_import_labels(args: argparse.Namespace) -> int:
+    project = _project(args.project)
+    labels = project.import_labels(
+        args.video, args.csv, unlabeled_outside_bouts=args.unlabeled_outside_bouts
+    )
+    frac = labels.labeled_fraction()
+    pos = (labels.array == 1).sum(axis=0)
+    print(f"imported {args.csv} -> {project.resolve_key(args.video)} ({labels.n_frames} frames)")
+    for b, f, p in zip(labels.behaviors, frac, pos, strict=True):
+        print(f"  {b}: {p} positive frames, {f:.0%} labeled")
+    return 0
+
+
+def cmd_behaviors(args: argparse.Namespace) -> int:
+    project = _project(args.project)
+    if args.action == "add":
+        for name in args.names:
+            project.add_behavior(name)
+    elif args.action == "remove":
+        for name in args.names:
+            project.remove_behavior(name)
+    elif args.action == "rename":
+        if len(args.names) != 2:
+            raise DegError("rename takes two names: OLD NEW")
+        project.rename_behavior(*args.names)
+    print("behaviours: " + ", ".join(project.behaviors))
+    stale = [r["name"] for r in project.model_runs() if r["stale"]]
+    if stale:
+        print(f"warning: model runs now stale (retrain them): {', '.join(stale)}", file=sys.stderr)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from deg_core.status import format_status, project_status
+
+    status = project_status(_project(args.project))
+    print(json.dumps(status, indent=2) if args.json else format_status(status))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from deg_core.config import describe
+
+    project = _project(args.project)
+    resolved = project.config
+    for key, default, meaning in describe():
+        node = resolved
+        for part in key.split("."):
+            node = getattr(node, part)
+        mark = "" if node == default else "   (project override)"
+        print(f"{key} = {node!r}{mark}\n    {meaning}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    print(
+        "deg demo is not available yet: it arrives with the sequence model "
+        "(synthetic project -> flow -> features -> sequence -> F1). Until then, use "
+        "deg init / add-videos / import-labels / status.",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deg", description="Behaviour classification from raw video (DeepEthogram, in notebooks)."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="create a project folder <PARENT>/<name>_deepethogram")
+    p.add_argument("parent")
+    p.add_argument("--name", required=True)
+    p.add_argument("--behaviors", required=True, help="comma-separated, e.g. groom,rear,walk")
+    p.add_argument("--labeler", default=None)
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("add-videos", help="copy videos into the project and measure them")
+    p.add_argument("project")
+    p.add_argument("videos", nargs="+")
+    p.add_argument("--split", choices=["train", "val", "test"], default=None)
+    p.set_defaults(func=cmd_add_videos)
+
+    p = sub.add_parser("remove-video", help="remove a video (moved to the project's .trash/)")
+    p.add_argument("project")
+    p.add_argument("video")
+    p.set_defaults(func=cmd_remove_video)
+
+    p = sub.add_parser("split", help="move a video to train, val or test")
+    p.add_argument("project")
+    p.add_argument("video")
+    p.add_argument("split", choices=["train", "val", "test"])
+    p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("import-labels", help="import a label CSV (DEG format or bout table)")
+    p.add_argument("project")
+    p.add_argument("video")
+    p.add_argument("csv")
+    p.add_argument(
+        "--unlabeled-outside-bouts",
+        action="store_true",
+        help="bout tables: frames outside every bout are unlabeled (-1), not absent (0)",
+    )
+    p.set_defaults(func=cmd_import_labels)
+
+    p = sub.add_parser("behaviors", help="add, remove or rename behaviours")
+    p.add_argument("project")
+    p.add_argument("action", choices=["add", "remove", "rename", "list"])
+    p.add_argument("names", nargs="*")
+    p.set_defaults(func=cmd_behaviors)
+
+    p = sub.add_parser("status", help="videos, splits, labels, outputs and models")
+    p.add_argument("project")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("config", help="the resolved configuration with each key's meaning")
+    p.add_argument("project")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("demo", help="end-to-end demo on synthetic data (not built yet)")
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DegError as e:
+        print(f"deg: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("deg: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""Typed configuration: package defaults, merged with a project's overrides.
+
+Config classes only hold fields (with documented defaults, in ``help`` metadata);
+YAML is the serialisation. ``project_config.yaml`` holds the project's own values
+(name, labeler, class_names) and whatever the user overrode — never a copy of the
+defaults — so upgrading deg upgrades every default the project did not pin.
+
+The key names follow DeepEthogram's project_config.yaml where the meaning is the
+same (``project.class_names``, ``augs.LR``, ``split.train_val_test`` ...), so a DEG
+project opens as a deg project. Keys DEG writes that deg derives instead (absolute
+paths, the cached normalisation) are accepted and ignored; any other unknown key is
+an error naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import yaml
+
+from deg_core.errors import ConfigError, DegError
+from deg_core.fileio import load_yaml
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field with a default and a one-line meaning (shown by ``deg config``)."""
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass
+class ProjectSection:
+    """Who and what the project is about."""
+
+    name: str = _f("", "project name; the folder is <name>_deepethogram")
+    labeler: str | None = _f(None, "who labels (recorded for provenance)")
+    class_names: list[str] = _f([], "behaviours, background first (background is implicit)")
+
+    # DEG writes these; deg derives them from the folder so a moved project still works.
+    deg_ignored: ClassVar[frozenset[str]] = frozenset(
+        {"path", "config_file", "data_path", "model_path", "pretrained_path"}
+    )
+
+
+@dataclass
+class SplitSection:
+    """How videos are assigned to train/val/test (per video, never per frame)."""
+
+    train_val_test: list[float] = _f([0.8, 0.2, 0.0], "fractions for randomly assigned videos")
+    seed: int | None = _f(None, "seed for split assignment (None: random)")
+    reload: bool = _f(True, "keep existing assignments (DEG compatibility; deg always does)")
+    file: str | None = _f(None, "another split.yaml to copy assignments from")
+
+
+@dataclass
+class AugsSection:
+    """Input size and augmentations (identical across a clip's frames)."""
+
+    resize: list[int] = _f([224, 224], "network input height, width (multiples of 32)")
+    LR: float = _f(0.5, "probability of a left-right flip")
+    UD: float = _f(0.0, "probability of an up-down flip")
+    degrees: float = _f(10.0, "maximum rotation in degrees")
+    brightness: float = _f(0.25, "colour jitter: brightness")
+    contrast: float = _f(0.1, "colour jitter: contrast")
+    saturation: float = _f(0.1, "colour jitter: saturation")
+    hue: float = _f(0.1, "colour jitter: hue")
+    grayscale: float = _f(0.5, "probability of converting a clip to grayscale")
+    crop_size: list[int] | None = _f(None, "random crop (height, width) before resize, or None")
+    pad: list[int] | None = _f(None, "padding before cropping, or None")
+    random_resize: bool = _f(False, "random scale jitter")
+
+    # deg computes normalisation from each video's record.yaml stats instead of caching it here.
+    deg_ignored: ClassVar[frozenset[str]] = frozenset({"normalization"})
+
+
+@dataclass
+class ComputeSection:
+    """Where and how fast to compute."""
+
+    device: str = _f("auto", "auto, cpu, cuda or cuda:N")
+    batch_size: int | Literal["auto"] = _f("auto", "batch size, or auto to fit the device")
+    num_workers: int | Literal["auto"] = _f("auto", "data-loading worker processes")
+    fp16: bool = _f(False, "mixed precision on GPU")
+
+    deg_ignored: ClassVar[frozenset[str]] = frozenset(
+        {"distributed", "gpu_id", "dali", "min_batch_size", "max_batch_size", "metrics_workers"}
+    )
+
+
+@dataclass
+class TrainSection:
+    """Optimisation defaults shared by the three trainers."""
+
+    lr: float = _f(1e-4, "Adam learning rate")
+    num_epochs: int = _f(20, "maximum epochs")
+    patience: int = _f(5, "epochs without validation improvement before the LR drops")
+    reduction_factor: float = _f(0.1, "LR multiplier on plateau")
+    min_lr: float = _f(5e-7, "stop when the LR falls below this")
+    loss_weight_exp: float = _f(0.25, "beta in pos_weight = (neg/pos)^beta (DEG paper: 0.25)")
+
+    deg_ignored: ClassVar[frozenset[str]] = frozenset(
+        {
+            "scheduler",
+            "steps_per_epoch",
+            "stopping_type",
+            "milestones",
+            "weight_loss",
+            "early_stopping_begins",
+            "viz",
+        }
+    )
+
+
+@dataclass
+class SequenceSection:
+    """Sequence-model settings a project may pin."""
+
+    filter_length: int = _f(15, "temporal kernel length (frames)")
+
+
+@dataclass
+class DegConfig:
+    """The whole resolved configuration of a project."""
+
+    project: ProjectSection = field(default_factory=ProjectSection)
+    split: SplitSection = field(default_factory=SplitSection)
+    augs: AugsSection = field(default_factory=AugsSection)
+    compute: ComputeSection = field(default_factory=ComputeSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    sequence: SequenceSection = field(default_factory=SequenceSection)
+
+    # Top-level keys DEG writes that deg does not use.
+    deg_ignored: ClassVar[frozenset[str]] = frozenset(
+        {"notes", "log", "reload", "run", "preset", "cmap", "label_view_width"}
+        | {"vertical_arrangement"}
+    )
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        return f"list of {_type_name(inner)}"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the type hint ``tp``; return it (ints widen to float)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _coerce(value, option, key)
+            except ConfigError:
+                continue
+    elif origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+    elif origin is list:
+        (inner,) = typing.get_args(tp)
+        if isinstance(value, list | tuple):
+            return [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    elif tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - only the types above are used in config classes
+        raise TypeError(f"unsupported config type {tp!r} for {key}")
+    raise ConfigError(f"'{key}' must be {_type_name(tp)}, got {value!r}")
+
+
+def build(cls: type, data: Any, prefix: str = "", unknown: list[str] | None = None) -> Any:
+    """Instantiate config class ``cls`` from a (partial) nested dict, over its defaults.
+
+    ``unknown``: when a list is given (a DeepEthogram project's config), unknown keys
+    are appended to it as dotted names and skipped instead of raising.
+
+    Raises:
+        ConfigError: naming the dotted key for an unknown key or a wrong type.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        where = prefix.rstrip(".") or "the top level"
+        raise ConfigError(f"'{where}' must be a mapping of keys to values, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    ignored = getattr(cls, "deg_ignored", frozenset())
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key in ignored:
+            continue
+        if key not in names and unknown is not None:
+            unknown.append(dotted)
+            continue
+        if key not in names:
+            known = ", ".join(sorted(names))
+            raise ConfigError(f"unknown key '{dotted}' (known here: {known})")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = build(tp, value, f"{dotted}.", unknown)
+        else:
+            kwargs[key] = _coerce(value, tp, dotted)
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict:
+    """Nested plain dict of a config object (YAML-ready)."""
+    return dataclasses.asdict(cfg)
+
+
+def diff_from_defaults(cfg: DegConfig) -> dict:
+    """Only the values that differ from the package defaults (what project_config.yaml stores)."""
+
+    def walk(obj: Any, default: Any) -> dict:
+        out = {}
+        for f in dataclasses.fields(obj):
+            v, d = getattr(obj, f.name), getattr(default, f.name)
+            if dataclasses.is_dataclass(v):
+                sub = walk(v, d)
+                if sub:
+                    out[f.name] = sub
+            elif v != d:
+                out[f.name] = v
+        return out
+
+    return walk(cfg, DegConfig())
+
+
+def describe(cls: type = DegConfig, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted key, default, meaning) for every leaf field — for ``deg config`` and docs."""
+    rows = []
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        value = getattr(defaults, f.name)
+        if dataclasses.is_dataclass(value):
+            rows.extend(describe(type(value), f"{prefix}{f.name}."))
+        else:
+            rows.append((f"{prefix}{f.name}", value, f.metadata.get("help", "")))
+    return rows
+
+
+def parse_override(text: str) -> dict:
+    """``"train.lr=1e-3"`` -> ``{"train": {"lr": 0.001}}`` (value parsed as a YAML scalar)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    out: dict = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def merge_dicts(base: dict, over: dict) -> dict:
+    """Recursive dict merge; ``over`` wins. Neither input is modified."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge_dicts(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> DegConfig:
+    """Read a project_config.yaml, apply ``key=value`` overrides, validate against the defaults.
+
+    Raises:
+        ConfigError: one line naming the file and the bad key, for malformed YAML,
+            unknown keys or wrong types.
+    """
+    path = Path(path)
+    try:
+        data = load_yaml(path, what="project config")
+    except DegError as e:
+        raise ConfigError(e.problem, path) from None
+    data = data or {}
+    for text in overrides or []:
+        data = merge_dicts(data, parse_override(text))
+    try:
+        return build(DegConfig, data)
+    except ConfigError as e:
+        raise ConfigError(e.problem, path) from None

@@ -1,0 +1,178 @@
+"""Per-video records: ``DATA/<key>/record.yaml`` and the files beside it.
+
+deg writes ``record.yaml`` with what it measured when the video was added (frames,
+fps, size, codec, per-channel stats, checksum). A DeepEthogram project's video
+folders hold DEG's own record.yaml (a file index) and a ``stats.yaml``; those are
+read as they are, never rewritten, and what they lack is probed from the video on
+demand.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deg_core.errors import ProjectError
+from deg_core.fileio import load_yaml, save_yaml
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm")
+# DEG's rule for which files in a video folder are not the raw video
+_NOT_RAW = ("flow", "label", "output", "score", "prediction")
+
+RECORD_FILE = "record.yaml"
+
+
+def safe_key(stem: str) -> str:
+    """A video key safe in file names and YAML: unsafe characters become ``_``."""
+    key = re.sub(r"[^A-Za-z0-9_.\-]+", "_", stem).strip("._")
+    return key or "video"
+
+
+@dataclass
+class VideoRecord:
+    """What deg knows about one video in ``DATA/<key>/``.
+
+    ``frames`` .. ``checksum`` are None for a DEG project whose folder has no deg
+    record yet; :meth:`probe` fills them in memory (never on disk).
+    """
+
+    key: str
+    folder: Path
+    video_name: str | None = None
+    frames: int | None = None
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    codec: str | None = None
+    stats: dict[str, Any] | None = None
+    checksum: str | None = None
+    source: str | None = None
+    added: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def video(self) -> Path | None:
+        return self.folder / self.video_name if self.video_name else None
+
+    @property
+    def labels_path(self) -> Path:
+        """The label CSV: ``<key>_labels.csv``, or the one a DEG project already has."""
+        own = self.folder / f"{self.key}_labels.csv"
+        if own.exists():
+            return own
+        if self.video_name:
+            stem = Path(self.video_name).stem
+            for name in (f"{stem}_labels.csv", f"{stem}_scores.csv"):
+                if (self.folder / name).exists():
+                    return self.folder / name
+        found = sorted(
+            p
+            for p in self.folder.glob("*.csv")
+            if ("label" in p.name.lower() or "score" in p.name.lower())
+            and not p.name.startswith(".")
+        )
+        return found[0] if len(found) == 1 else own
+
+    @property
+    def outputs_path(self) -> Path:
+        own = self.folder / f"{self.key}_outputs.h5"
+        if own.exists():
+            return own
+        found = sorted(p for p in self.folder.glob("*.h5") if "output" in p.name.lower())
+        return found[0] if found else own
+
+    @property
+    def predictions_path(self) -> Path:
+        return self.folder / f"{self.key}_predictions.csv"
+
+    @property
+    def record_path(self) -> Path:
+        return self.folder / RECORD_FILE
+
+    # ------------------------------------------------------------------ I/O
+    @classmethod
+    def from_folder(cls, folder: Path) -> VideoRecord:
+        """Read a video folder written by deg or by DeepEthogram (read-only)."""
+        folder = Path(folder)
+        key = folder.name
+        data: dict[str, Any] = {}
+        if (folder / RECORD_FILE).is_file():
+            loaded = load_yaml(folder / RECORD_FILE, what="video record")
+            if not isinstance(loaded, dict):
+                raise ProjectError("video record must be a mapping", folder / RECORD_FILE)
+            data = loaded
+        if "frames" in data:  # written by deg
+            rec = cls(
+                key=key,
+                folder=folder,
+                video_name=data.get("video"),
+                frames=data.get("frames"),
+                fps=data.get("fps"),
+                width=data.get("width"),
+                height=data.get("height"),
+                codec=data.get("codec"),
+                stats=data.get("stats"),
+                checksum=data.get("checksum"),
+                source=data.get("source"),
+                added=data.get("added"),
+            )
+            if rec.video is None or not rec.video.is_file():
+                raise ProjectError(f"video file {rec.video_name!r} is missing", folder)
+            return rec
+        # DEG folder: find the raw video the way DEG does, stats from stats.yaml
+        rec = cls(key=key, folder=folder, video_name=_find_raw_video(folder, data))
+        stats_file = folder / "stats.yaml"
+        if stats_file.is_file():
+            norm = (load_yaml(stats_file, what="stats file") or {}).get("normalization") or {}
+            if norm.get("mean") is not None:
+                rec.stats = {"mean": norm["mean"], "std": norm["std"], "n_frames": norm.get("N")}
+        return rec
+
+    def to_yaml(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "video": self.video_name,
+            "frames": self.frames,
+            "fps": self.fps,
+            "width": self.width,
+            "height": self.height,
+            "codec": self.codec,
+            "stats": self.stats,
+            "checksum": self.checksum,
+            "source": self.source,
+            "added": self.added,
+        }
+
+    def save(self) -> None:
+        save_yaml(self.record_path, self.to_yaml())
+
+    def probe(self) -> VideoRecord:
+        """Fill frames/fps/size/codec from the video itself if the record lacks them."""
+        if self.frames is None and self.video is not None:
+            from deg_core.video import probe_video
+
+            info = probe_video(self.video)
+            self.frames, self.fps = info.frames, info.fps
+            self.width, self.height, self.codec = info.width, info.height, info.codec
+        return self
+
+
+def _find_raw_video(folder: Path, deg_record: dict[str, Any]) -> str | None:
+    rgb = deg_record.get("rgb")
+    default = rgb.get("default") if isinstance(rgb, dict) else None
+    if isinstance(default, str) and (folder / default).is_file():
+        return default
+    candidates = sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.is_file()
+        and p.suffix.lower() in VIDEO_EXTENSIONS
+        and not any(s in p.name.lower() for s in _NOT_RAW)
+    )
+    for name in candidates:  # prefer <key>.<ext>
+        if Path(name).stem == folder.name:
+            return name
+    return candidates[0] if candidates else None
