@@ -15,6 +15,7 @@ an error naming it.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -145,6 +146,9 @@ class DegConfig:
 # --------------------------------------------------------------------------- validation
 
 
+_FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
 def _type_name(tp: Any) -> str:
     if typing.get_origin(tp) is Literal:
         return " or ".join(repr(a) for a in typing.get_args(tp))
@@ -186,6 +190,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        # YAML 1.1 reads "1e-4" (no dot) as a string; users mean a number
+        if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
             return float(value)
     elif tp is str:
         if isinstance(value, str):
