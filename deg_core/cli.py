@@ -127,7 +127,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="deg", description="Behaviour classification from raw video (DeepEthogram, in notebooks)."
+        prog="deg",
+        description="Behaviour classification from raw video (DeepEthogram, in notebooks).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

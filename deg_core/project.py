@@ -89,7 +89,7 @@ class Project:
         labeler: str | None = None,
     ) -> Project:
         """Make ``<parent>/<name>_deepethogram/`` with config, DATA/ and models/."""
-        parent = Path(parent)
+        parent = Path(parent).expanduser()
         if not _NAME_RE.match(name or ""):
             raise ProjectError(
                 f"project name {name!r} is unsafe as a folder name: "
@@ -117,7 +117,7 @@ class Project:
     @classmethod
     def open(cls, path: str | Path) -> Project:
         """Open a project folder (or its project_config.yaml). Never writes."""
-        path = Path(path)
+        path = Path(path).expanduser()
         root = path.parent if path.name == CONFIG_FILE else path
         cfg_path = root / CONFIG_FILE
         if not root.exists():
@@ -179,7 +179,8 @@ class Project:
         return self.data_dir / "split.yaml"
 
     def __repr__(self) -> str:
-        return f"Project({str(self.root)!r}, behaviors={self.behaviors}, videos={len(self.keys())})"
+        n = len(self.video_keys())
+        return f"Project({str(self.root)!r}, behaviors={self.behaviors}, videos={n})"
 
     def _save_config(self, **project_values) -> None:
         raw = cfgmod.merge_dicts(self._raw, {"project": project_values})
@@ -188,7 +189,7 @@ class Project:
         self._raw, self.config = raw, config
 
     # ------------------------------------------------------------------ videos
-    def keys(self) -> list[str]:
+    def video_keys(self) -> list[str]:
         """Video keys: folders under DATA/ (hidden and partial folders excluded)."""
         if not self.data_dir.is_dir():
             return []
@@ -203,12 +204,12 @@ class Project:
         return VideoRecord.from_folder(folder)
 
     def records(self) -> dict[str, VideoRecord]:
-        return {k: self.record(k) for k in self.keys()}
+        return {k: self.record(k) for k in self.video_keys()}
 
     def resolve_key(self, video: str | Path) -> str:
         """Accept a key, a file name, or a path to the source or the copy of a video."""
         text = str(video)
-        keys = self.keys()
+        keys = self.video_keys()
         for candidate in (text, Path(text).name, Path(text).stem, safe_key(Path(text).stem)):
             if candidate in keys:
                 return candidate
@@ -242,7 +243,7 @@ class Project:
         existing = self.records()
         known_sums = {r.checksum: k for k, r in existing.items() if r.checksum}
         plans: list[tuple[Path, str, str]] = []
-        for p in map(Path, paths):
+        for p in (Path(x).expanduser() for x in paths):
             if not p.exists():
                 raise ProjectError("video not found", p)
             if p.is_dir():
@@ -292,7 +293,7 @@ class Project:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             # split.yaml after each video, so an interrupted batch keeps what landed
-            on_disk = set(self.keys())
+            on_disk = set(self.video_keys())
             landed = {k: s for k, s in table.assignment.items() if k in on_disk}
             SplitTable(landed, table.fractions).save(self.split_path)
         return [k for _, k, _ in plans]
@@ -354,7 +355,7 @@ class Project:
     # ------------------------------------------------------------------ behaviours
     def _label_files(self) -> list[tuple[Path, Labels]]:
         out = []
-        for key in self.keys():
+        for key in self.video_keys():
             rec = self.record(key)
             if rec.labels_path.exists():
                 out.append((rec.labels_path, read_labels(rec.labels_path, self.behaviors)))
@@ -436,7 +437,7 @@ class Project:
     # ------------------------------------------------------------------ statistics
     def normalization(self, keys: list[str] | None = None) -> dict:
         """Pooled per-channel mean/std (0..1) over videos' recorded stats, weighted by frames."""
-        recs = [self.record(k) for k in (keys or self.keys())]
+        recs = [self.record(k) for k in (keys or self.video_keys())]
         stats = [r.stats for r in recs if r.stats]
         if not stats:
             return {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "n_frames": 0}

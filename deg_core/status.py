@@ -36,7 +36,7 @@ def project_status(project: Project) -> dict[str, Any]:
     table = project.splits()
     totals = {b: {"positive_frames": 0, "bouts": 0, "labeled_frames": 0} for b in behaviors}
     videos, warnings = [], list(table.warnings())
-    for key in project.keys():
+    for key in project.video_keys():
         entry: dict[str, Any] = {"key": key, "split": table.assignment.get(key)}
         try:
             rec = project.record(key).probe()
@@ -92,7 +92,9 @@ def format_status(status: dict[str, Any]) -> str:
     behaviors = status["behaviors"]
     lines.append("behaviours: " + ", ".join(behaviors))
     s = status["splits"]
-    lines.append(f"videos: {len(status['videos'])}  (train {s['train']}, val {s['val']}, test {s['test']})")
+    lines.append(
+        f"videos: {len(status['videos'])}  (train {s['train']}, val {s['val']}, test {s['test']})"
+    )
     if status["videos"]:
         width = max(8, *(len(v["key"]) for v in status["videos"]))
         head = f"  {'video':<{width}} {'frames':>7} {'fps':>6} {'split':<5}  labeled"

@@ -53,7 +53,10 @@ def snapshot(root: Path) -> dict[str, tuple[int, str]]:
     out = {}
     for p in sorted(Path(root).rglob("*")):
         if p.is_file():
-            out[str(p.relative_to(root))] = (p.stat().st_size, hashlib.sha1(p.read_bytes()).hexdigest())
+            out[str(p.relative_to(root))] = (
+                p.stat().st_size,
+                hashlib.sha1(p.read_bytes()).hexdigest(),
+            )
         else:
             out[str(p.relative_to(root)) + "/"] = (0, "")
     return out

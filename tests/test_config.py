@@ -69,7 +69,9 @@ def test_deg_only_keys_are_accepted_and_ignored():
 
 def test_lenient_mode_collects_unknown_keys():
     unknown: list[str] = []
-    build(DegConfig, {"feature_extractor": {"arch": "resnet18"}, "train": {"x": 1}}, unknown=unknown)
+    build(
+        DegConfig, {"feature_extractor": {"arch": "resnet18"}, "train": {"x": 1}}, unknown=unknown
+    )
     assert unknown == ["feature_extractor", "train.x"]
 
 
@@ -92,7 +94,7 @@ def test_load_config_errors_name_the_file(tmp_path):
     assert str(bad) in msg and "malformed" in msg and "\n" not in msg
 
     bad.write_text("train:\n  lrr: 1\n")
-    with pytest.raises(ConfigError, match="train.lrr") as e:
+    with pytest.raises(ConfigError, match=r"train\.lrr") as e:
         load_config(bad)
     assert str(bad) in str(e.value)
 
