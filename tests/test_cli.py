@@ -139,9 +139,12 @@ def _corrupt(src: Path, dst: Path) -> Path:
 def _zero_frames(dst: Path) -> Path:
     import av
 
+    # a valid mp4 header and an H.264 stream, but no frame in it
     with av.open(str(dst), "w") as c:
         s = c.add_stream("libx264", rate=30)
         s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        c.start_encoding()
+    assert dst.stat().st_size > 0
     return dst
 
 
