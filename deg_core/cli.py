@@ -33,7 +33,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_add_videos(args: argparse.Namespace) -> int:
     project = _project(args.project)
-    keys = project.add_videos(args.videos, split=args.split)
+    keys = project.add_videos(args.videos, split=args.split, skip_existing=args.skip_existing)
     table = project.splits()
     for key in keys:
         rec = project.record(key)
@@ -143,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project")
     p.add_argument("videos", nargs="+")
     p.add_argument("--split", choices=["train", "val", "test"], default=None)
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="skip videos already in the project (to finish an interrupted batch)",
+    )
     p.set_defaults(func=cmd_add_videos)
 
     p = sub.add_parser("remove-video", help="remove a video (moved to the project's .trash/)")

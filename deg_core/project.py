@@ -224,55 +224,68 @@ class Project:
         return self.add_videos([path], split=split)[0]
 
     def add_videos(
-        self, paths: list[str | Path], split: str | None = None, stats_frames: int = 500
+        self,
+        paths: list[str | Path],
+        split: str | None = None,
+        stats_frames: int = 500,
+        skip_existing: bool = False,
     ) -> list[str]:
         """Copy videos into DATA/<key>/, measure them and assign splits.
 
         Every file is checked (readable video, not already in the project) before
         anything is copied. Each video lands atomically: it is copied and measured
-        in a hidden folder that is renamed into place when complete.
+        in a hidden folder that is renamed into place when complete, and split.yaml
+        is updated after each one, so an interrupted batch keeps what landed; rerun
+        it with ``skip_existing=True`` to add the rest.
 
         Returns:
             the new video keys, in the order given.
         """
-        from deg_core.video import channel_stats, file_checksum, probe_video
+        from deg_core.video import VideoInfo, channel_stats, file_checksum, probe_video
 
         if split is not None:
             check_split_name(split)
         check_fractions(self.config.split.train_val_test)
         existing = self.records()
         known_sums = {r.checksum: k for k, r in existing.items() if r.checksum}
-        plans: list[tuple[Path, str, str]] = []
+        plans: list[tuple[Path, str, str, VideoInfo]] = []
         for p in (Path(x).expanduser() for x in paths):
             if not p.exists():
                 raise ProjectError("video not found", p)
             if p.is_dir():
                 raise ProjectError("is a folder, not a video file", p)
-            probe_video(p)  # raises VideoError: not a video, truncated, zero frames ...
             key = safe_key(p.stem)
             checksum = file_checksum(p)
-            if key in existing or key in (k for _, k, _ in plans):
-                raise ProjectError(f"a video named {key!r} is already in the project", p)
-            if checksum in known_sums:
+            twin = known_sums.get(checksum)
+            if twin in existing and skip_existing:
+                continue
+            if twin is not None and twin not in existing:
+                raise ProjectError(f"the same video is listed twice (as {twin!r})", p)
+            if twin is not None:
                 raise ProjectError(
-                    f"the same video is already in the project as {known_sums[checksum]!r}", p
+                    f"the same video is already in the project as {twin!r} "
+                    "(--skip-existing skips such videos)",
+                    p,
                 )
+            if key in existing or key in (plan[1] for plan in plans):
+                raise ProjectError(f"a video named {key!r} is already in the project", p)
+            info = probe_video(p)  # raises VideoError: not a video, truncated, zero frames ...
             known_sums[checksum] = key
-            plans.append((p, key, checksum))
+            plans.append((p, key, checksum, info))
 
         table = self.splits()
         table.assign_new(list(existing), self._rng())  # heal videos added by hand or interrupted
-        table.assign_new([k for _, k, _ in plans], self._rng(), split=split)
+        table.assign_new([plan[1] for plan in plans], self._rng(), split=split)
         self._clean_partials()
-        for src, key, checksum in plans:
+        for src, key, checksum, info in plans:
             tmp = self.data_dir / f".{key}{_PARTIAL}"
             tmp.mkdir(parents=True)
             try:
                 dst = tmp / f"{key}{src.suffix.lower()}"
                 shutil.copyfile(src, dst)
+                # same bytes as the probed source, so its measurements hold for the copy
                 if file_checksum(dst) != checksum:
                     raise ProjectError("copy does not match the source (disk full?)", src)
-                info = probe_video(dst)
                 rec = VideoRecord(
                     key=key,
                     folder=tmp,
@@ -296,7 +309,7 @@ class Project:
             on_disk = set(self.video_keys())
             landed = {k: s for k, s in table.assignment.items() if k in on_disk}
             SplitTable(landed, table.fractions).save(self.split_path)
-        return [k for _, k, _ in plans]
+        return [plan[1] for plan in plans]
 
     def _rng(self) -> random.Random:
         return random.Random(self.config.split.seed)
@@ -349,7 +362,7 @@ class Project:
         """Validate a label CSV (DEG format or a bout table) and store it as the video's labels."""
         rec = self.record(self.resolve_key(video)).probe()
         labels = import_labels(Path(path), self.behaviors, rec.frames, **kwargs)
-        write_labels(rec.folder / f"{rec.key}_labels.csv", labels)
+        write_labels(rec.labels_path, labels)  # a DEG project's own label file, if it has one
         return labels
 
     # ------------------------------------------------------------------ behaviours

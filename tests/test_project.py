@@ -119,8 +119,13 @@ def test_duplicates_refused_without_change(project, make_video, tmp_path):
     with pytest.raises(ProjectError, match="same video is already in the project as 'a'"):
         project.add_videos([copy])
     b = make_video("b.mp4", seed=2)
-    with pytest.raises(ProjectError, match="already in the project"):
+    with pytest.raises(ProjectError, match="listed twice"):
         project.add_videos([b, b])
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "a.mp4").write_bytes(b.read_bytes())  # same name, other content
+    with pytest.raises(ProjectError, match="a video named 'a' is already in the project"):
+        project.add_videos([other / "a.mp4"])
     assert snapshot(project.root) == before
 
 
@@ -198,8 +203,11 @@ def test_interrupted_batch_keeps_landed_videos_and_resumes(project, make_video, 
     assert not list(project.data_dir.glob(".*"))  # no half-copied folder left behind
     assert set(project.splits().assignment) == {"v0"}
     monkeypatch.setattr(video, "channel_stats", real)
-    project.add_videos(vids[1:])
+    with pytest.raises(ProjectError, match="skip-existing"):
+        project.add_videos(vids)
+    assert project.add_videos(vids, skip_existing=True) == ["v1", "v2"]  # the rerun resumes
     assert project.video_keys() == ["v0", "v1", "v2"]
+    assert set(project.splits().assignment) == {"v0", "v1", "v2"}
 
 
 def test_remove_video_keeps_its_files_in_trash(project, make_video):
