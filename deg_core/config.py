@@ -14,11 +14,13 @@ an error naming it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import types
 import typing
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -31,7 +33,7 @@ from deg_core.fileio import load_yaml
 def _f(default: Any, help: str, **kw: Any) -> Any:
     """A dataclass field with a default and a one-line meaning (shown by ``deg config``)."""
     if isinstance(default, list | dict):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kw)
+        return field(default_factory=partial(copy.copy, default), metadata={"help": help}, **kw)
     return field(default=default, metadata={"help": help}, **kw)
 
 
@@ -218,8 +220,8 @@ def build(cls: type, data: Any, prefix: str = "", unknown: list[str] | None = No
         raise ConfigError(f"'{where}' must be a mapping of keys to values, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    ignored = getattr(cls, "deg_ignored", frozenset())
-    kwargs = {}
+    ignored: frozenset[str] = getattr(cls, "deg_ignored", frozenset())
+    kwargs: dict[str, Any] = {}
     for key, value in data.items():
         dotted = f"{prefix}{key}"
         if key in ignored:
@@ -231,7 +233,7 @@ def build(cls: type, data: Any, prefix: str = "", unknown: list[str] | None = No
             known = ", ".join(sorted(names))
             raise ConfigError(f"unknown key '{dotted}' (known here: {known})")
         tp = hints[key]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             kwargs[key] = build(tp, value, f"{dotted}.", unknown)
         else:
             kwargs[key] = _coerce(value, tp, dotted)

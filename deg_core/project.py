@@ -21,6 +21,7 @@ import datetime as dt
 import random
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 _PARTIAL = ".partial"
 
 
-def check_behavior_name(name: str, existing: list[str] = ()) -> str:
+def check_behavior_name(name: str, existing: Sequence[str] = ()) -> str:
     """Return ``name`` if it can be a behaviour, else raise ProjectError saying why."""
     if not isinstance(name, str) or not name.strip():
         raise ProjectError("behaviour names must not be empty")
@@ -342,26 +343,26 @@ class Project:
     # ------------------------------------------------------------------ labels
     def labels(self, video: str | Path) -> Labels:
         """The video's labels; all -1 (unlabeled) if it has no label file yet."""
-        rec = self.record(self.resolve_key(video)).probe()
+        rec = self.record(self.resolve_key(video))
         if rec.labels_path.exists():
-            return read_labels(rec.labels_path, self.behaviors, rec.frames)
-        return Labels.empty(rec.frames, self.behaviors)
+            return read_labels(rec.labels_path, self.behaviors, rec.n_frames())
+        return Labels.empty(rec.n_frames(), self.behaviors)
 
     def save_labels(self, video: str | Path, labels: Labels) -> Path:
-        rec = self.record(self.resolve_key(video)).probe()
+        rec = self.record(self.resolve_key(video))
         if labels.behaviors != self.behaviors:
             raise ProjectError(
                 f"labels are for behaviours {labels.behaviors}, project has {self.behaviors}"
             )
-        if labels.n_frames != rec.frames:
+        if labels.n_frames != rec.n_frames():
             raise ProjectError(f"labels have {labels.n_frames} frames, video has {rec.frames}")
         write_labels(rec.labels_path, labels)
         return rec.labels_path
 
     def import_labels(self, video: str | Path, path: str | Path, **kwargs) -> Labels:
         """Validate a label CSV (DEG format or a bout table) and store it as the video's labels."""
-        rec = self.record(self.resolve_key(video)).probe()
-        labels = import_labels(Path(path), self.behaviors, rec.frames, **kwargs)
+        rec = self.record(self.resolve_key(video))
+        labels = import_labels(Path(path), self.behaviors, rec.n_frames(), **kwargs)
         write_labels(rec.labels_path, labels)  # a DEG project's own label file, if it has one
         return labels
 
@@ -414,7 +415,7 @@ class Project:
     # ------------------------------------------------------------------ models
     def model_runs(self) -> list[dict]:
         """Runs under models/: name, stage, behaviours, and whether they are stale."""
-        runs = []
+        runs: list[dict] = []
         if not self.models_dir.is_dir():
             return runs
         for d in sorted(

@@ -159,6 +159,13 @@ class VideoRecord:
             self.width, self.height, self.codec = info.width, info.height, info.codec
         return self
 
+    def n_frames(self) -> int:
+        """Frame count, probed from the video if the record lacks it."""
+        self.probe()
+        if self.frames is None:
+            raise ProjectError("no video file found in this folder", self.folder)
+        return self.frames
+
 
 def _find_raw_video(folder: Path, deg_record: dict[str, Any]) -> str | None:
     rgb = deg_record.get("rgb")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 from deg_core.errors import ProjectError
 from deg_core.fileio import load_yaml, save_yaml
@@ -47,7 +48,7 @@ class SplitTable:
         return table
 
     def save(self, path: Path) -> None:
-        data = {"metadata": {"split": self.fractions}}
+        data: dict[str, Any] = {"metadata": {"split": self.fractions}}
         for split in SPLITS:
             data[split] = sorted(k for k, s in self.assignment.items() if s == split)
         save_yaml(path, data)

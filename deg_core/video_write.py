@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import numpy as np
 
@@ -132,9 +132,10 @@ def _encode(target: str | IO[bytes], spec: _Spec, frames: Iterator[np.ndarray]) 
     container_opts = {"movflags": "+faststart"} if spec.faststart else {}
     container = av.open(target, mode="w", format=spec.fmt, options=container_opts)
     try:
-        stream = container.add_stream(spec.codec, rate=Fraction(spec.fps).limit_denominator(10**6))
+        rate = Fraction(spec.fps).limit_denominator(10**6)
+        stream = cast("av.VideoStream", container.add_stream(spec.codec, rate=rate))
         stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, spec.pix_fmt
-        stream.options = spec.options
+        stream.options = dict[str, object](spec.options)
         pts = spec.pts
         if pts is not None:
             stream.codec_context.time_base = _VFR_TIME_BASE
