@@ -138,10 +138,9 @@ class Project:
             config = cfgmod.build(DegConfig, raw, unknown=ignored if from_deg else None)
         except cfgmod.ConfigError as e:
             raise cfgmod.ConfigError(e.problem, cfg_path) from None
-        names = config.project.class_names or []
-        if names and names[0] == "background":
-            names = names[1:]
-        for i, n in enumerate(names):  # DEG wrote what users typed; fail clearly on bad names
+        for i, n in enumerate(
+            strip_background(config.project.class_names)
+        ):  # DEG wrote what users typed; fail clearly on bad names
             if not isinstance(n, str) or not n or n.lower() in RESERVED or "," in n:
                 raise cfgmod.ConfigError(
                     f"project.class_names[{i}] {n!r} is not a behaviour", cfg_path
@@ -156,8 +155,7 @@ class Project:
     @property
     def behaviors(self) -> list[str]:
         """Behaviour names without background."""
-        names = list(self.config.project.class_names or [])
-        return names[1:] if names and names[0] == "background" else names
+        return strip_background(self.config.project.class_names)
 
     @property
     def class_names(self) -> list[str]:
@@ -414,15 +412,14 @@ class Project:
 
     # ------------------------------------------------------------------ models
     def model_runs(self) -> list[dict]:
-        """Runs under models/: name, stage, behaviours, and whether they are stale."""
+        """Runs under models/: name, path, behaviours (None if unknown), and whether stale."""
         runs: list[dict] = []
         if not self.models_dir.is_dir():
             return runs
         for d in sorted(
             p for p in self.models_dir.iterdir() if p.is_dir() and p.name != "pretrained"
         ):
-            names = _run_class_names(d)
-            behaviors = names[1:] if names and names[0] == "background" else names
+            behaviors = _run_behaviors(d)
             runs.append(
                 {
                     "name": d.name,
@@ -438,8 +435,7 @@ class Project:
         d = Path(run) if Path(run).is_absolute() else self.models_dir / str(run)
         if not d.is_dir():
             raise ProjectError("model run not found", d)
-        names = _run_class_names(d)
-        behaviors = names[1:] if names and names[0] == "background" else names
+        behaviors = _run_behaviors(d)
         if behaviors is not None and behaviors != self.behaviors:
             raise ProjectError(
                 f"stale model: trained for behaviours {behaviors}, the project now has "
@@ -463,7 +459,14 @@ class Project:
         return {"mean": m.tolist(), "std": np.sqrt(v).tolist(), "n_frames": int(n.sum())}
 
 
-def _run_class_names(run_dir: Path) -> list[str] | None:
+def strip_background(class_names: list[str] | None) -> list[str]:
+    """DEG's class_names (background first) -> the behaviours."""
+    names = list(class_names or [])
+    return names[1:] if names and names[0] == "background" else names
+
+
+def _run_behaviors(run_dir: Path) -> list[str] | None:
+    """The behaviours a model run was trained for, from its config.yaml (None if unknown)."""
     cfg = run_dir / "config.yaml"
     if not cfg.is_file():
         return None
@@ -474,4 +477,4 @@ def _run_class_names(run_dir: Path) -> list[str] | None:
     names = data.get("class_names")
     if names is None and isinstance(data.get("project"), dict):
         names = data["project"].get("class_names")
-    return list(names) if names is not None else None
+    return strip_background(names) if names is not None else None
