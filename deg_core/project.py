@@ -31,7 +31,8 @@ from deg_core.config import DegConfig
 from deg_core.errors import DegError, ProjectError
 from deg_core.fileio import load_yaml, save_yaml
 from deg_core.labels import Labels, import_labels, read_labels, write_labels
-from deg_core.records import VideoRecord, safe_key
+from deg_core.records import VideoRecord, safe_key, strip_background
+from deg_core.runs import check_run, list_runs
 from deg_core.splits import SplitTable, check_fractions, check_split_name
 
 CONFIG_FILE = "project_config.yaml"
@@ -412,37 +413,13 @@ class Project:
 
     # ------------------------------------------------------------------ models
     def model_runs(self) -> list[dict]:
-        """Runs under models/: name, path, behaviours (None if unknown), and whether stale."""
-        runs: list[dict] = []
-        if not self.models_dir.is_dir():
-            return runs
-        for d in sorted(
-            p for p in self.models_dir.iterdir() if p.is_dir() and p.name != "pretrained"
-        ):
-            behaviors = _run_behaviors(d)
-            runs.append(
-                {
-                    "name": d.name,
-                    "path": d,
-                    "behaviors": behaviors,
-                    "stale": behaviors is not None and behaviors != self.behaviors,
-                }
-            )
-        return runs
+        """Runs under models/ with ``stale`` set where the behaviour list differs."""
+        return list_runs(self.models_dir, self.behaviors)
 
     def check_run(self, run: str | Path) -> Path:
-        """Refuse a model run trained with a different behaviour list."""
+        """The run's folder; ProjectError if it was trained for other behaviours."""
         d = Path(run) if Path(run).is_absolute() else self.models_dir / str(run)
-        if not d.is_dir():
-            raise ProjectError("model run not found", d)
-        behaviors = _run_behaviors(d)
-        if behaviors is not None and behaviors != self.behaviors:
-            raise ProjectError(
-                f"stale model: trained for behaviours {behaviors}, the project now has "
-                f"{self.behaviors}; retrain this stage",
-                d,
-            )
-        return d
+        return check_run(d, self.behaviors)
 
     # ------------------------------------------------------------------ statistics
     def normalization(self, keys: list[str] | None = None) -> dict:
@@ -457,24 +434,3 @@ class Project:
         m = (n * mean).sum(0) / n.sum()
         v = (n * (var + (mean - m) ** 2)).sum(0) / n.sum()
         return {"mean": m.tolist(), "std": np.sqrt(v).tolist(), "n_frames": int(n.sum())}
-
-
-def strip_background(class_names: list[str] | None) -> list[str]:
-    """DEG's class_names (background first) -> the behaviours."""
-    names = list(class_names or [])
-    return names[1:] if names and names[0] == "background" else names
-
-
-def _run_behaviors(run_dir: Path) -> list[str] | None:
-    """The behaviours a model run was trained for, from its config.yaml (None if unknown)."""
-    cfg = run_dir / "config.yaml"
-    if not cfg.is_file():
-        return None
-    try:
-        data = load_yaml(cfg, what="run config") or {}
-    except DegError:
-        return None
-    names = data.get("class_names")
-    if names is None and isinstance(data.get("project"), dict):
-        names = data["project"].get("class_names")
-    return strip_background(names) if names is not None else None

@@ -24,6 +24,12 @@ _NOT_RAW = ("flow", "label", "output", "score", "prediction")
 RECORD_FILE = "record.yaml"
 
 
+def strip_background(class_names: list[str] | None) -> list[str]:
+    """DEG's class_names (background first) -> the behaviours."""
+    names = list(class_names or [])
+    return names[1:] if names and names[0] == "background" else names
+
+
 def safe_key(stem: str) -> str:
     """A video key safe in file names and YAML: unsafe characters become ``_``."""
     key = re.sub(r"[^A-Za-z0-9_.\-]+", "_", stem).strip("._")
