@@ -121,10 +121,93 @@ class TrainSection:
 
 
 @dataclass
+class FlowGeneratorSection:
+    """Stage 1: the self-supervised optic-flow generator (``deg train flow``)."""
+
+    arch: str = _f("TinyMotionNet", "TinyMotionNet, MotionNet or TinyMotionNet3D")
+    n_rgb: int = _f(11, "frames stacked per input (N); the generator outputs N-1 flows")
+    weights: str = _f(
+        "auto",
+        "auto (models/pretrained if present, else scratch), scratch, pretrained, or a .pt path",
+    )
+    num_epochs: int = _f(10, "epochs")
+    steps_per_epoch: int = _f(1000, "training batches per epoch")
+    val_steps: int = _f(100, "validation batches per epoch")
+    batch_size: int | Literal["auto"] = _f("auto", "clips per batch, or auto")
+    lr: float = _f(1e-4, "Adam learning rate")
+    photo_alpha: float = _f(0.4, "Charbonnier exponent of the photometric loss")
+    smooth_alpha: float = _f(0.3, "Charbonnier exponent of the smoothness loss")
+    smooth_weights: list[float] = _f(
+        [0.01, 0.02, 0.04], "smoothness weight per scale, fine->coarse"
+    )
+    ssim_weight: float = _f(1.0, "weight of (1 - SSIM) in the photometric loss")
+
+    deg_ignored: ClassVar[frozenset[str]] = frozenset(
+        {"type", "flow_loss", "flow_max", "input_images", "flow_sparsity"}
+        | {"smooth_weight_multiplier", "sparsity_weight", "loss", "max"}
+    )
+
+
+@dataclass
+class FeatureExtractorSection:
+    """Stage 2: the hidden two-stream feature extractor (``deg train features``)."""
+
+    arch: str = _f("resnet18", "resnet18, resnet50 or resnet3d_34 (both streams)")
+    fusion: Literal["average", "concatenate"] = _f("average", "how the two streams combine")
+    flow_weight: float = _f(1.5, "flow stream's weight in average fusion (DEG: 1.5)")
+    dropout_p: float = _f(0.25, "dropout on the 512-d features before each head")
+    weights: str = _f(
+        "auto",
+        "auto (pretrained if present, else ImageNet from the torch cache, else scratch), "
+        "scratch, imagenet, pretrained, or a .pt path",
+    )
+    num_epochs: int = _f(20, "epochs")
+    steps_per_epoch: int = _f(1000, "training batches per epoch")
+    val_steps: int = _f(200, "validation batches per epoch")
+    batch_size: int | Literal["auto"] = _f("auto", "clips per batch, or auto")
+    lr: float = _f(1e-4, "Adam learning rate")
+    weight_decay: float = _f(0.0, "Adam weight decay")
+    focal_gamma: float = _f(0.0, "focal-loss gamma (0: plain BCE; DEG option: 1)")
+    label_smoothing: float = _f(0.0, "label smoothing epsilon (e.g. 0.05)")
+
+    deg_ignored: ClassVar[frozenset[str]] = frozenset(
+        {"sampler", "final_bn", "sampling_ratio", "final_activation", "n_flows", "n_rgb"}
+        | {"curriculum", "inputs"}
+    )
+
+
+@dataclass
 class SequenceSection:
     """Sequence-model settings a project may pin."""
 
     filter_length: int = _f(15, "temporal kernel length (frames)")
+
+    deg_ignored: ClassVar[frozenset[str]] = frozenset(
+        {"arch", "latent_name", "output_name", "sequence_length", "dropout_p", "num_layers"}
+        | {"hidden_size", "nonoverlapping", "input_dropout", "n_filters", "tgm_reduction"}
+        | {"c_in", "c_out", "soft_attn", "num_features", "bidirectional", "rnn_style"}
+        | {"hidden_dropout", "weights", "nonlinear_classification", "final_bn", "input_type"}
+    )
+
+
+# --preset: DEG's paper presets (Table 2)
+PRESETS: dict[str, dict[str, dict[str, str]]] = {
+    "fast": {
+        "flow_generator": {"arch": "TinyMotionNet"},
+        "feature_extractor": {"arch": "resnet18"},
+    },
+    "medium": {"flow_generator": {"arch": "MotionNet"}, "feature_extractor": {"arch": "resnet50"}},
+    "slow": {
+        "flow_generator": {"arch": "TinyMotionNet3D"},
+        "feature_extractor": {"arch": "resnet3d_34"},
+    },
+}
+# the section(s) each CLI stage reads
+STAGE_SECTIONS = {
+    "flow": ("flow_generator", "augs", "compute"),
+    "features": ("feature_extractor", "augs", "compute", "train"),
+    "sequence": ("sequence", "compute", "train"),
+}
 
 
 @dataclass
@@ -136,6 +219,8 @@ class DegConfig:
     augs: AugsSection = field(default_factory=AugsSection)
     compute: ComputeSection = field(default_factory=ComputeSection)
     train: TrainSection = field(default_factory=TrainSection)
+    flow_generator: FlowGeneratorSection = field(default_factory=FlowGeneratorSection)
+    feature_extractor: FeatureExtractorSection = field(default_factory=FeatureExtractorSection)
     sequence: SequenceSection = field(default_factory=SequenceSection)
 
     # Top-level keys DEG writes that deg does not use.
@@ -303,6 +388,29 @@ def merge_dicts(base: dict, over: dict) -> dict:
         else:
             out[k] = v
     return out
+
+
+def preset_overrides(preset: str) -> dict:
+    """Nested overrides for a preset name (fast/medium/slow, or DEG's deg_f/deg_m/deg_s)."""
+    name = {"deg_f": "fast", "deg_m": "medium", "deg_s": "slow"}.get(preset, preset)
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}: choose fast, medium or slow")
+    return copy.deepcopy(PRESETS[name])
+
+
+def resolve(raw: dict, overrides: list[str] | None = None, preset: str | None = None) -> DegConfig:
+    """A project's raw config + preset + ``key=value`` overrides -> validated DegConfig."""
+    data = dict(raw)
+    if preset is not None:
+        data = merge_dicts(data, preset_overrides(preset))
+    for text in overrides or []:
+        data = merge_dicts(data, parse_override(text))
+    return build(DegConfig, data, unknown=[] if _from_deg(raw) else None)
+
+
+def _from_deg(raw: dict) -> bool:
+    # DEG writes absolute paths into the project section; deg never does
+    return isinstance(raw.get("project"), dict) and "config_file" in raw["project"]
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> DegConfig:

@@ -11,6 +11,7 @@ from deg_core.config import (
     diff_from_defaults,
     load_config,
     parse_override,
+    resolve,
 )
 from deg_core.errors import ConfigError
 
@@ -69,10 +70,20 @@ def test_deg_only_keys_are_accepted_and_ignored():
 
 def test_lenient_mode_collects_unknown_keys():
     unknown: list[str] = []
-    build(
-        DegConfig, {"feature_extractor": {"arch": "resnet18"}, "train": {"x": 1}}, unknown=unknown
-    )
-    assert unknown == ["feature_extractor", "train.x"]
+    build(DegConfig, {"tune": {"num_trials": 5}, "train": {"x": 1}}, unknown=unknown)
+    assert unknown == ["tune", "train.x"]
+
+
+def test_presets_and_resolve():
+    cfg = resolve({"project": {"name": "x"}}, ["feature_extractor.lr=0.01"], preset="medium")
+    assert cfg.flow_generator.arch == "MotionNet"
+    assert cfg.feature_extractor.arch == "resnet50"
+    assert cfg.feature_extractor.lr == 0.01
+    assert resolve({}, preset="deg_s").feature_extractor.arch == "resnet3d_34"
+    with pytest.raises(ConfigError, match="unknown preset"):
+        resolve({}, preset="turbo")
+    with pytest.raises(ConfigError, match=r"feature_extractor\.fusion"):
+        resolve({}, ["feature_extractor.fusion=sum"])
 
 
 def test_parse_override_yaml_scalars():

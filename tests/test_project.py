@@ -327,7 +327,8 @@ def deg_project(tmp_path, make_video):
             "name": "woolf",
             "path": str(root),
         },
-        "feature_extractor": {"arch": "resnet18"},
+        "feature_extractor": {"arch": "resnet50", "curriculum": True, "n_flows": 10},
+        "tune": {"num_trials": 5},
         "sequence": {"filter_length": 15},
         "split": {"file": None, "reload": True},
         "train": {"loss_weight_exp": 1.0},
@@ -364,7 +365,8 @@ def test_open_deg_project_without_rewriting(deg_project):
     p = Project.open(deg_project)
     assert p.behaviors == ["face_groom", "body_groom"]
     assert p.config.augs.resize == [256, 256] and p.config.compute.batch_size == 32
-    assert p.ignored_keys == ["feature_extractor"]
+    assert p.ignored_keys == ["tune"]
+    assert p.config.feature_extractor.arch == "resnet50"
     assert p.video_keys() == ["mouse00"]
     rec = p.record("mouse00").probe()
     assert rec.frames == 12 and rec.stats["mean"] == [0.1, 0.2, 0.3]
