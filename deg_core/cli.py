@@ -101,12 +101,59 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_config(args: argparse.Namespace) -> int:
-    from deg_core.config import describe
+def _stage_config(args: argparse.Namespace):
+    project = _project(args.project)
+    return project, project.resolve_config(args.set, preset=args.preset)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    project, cfg = _stage_config(args)
+    if args.stage == "flow":
+        from deg_core.train.flow import train_flow
+
+        run = train_flow(project, cfg, device=args.device, resume=args.run)
+    else:
+        from deg_core.train.features import train_features
+
+        run = train_features(
+            project, cfg, flow_run=args.flow_run, device=args.device, resume=args.run
+        )
+    from deg_core.runs import read_metrics
+
+    history = read_metrics(run)
+    print(f"trained {run.name}")
+    if history:
+        best = min(history, key=lambda r: r["val_loss"])
+        line = f"best epoch {best['epoch'] + 1}: val_loss {best['val_loss']:.4f}"
+        if best.get("f1"):
+            line += "  F1 " + " ".join(
+                f"{k}:{'-' if v is None else f'{v:.2f}'}" for k, v in best["f1"].items()
+            )
+        print(line)
+    return 0
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from deg_core.infer import infer_features
 
     project = _project(args.project)
-    resolved = project.config
+    result = infer_features(
+        project, args.run, args.videos or None, device=args.device, overwrite=args.overwrite
+    )
+    for key, state in result.items():
+        print(f"{key}: {state}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from deg_core.config import STAGE_SECTIONS, describe
+
+    project = _project(args.project)
+    resolved = project.resolve_config(args.set, preset=args.preset)
+    sections = STAGE_SECTIONS.get(args.stage) if args.stage else None
     for key, default, meaning in describe():
+        if sections and key.split(".")[0] not in sections:
+            continue
         node = resolved
         for part in key.split("."):
             node = getattr(node, part)
@@ -183,8 +230,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
 
+    def stage_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--preset", choices=["fast", "medium", "slow"], default=None)
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a setting, e.g. feature_extractor.num_epochs=5 (see deg config)",
+        )
+
+    p = sub.add_parser("train", help="train a stage: flow, then features")
+    p.add_argument("stage", choices=["flow", "features"])
+    p.add_argument("project")
+    stage_options(p)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--run", default=None, help="resume this interrupted run instead of a new one")
+    p.add_argument("--flow-run", default="latest", help="features: the flow run to use")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("infer", help="run a trained stage over videos")
+    p.add_argument("stage", choices=["features"])
+    p.add_argument("project")
+    p.add_argument("--videos", nargs="*", default=None, metavar="KEY")
+    p.add_argument("--run", default="latest", help="latest or a run folder name")
+    p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--preset", choices=["fast", "medium", "slow"], default=None, help=argparse.SUPPRESS
+    )
+    p.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)
+    p.add_argument("--overwrite", action="store_true", help="recompute videos already done")
+    p.set_defaults(func=cmd_infer)
+
     p = sub.add_parser("config", help="the resolved configuration with each key's meaning")
     p.add_argument("project")
+    p.add_argument("--stage", choices=["flow", "features", "sequence"], default=None)
+    stage_options(p)
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("demo", help="end-to-end demo on synthetic data (not built yet)")

@@ -182,6 +182,12 @@ class Project:
         n = len(self.video_keys())
         return f"Project({str(self.root)!r}, behaviors={self.behaviors}, videos={n})"
 
+    def resolve_config(
+        self, overrides: list[str] | None = None, preset: str | None = None
+    ) -> DegConfig:
+        """This project's config with a preset and ``section.key=value`` overrides applied."""
+        return cfgmod.resolve(self._raw, overrides, preset)
+
     def _save_config(self, **project_values) -> None:
         raw = cfgmod.merge_dicts(self._raw, {"project": project_values})
         config = cfgmod.build(DegConfig, raw, unknown=[] if self.ignored_keys else None)

@@ -9,6 +9,8 @@ from the two lists, never stored, so it cannot go out of date.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from pathlib import Path
 
 from deg_core.errors import DegError, ProjectError
@@ -63,3 +65,64 @@ def check_run(run_dir: Path, behaviors: list[str]) -> Path:
             run_dir,
         )
     return run_dir
+
+
+# ------------------------------------------------------------ creating and finding runs
+
+STAGES = ("flow", "features", "sequence")
+
+
+def new_run_dir(models_dir: Path, stage: str, arch: str, now: dt.datetime | None = None) -> Path:
+    """Create ``models/<yymmdd_HHMMSS>_<stage>_<arch>/`` (a suffix keeps same-second runs apart)."""
+    stamp = (now or dt.datetime.now()).strftime("%y%m%d_%H%M%S")
+    base = models_dir / f"{stamp}_{stage}_{arch}"
+    run, n = base, 1
+    while run.exists():
+        n += 1
+        run = base.with_name(f"{base.name}_{n}")
+    run.mkdir(parents=True)
+    return run
+
+
+def resolve_run(models_dir: Path, stage: str, name: str = "latest") -> Path:
+    """``latest`` (newest run of the stage that has a best checkpoint) or an explicit run name."""
+    if name != "latest":
+        run = Path(name) if Path(name).is_absolute() else models_dir / name
+        if not run.is_dir():
+            raise ProjectError(f"no model run {name!r}", models_dir)
+        return run
+    candidates = sorted(
+        p
+        for p in (models_dir.iterdir() if models_dir.is_dir() else [])
+        if p.is_dir() and f"_{stage}_" in p.name and (p / BEST).is_file()
+    )
+    if not candidates:
+        raise ProjectError(
+            f"no trained {stage} model yet: run `deg train {stage}` first", models_dir
+        )
+    return candidates[-1]
+
+
+BEST = "best.pt"
+LAST = "last.pt"
+METRICS = "metrics.jsonl"
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """Per-epoch metric records of a run (metrics.jsonl), oldest first."""
+    path = run_dir / METRICS
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            out.append(json.loads(line))
+    return out
+
+
+def read_run_config(run_dir: Path) -> dict:
+    """The run's config.yaml as a dict."""
+    data = load_yaml(run_dir / RUN_CONFIG, what="run config")
+    if not isinstance(data, dict):
+        raise ProjectError("run config must be a mapping", run_dir / RUN_CONFIG)
+    return data

@@ -1,0 +1,175 @@
+"""Clip datasets for training: N consecutive frames around a centre frame.
+
+A sample is the stack of ``num_frames`` frames centred on frame ``t`` (the centre is
+position N//2; past either end of the video the first/last frame repeats), resized,
+augmented with ONE random draw for the whole clip (a flip or a colour change that
+differed between frames would look like motion to the flow generator), z-scored
+with the project's per-channel statistics, and stacked frame-major into channels:
+``(3N, H, W)``, channels ``3i..3i+2`` are frame ``i``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from deg_core.config import AugsSection
+from deg_core.video import VideoReader, open_video
+
+
+@dataclass
+class VideoItem:
+    """One video for a dataset. ``labels``: (T, K) int8 in {1, 0, -1}, or None (flow)."""
+
+    path: Path
+    n_frames: int
+    labels: np.ndarray | None = None
+
+
+def clip_indices(center: int, num_frames: int, n_frames: int) -> np.ndarray:
+    """(num_frames,) frame indices of the clip centred on ``center``, edges repeated."""
+    offsets = np.arange(num_frames) - num_frames // 2
+    return np.clip(center + offsets, 0, n_frames - 1)
+
+
+class ClipAugment:
+    """Augmentations drawn once per clip and applied to all its frames.
+
+    Input and output: (N, 3, H, W) float in [0, 1].
+    """
+
+    def __init__(self, cfg: AugsSection):
+        from torchvision.transforms import v2
+
+        steps: list[Any] = []
+        if cfg.LR > 0:
+            steps.append(v2.RandomHorizontalFlip(cfg.LR))
+        if cfg.UD > 0:
+            steps.append(v2.RandomVerticalFlip(cfg.UD))
+        if cfg.degrees > 0:
+            steps.append(v2.RandomRotation(cfg.degrees))
+        if max(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue) > 0:
+            steps.append(v2.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue))
+        if cfg.grayscale > 0:
+            steps.append(v2.RandomGrayscale(cfg.grayscale))
+        # v2 transforms draw their parameters once per call: one draw for the whole clip
+        self.transform = v2.Compose(steps)
+
+    @classmethod
+    def from_config(cls, cfg: AugsSection) -> ClipAugment:
+        return cls(cfg)
+
+    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.transform(clip).clamp_(0.0, 1.0)
+
+
+class ClipDataset(Dataset):
+    """(video, centre frame) samples -> normalised clips (and centre-frame labels).
+
+    Returns dicts: ``images`` (3N, H, W) float32; ``labels`` (K,) float32 with -1 for
+    unlabeled (only when the videos have labels); ``video`` and ``frame`` ints.
+    Readers open lazily in each DataLoader worker (they are not pickled).
+    """
+
+    def __init__(
+        self,
+        items: Sequence[VideoItem],
+        samples: np.ndarray,
+        num_frames: int,
+        size: tuple[int, int],
+        mean: Sequence[float],
+        std: Sequence[float],
+        augment: ClipAugment | None = None,
+    ):
+        self.items = list(items)
+        self.samples = np.asarray(samples, dtype=np.int64).reshape(-1, 2)
+        self.num_frames = num_frames
+        self.size = (int(size[0]), int(size[1]))
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.augment = augment
+        self._readers: dict[int, VideoReader] = {}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_readers"] = {}
+        return state
+
+    def reader(self, video: int) -> VideoReader:
+        if video not in self._readers:
+            self._readers[video] = open_video(self.items[video].path)
+        return self._readers[video]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        video, center = (int(v) for v in self.samples[i])
+        item = self.items[video]
+        idx = clip_indices(center, self.num_frames, item.n_frames)
+        frames = self.reader(video).get_batch(idx, size=self.size)  # (N, H, W, 3) uint8
+        clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
+        if self.augment is not None:
+            clip = self.augment(clip)
+        clip = (clip - self.mean) / self.std
+        out: dict[str, Any] = {
+            "images": clip.reshape(-1, *self.size),
+            "video": video,
+            "frame": center,
+        }
+        if item.labels is not None:
+            out["labels"] = torch.from_numpy(item.labels[center].astype(np.float32))
+        return out
+
+
+def all_frames(items: Sequence[VideoItem]) -> np.ndarray:
+    """(S, 2) every (video, frame) pair."""
+    parts = [
+        np.stack([np.full(it.n_frames, v), np.arange(it.n_frames)], 1) for v, it in enumerate(items)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)
+
+
+def labelled_frames(items: Sequence[VideoItem]) -> np.ndarray:
+    """(S, 2) (video, frame) pairs where at least one behaviour is labelled (not -1)."""
+    parts = []
+    for v, it in enumerate(items):
+        if it.labels is None:
+            continue
+        frames = np.flatnonzero((it.labels != -1).any(axis=1))
+        parts.append(np.stack([np.full(len(frames), v), frames], 1))
+    return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)
+
+
+def evenly_spaced(samples: np.ndarray, n: int) -> np.ndarray:
+    """At most ``n`` samples spread over the whole set (a fixed validation subset)."""
+    if len(samples) <= n:
+        return samples
+    return samples[np.linspace(0, len(samples) - 1, n).round().astype(np.int64)]
+
+
+class EpochBatchSampler(Sampler[list[int]]):
+    """``steps`` batches of random dataset indices, reproducible per (seed, epoch).
+
+    ``start`` skips the first batches without loading them, so a run resumed in the
+    middle of an epoch sees the same batches it would have seen.
+    """
+
+    def __init__(self, n: int, batch_size: int, steps: int, seed: int, epoch: int, start: int = 0):
+        self.n, self.batch_size, self.steps = n, batch_size, steps
+        self.seed, self.epoch, self.start = seed, epoch, start
+
+    def __len__(self) -> int:
+        return max(self.steps - self.start, 0)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        draws = torch.randint(self.n, (self.steps, self.batch_size), generator=g)
+        for step in range(self.start, self.steps):
+            yield draws[step].tolist()

@@ -1,0 +1,109 @@
+"""What the stage trainers share: the project's videos as dataset items, loaders, runs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from deg_core.config import DegConfig, to_dict
+from deg_core.data.clips import ClipDataset, EpochBatchSampler, VideoItem
+from deg_core.errors import ProjectError
+from deg_core.fileio import save_yaml
+from deg_core.project import Project
+from deg_core.runs import RUN_CONFIG, new_run_dir
+
+
+def video_items(project: Project, keys: list[str], with_labels: bool) -> list[VideoItem]:
+    """Dataset items for ``keys``; with labels, videos without any labelled frame are dropped."""
+    items = []
+    for key in keys:
+        rec = project.record(key)
+        if rec.video is None:
+            raise ProjectError("no video file found in this folder", rec.folder)
+        labels = None
+        if with_labels:
+            if not rec.labels_path.exists():
+                continue
+            labels = project.labels(key).array
+            if not (labels != -1).any():
+                continue
+        items.append(VideoItem(path=rec.video, n_frames=rec.n_frames(), labels=labels))
+    return items
+
+
+def split_keys(project: Project) -> dict[str, list[str]]:
+    table = project.splits()
+    keys = project.video_keys()
+    return {s: [k for k in keys if table.assignment.get(k) == s] for s in ("train", "val", "test")}
+
+
+def input_size(cfg: DegConfig) -> tuple[int, int]:
+    h, w = cfg.augs.resize
+    if h % 32 or w % 32:
+        raise ProjectError(f"augs.resize {h}x{w}: height and width must be multiples of 32")
+    return int(h), int(w)
+
+
+def batch_size(value: int | str, device: torch.device, cpu_default: int, gpu_default: int) -> int:
+    """``auto`` -> a size that fits common devices (a GPU-memory probe comes later)."""
+    if value == "auto":
+        return gpu_default if device.type == "cuda" else cpu_default
+    return int(value)
+
+
+def num_workers(value: int | str) -> int:
+    if value == "auto":
+        return min(8, max((os.cpu_count() or 1) - 1, 0))
+    return int(value)
+
+
+def epoch_loader(dataset: ClipDataset, batch: int, steps: int, seed: int, workers: int):
+    """A LoaderFn for the Trainer: (epoch, first step) -> that epoch's batches."""
+
+    def make(epoch: int, start: int) -> Iterable[dict[str, Any]]:
+        sampler = EpochBatchSampler(len(dataset), batch, steps, seed, epoch, start)
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            num_workers=workers,
+            persistent_workers=False,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    return make
+
+
+def fixed_loader(dataset: ClipDataset, batch: int, workers: int) -> DataLoader:
+    """Validation batches in a fixed order."""
+    return DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=workers)
+
+
+def start_run(
+    project: Project, stage: str, arch: str, cfg: DegConfig, resume: str | None, info: dict
+) -> Path:
+    """A new run folder with its config.yaml, or the folder of the run to resume."""
+    if resume is not None:
+        run = project.models_dir / resume
+        if not (run / RUN_CONFIG).is_file():
+            raise ProjectError(f"no run {resume!r} to resume", project.models_dir)
+        return run
+    run = new_run_dir(project.models_dir, stage, arch)
+    save_yaml(run / RUN_CONFIG, {"stage": stage, "arch": arch, **info, "config": to_dict(cfg)})
+    return run
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {
+        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+        for k, v in batch.items()
+    }
+
+
+def mean_or_nan(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")

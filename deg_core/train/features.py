@@ -1,0 +1,176 @@
+"""Stage 2: train the hidden two-stream feature extractor on labelled frames.
+
+The flow generator comes frozen from a flow run (``latest`` by default). Only frames
+with at least one label count; -1 entries are masked in the loss, so partially
+labelled videos are used as they are. Each validation pass fits per-behaviour
+thresholds (max F1) that are stored with the checkpoint of that epoch.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deg_core.config import DegConfig
+from deg_core.data.clips import ClipAugment, ClipDataset, evenly_spaced, labelled_frames
+from deg_core.errors import ProjectError
+from deg_core.losses import MaskedBCELoss, label_counts, pos_weight_from_counts
+from deg_core.metrics import fit_thresholds, per_class_metrics
+from deg_core.models.feature import HiddenTwoStream
+from deg_core.models.flow import build_flow_generator
+from deg_core.models.weights import load_checkpoint
+from deg_core.project import Project
+from deg_core.runs import BEST, read_run_config, resolve_run
+from deg_core.train import common
+from deg_core.train.loop import Callback, Trainer, pick_device, seed_everything
+from deg_core.train.weights import init_feature_extractor
+
+
+def load_flow_run(project: Project, flow_run: str) -> tuple[torch.nn.Module, Path, dict]:
+    """The frozen flow generator of a flow run (its best checkpoint)."""
+    run = resolve_run(project.models_dir, "flow", flow_run)
+    info = read_run_config(run)
+    fcfg = info["config"]["flow_generator"]
+    model = build_flow_generator(info["arch"], num_frames=fcfg["n_rgb"])
+    model.load_state_dict(load_checkpoint(run / BEST)["model"])
+    return model, run, info
+
+
+def train_features(
+    project: Project,
+    cfg: DegConfig | None = None,
+    *,
+    flow_run: str = "latest",
+    device: str = "auto",
+    resume: str | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+    seed: int = 0,
+) -> Path:
+    """Train (or resume) a feature-extractor run; returns the run folder."""
+    cfg = cfg or project.resolve_config()
+    ecfg = cfg.feature_extractor
+    behaviors = project.behaviors
+    dev = pick_device(device if device != "auto" else cfg.compute.device)
+    seed_everything(seed)
+    split = common.split_keys(project)
+    train_items = common.video_items(project, split["train"], with_labels=True)
+    val_items = common.video_items(project, split["val"], with_labels=True)
+    if not train_items:
+        raise ProjectError("no labelled video in the train split: label some frames first")
+    if not val_items:
+        raise ProjectError(
+            "no labelled video in the val split: thresholds are fitted on validation "
+            "(move a labelled video with `deg split PROJECT VIDEO val`)"
+        )
+    flow_gen, flow_dir, flow_info = load_flow_run(project, flow_run)
+    n_rgb = int(flow_info["config"]["flow_generator"]["n_rgb"])
+    norm = flow_info.get("normalization") or project.normalization()
+    size = common.input_size(cfg)
+
+    train_labels = np.concatenate([it.labels for it in train_items if it.labels is not None])
+    pos, neg = label_counts(train_labels)
+    val_pos, _ = label_counts(
+        np.concatenate([it.labels for it in val_items if it.labels is not None])
+    )
+    for name, p, vp in zip(behaviors, pos, val_pos, strict=True):
+        if p == 0 or vp == 0:
+            where = "train" if p == 0 else "val"
+            warnings.warn(
+                f"behaviour {name!r} has no positive frames in the {where} split: "
+                "it is trained/evaluated without examples (threshold falls back to 0.5)",
+                stacklevel=2,
+            )
+    model = HiddenTwoStream.build(
+        ecfg.arch,
+        flow_gen,
+        num_classes=len(behaviors),
+        num_frames=n_rgb,
+        fusion=ecfg.fusion,
+        dropout=ecfg.dropout_p,
+        flow_weight=ecfg.flow_weight,
+    )
+    weights = init_feature_extractor(
+        model, ecfg.arch, ecfg.weights, project.models_dir / "pretrained"
+    )
+    model.init_bias(pos, neg)
+    model.to(dev)
+    pos_weight = pos_weight_from_counts(pos, neg, beta=cfg.train.loss_weight_exp)
+    loss_fn = MaskedBCELoss.from_config(ecfg, pos_weight=pos_weight).to(dev)
+    batch = common.batch_size(ecfg.batch_size, dev, cpu_default=8, gpu_default=32)
+    workers = common.num_workers(cfg.compute.num_workers)
+    run = common.start_run(
+        project,
+        "features",
+        ecfg.arch,
+        cfg,
+        resume,
+        {
+            "class_names": project.class_names,
+            "flow_run": flow_dir.name,
+            "weights": weights,
+            "normalization": norm,
+            "n_rgb": n_rgb,
+            "seed": seed,
+            "videos": split,
+        },
+    )
+
+    def make_set(items, samples, augment: bool) -> ClipDataset:
+        aug = ClipAugment.from_config(cfg.augs) if augment else None
+        return ClipDataset(items, samples, n_rgb, size, norm["mean"], norm["std"], aug)
+
+    train_set = make_set(train_items, labelled_frames(train_items), augment=True)
+    val_set = make_set(
+        val_items, evenly_spaced(labelled_frames(val_items), ecfg.val_steps * batch), False
+    )
+    latest: dict[str, Any] = {"thresholds": [0.5] * len(behaviors)}
+
+    def step(m: torch.nn.Module, b: dict[str, Any]) -> tuple[torch.Tensor, int]:
+        out = m(b["images"].to(dev, non_blocking=True))
+        return loss_fn(out["logits"], b["labels"].to(dev)), len(b["labels"])
+
+    def validate(m: torch.nn.Module, epoch: int) -> dict[str, Any]:
+        probs, labels, losses = [], [], []
+        for b in common.fixed_loader(val_set, batch, workers):
+            out = m(b["images"].to(dev))
+            losses.append(float(loss_fn(out["logits"], b["labels"].to(dev))))
+            probs.append(torch.sigmoid(out["logits"]).float().cpu().numpy())
+            labels.append(b["labels"].numpy())
+        p, y = np.concatenate(probs), np.concatenate(labels).astype(np.int8)
+        thresholds, _, _ = fit_thresholds(p, y, class_names=behaviors)
+        latest["thresholds"] = thresholds.tolist()
+        metrics = per_class_metrics(p, y, thresholds, behaviors)
+        return {"loss": common.mean_or_nan(losses), **metrics, "thresholds": thresholds.tolist()}
+
+    optimizer = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=ecfg.lr,
+        weight_decay=ecfg.weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=cfg.train.reduction_factor, patience=cfg.train.patience
+    )
+    trainer = Trainer(
+        run_dir=run,
+        model=model,
+        optimizer=optimizer,
+        step_fn=step,
+        validate_fn=validate,
+        loader_fn=common.epoch_loader(train_set, batch, ecfg.steps_per_epoch, seed, workers),
+        num_epochs=ecfg.num_epochs,
+        steps_per_epoch=ecfg.steps_per_epoch,
+        scheduler=scheduler,
+        min_lr=cfg.train.min_lr,
+        callbacks=callbacks,
+        progress=progress,
+        extra_state=lambda: {"thresholds": latest["thresholds"], "class_names": behaviors},
+    )
+    trainer.resume()
+    trainer.fit()
+    return run

@@ -1,0 +1,122 @@
+"""Stage 1: train the self-supervised flow generator on every video of the project.
+
+Labels are not needed. Validation clips come from the val split's videos; a project
+with no val video holds out the last 10 % of each video's frames instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deg_core.config import DegConfig
+from deg_core.data.clips import ClipAugment, ClipDataset, VideoItem, all_frames, evenly_spaced
+from deg_core.errors import ProjectError
+from deg_core.models.flow import build_flow_generator
+from deg_core.models.flow.losses import MotionNetLoss
+from deg_core.project import Project
+from deg_core.train import common
+from deg_core.train.loop import Callback, Trainer, pick_device, seed_everything
+from deg_core.train.weights import init_flow_generator
+
+
+def _samples(items: list[VideoItem], val_keys_mask: list[bool]) -> tuple[np.ndarray, np.ndarray]:
+    frames = all_frames(items)
+    if any(val_keys_mask):
+        is_val = np.array([val_keys_mask[v] for v in frames[:, 0]], dtype=bool)
+    else:  # no val video: the last 10% of every video validates
+        n = np.array([items[v].n_frames for v in frames[:, 0]])
+        is_val = frames[:, 1] >= np.floor(n * 0.9)
+    return frames[~is_val], frames[is_val]
+
+
+def train_flow(
+    project: Project,
+    cfg: DegConfig | None = None,
+    *,
+    device: str = "auto",
+    resume: str | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+    seed: int = 0,
+) -> Path:
+    """Train (or resume) a flow generator run; returns the run folder.
+
+    The kept ``best.pt`` is the epoch with the lowest validation loss.
+    """
+    cfg = cfg or project.resolve_config()
+    fcfg = cfg.flow_generator
+    dev = pick_device(device if device != "auto" else cfg.compute.device)
+    seed_everything(seed)
+    split = common.split_keys(project)
+    keys = split["train"] + split["val"] + split["test"]
+    if not keys:
+        raise ProjectError("no videos yet: add some with `deg add-videos`", project.root)
+    items = common.video_items(project, keys, with_labels=False)
+    train_s, val_s = _samples(items, [k in split["val"] for k in keys])
+    size = common.input_size(cfg)
+    norm = project.normalization()
+    batch = common.batch_size(fcfg.batch_size, dev, cpu_default=4, gpu_default=32)
+    workers = common.num_workers(cfg.compute.num_workers)
+
+    model = build_flow_generator(fcfg.arch, num_frames=fcfg.n_rgb)
+    weights = init_flow_generator(model, fcfg.weights, project.models_dir / "pretrained")
+    model.to(dev)
+    loss_fn = MotionNetLoss.from_config(fcfg).to(dev)
+    run = common.start_run(
+        project,
+        "flow",
+        fcfg.arch,
+        cfg,
+        resume,
+        {"weights": weights, "normalization": norm, "seed": seed, "videos": split},
+    )
+
+    def make_set(samples: np.ndarray, augment: bool) -> ClipDataset:
+        aug = ClipAugment.from_config(cfg.augs) if augment else None
+        return ClipDataset(items, samples, fcfg.n_rgb, size, norm["mean"], norm["std"], aug)
+
+    train_set = make_set(train_s, augment=True)
+    val_set = make_set(evenly_spaced(val_s, fcfg.val_steps * batch), augment=False)
+
+    def step(m: torch.nn.Module, b: dict[str, Any]) -> tuple[torch.Tensor, int]:
+        images = b["images"].to(dev, non_blocking=True)
+        loss, _ = loss_fn(images, m(images))
+        return loss, images.shape[0]
+
+    def validate(m: torch.nn.Module, epoch: int) -> dict[str, Any]:
+        parts: dict[str, list[float]] = {}
+        for b in common.fixed_loader(val_set, batch, workers):
+            images = b["images"].to(dev)
+            _, terms = loss_fn(images, m(images))
+            for k, v in terms.items():
+                parts.setdefault(k, []).append(v)
+        out = {k: common.mean_or_nan(v) for k, v in parts.items()}
+        out["loss"] = out.get("total", float("nan"))
+        return out
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=fcfg.lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=cfg.train.reduction_factor, patience=cfg.train.patience
+    )
+    trainer = Trainer(
+        run_dir=run,
+        model=model,
+        optimizer=optimizer,
+        step_fn=step,
+        validate_fn=validate,
+        loader_fn=common.epoch_loader(train_set, batch, fcfg.steps_per_epoch, seed, workers),
+        num_epochs=fcfg.num_epochs,
+        steps_per_epoch=fcfg.steps_per_epoch,
+        scheduler=scheduler,
+        min_lr=cfg.train.min_lr,
+        callbacks=callbacks,
+        progress=progress,
+    )
+    trainer.resume()
+    trainer.fit()
+    return run

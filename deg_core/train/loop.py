@@ -1,0 +1,205 @@
+"""The training loop every stage shares: epochs, checkpoints, metrics, resume, callbacks.
+
+A run folder holds ``last.pt`` (everything needed to resume: model, optimizer,
+scheduler, position), ``best.pt`` (the epoch with the LOWEST validation loss — DEG
+kept the highest, a real bug) and ``metrics.jsonl`` (one JSON record per epoch).
+Batches come from :class:`deg_core.data.clips.EpochBatchSampler`, seeded per epoch,
+so a run is repeatable on CPU and a resumed run continues with the batches it would
+have seen. Ctrl-C (KeyboardInterrupt) saves ``last.pt`` at the current step first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from deg_core.models.weights import load_checkpoint, save_checkpoint
+from deg_core.runs import BEST, LAST, METRICS
+
+StepFn = Callable[[nn.Module, dict[str, Any]], tuple[torch.Tensor, int]]
+"""(model, batch) -> (loss to minimise, number of clips in the batch)."""
+ValidateFn = Callable[[nn.Module, int], dict[str, Any]]
+"""(model, epoch) -> {"loss": float, ...more metrics, JSON-ready}."""
+LoaderFn = Callable[[int, int], Iterable[dict[str, Any]]]
+"""(epoch, first step) -> batches of that epoch from ``first step`` on."""
+
+
+class Callback(Protocol):
+    """Hooks for live displays (e.g. a notebook widget plotting curves)."""
+
+    def on_step(self, trainer: Trainer, loss: float) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto`` -> cuda if available, else cpu."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class Trainer:
+    """Runs ``num_epochs`` x ``steps_per_epoch`` optimisation steps with validation."""
+
+    run_dir: Path
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    step_fn: StepFn
+    validate_fn: ValidateFn
+    loader_fn: LoaderFn
+    num_epochs: int
+    steps_per_epoch: int
+    scheduler: Any = None  # ReduceLROnPlateau (stepped with the validation loss)
+    min_lr: float = 0.0
+    callbacks: Sequence[Callback] = ()
+    progress: bool = True
+    extra_state: Callable[[], dict[str, Any]] | None = None
+    # position (restored by resume)
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    best_loss: float = math.inf
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "best_loss": self.best_loss,
+            "extra": self.extra_state() if self.extra_state else {},
+        }
+
+    def resume(self) -> bool:
+        """Continue from ``last.pt`` if the run has one; returns whether it did."""
+        path = self.run_dir / LAST
+        if not path.is_file():
+            return False
+        ckpt = load_checkpoint(path)
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler is not None and ckpt.get("scheduler") is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.epoch, self.step_in_epoch = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
+        self.global_step, self.best_loss = int(ckpt["global_step"]), float(ckpt["best_loss"])
+        # epochs not completed before the interruption are recorded again
+        self.history = [r for r in _read_jsonl(self.run_dir / METRICS) if r["epoch"] < self.epoch]
+        _write_jsonl(self.run_dir / METRICS, self.history)
+        return True
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> list[dict[str, Any]]:
+        """Train to the end (or until the LR falls below ``min_lr``); returns the history."""
+        try:
+            while self.epoch < self.num_epochs:
+                self._epoch()
+                if self._lr() < self.min_lr:  # the plateau scheduler has given up
+                    break
+        except KeyboardInterrupt:
+            save_checkpoint(self.run_dir / LAST, self.state())
+            raise
+        return self.history
+
+    def _lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _epoch(self) -> dict[str, Any]:
+        self.model.train()
+        start_step, clips, losses = self.step_in_epoch, 0, []
+        t0 = time.perf_counter()
+        bar = _progress(
+            self.steps_per_epoch,
+            start_step,
+            f"epoch {self.epoch + 1}/{self.num_epochs}",
+            self.progress,
+        )
+        for batch in self.loader_fn(self.epoch, start_step):
+            loss, n = self.step_fn(self.model, batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            value = float(loss.detach())
+            losses.append(value)
+            clips += n
+            self.step_in_epoch += 1
+            self.global_step += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.4f}")
+            for cb in self.callbacks:
+                cb.on_step(self, value)
+            if self.step_in_epoch >= self.steps_per_epoch:
+                break
+        if bar is not None:
+            bar.close()
+        train_seconds = time.perf_counter() - t0
+        self.model.eval()
+        with torch.no_grad():
+            val = self.validate_fn(self.model, self.epoch)
+        record = {
+            "epoch": self.epoch,
+            "step": self.global_step,
+            "train_loss": float(np.mean(losses)) if losses else None,
+            "val_loss": float(val["loss"]),
+            "lr": self._lr(),
+            "clips_per_s": clips / train_seconds if train_seconds > 0 else None,
+            **{k: v for k, v in val.items() if k != "loss"},
+        }
+        if self.scheduler is not None:
+            self.scheduler.step(record["val_loss"])
+        improved = record["val_loss"] < self.best_loss  # lower is better
+        record["best"] = improved
+        self.epoch += 1
+        self.step_in_epoch = 0
+        if improved:
+            self.best_loss = record["val_loss"]
+            save_checkpoint(self.run_dir / BEST, self.state())
+        save_checkpoint(self.run_dir / LAST, self.state())
+        self.history.append(record)
+        with open(self.run_dir / METRICS, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, record)
+        return record
+
+
+def _progress(total: int, start: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm  # notebook-aware progress bar
+
+    return tqdm(total=total, initial=start, desc=desc, leave=False)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    from deg_core.fileio import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))

@@ -1,0 +1,274 @@
+"""Training the flow generator and feature extractor, runs, resume, and feature inference."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from deg_core.data.clips import clip_indices
+from deg_core.errors import DegError, ProjectError
+from deg_core.infer import infer_features, stacks
+from deg_core.labels import Labels
+from deg_core.models.weights import load_checkpoint
+from deg_core.project import Project
+from deg_core.runs import BEST, LAST, METRICS, read_metrics, resolve_run
+from deg_core.train.features import train_features
+from deg_core.train.flow import train_flow
+from deg_core.train.loop import Trainer
+from tests.conftest import moving_square_frames
+
+NO_AUGS = [
+    "augs.LR=0",
+    "augs.degrees=0",
+    "augs.brightness=0",
+    "augs.contrast=0",
+    "augs.saturation=0",
+    "augs.hue=0",
+    "augs.grayscale=0",
+]
+TINY = [
+    "augs.resize=[64, 64]",
+    "compute.num_workers=0",
+    "flow_generator.n_rgb=5",
+    "flow_generator.batch_size=2",
+    "flow_generator.val_steps=2",
+    "feature_extractor.batch_size=4",
+    "feature_extractor.val_steps=4",
+    "feature_extractor.weights=scratch",
+    "flow_generator.weights=scratch",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_project(tmp_path_factory):
+    """Three 48-frame videos with labels: groom = square in the top half, rear = moving right."""
+    from deg_core.video import write_video
+
+    root = tmp_path_factory.mktemp("train")
+    project = Project.create(root, "tiny", ["groom", "rear"])
+    paths = []
+    for i in range(3):
+        p = root / f"v{i}.mp4"
+        write_video(p, moving_square_frames(48, 64, 64, seed=i), fps=30)
+        paths.append(p)
+    project.add_videos(paths[:2], split="train")
+    project.add_videos(paths[2:], split="val")
+    for key in project.video_keys():
+        lab = Labels.empty(48, project.behaviors)
+        t = np.arange(48)
+        lab.array[:, 0] = ((3 * t) % 54 < 27).astype(np.int8)
+        lab.array[:, 1] = (t % 16 < 8).astype(np.int8)
+        lab.array[40:, 1] = -1  # partially labelled
+        project.save_labels(key, lab)
+    return project
+
+
+@pytest.fixture(scope="module")
+def flow_run(tiny_project):
+    cfg = tiny_project.resolve_config(
+        [*TINY, "flow_generator.num_epochs=3", "flow_generator.steps_per_epoch=4",
+         "flow_generator.lr=1e-3"]
+    )
+    return train_flow(tiny_project, cfg, device="cpu", progress=False)
+
+
+def test_flow_training_writes_a_run_and_loss_falls(tiny_project, flow_run):
+    assert flow_run.parent == tiny_project.models_dir
+    assert "_flow_TinyMotionNet" in flow_run.name
+    for name in ("config.yaml", BEST, LAST, METRICS):
+        assert (flow_run / name).is_file()
+    history = read_metrics(flow_run)
+    assert [r["epoch"] for r in history] == [0, 1, 2]
+    for r in history:
+        assert {"train_loss", "val_loss", "lr", "clips_per_s", "photometric", "smoothness"} <= set(r)
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    best = load_checkpoint(flow_run / BEST)
+    assert best["best_loss"] == min(r["val_loss"] for r in history)
+    assert resolve_run(tiny_project.models_dir, "flow") == flow_run
+
+
+def test_best_checkpoint_keeps_the_lowest_validation_loss(tmp_path):
+    model = torch.nn.Linear(2, 1)
+    losses = iter([3.0, 1.0, 2.0])
+    trainer = Trainer(
+        run_dir=tmp_path,
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        step_fn=lambda m, b: (m(torch.ones(1, 2)).sum(), 1),
+        validate_fn=lambda m, e: {"loss": next(losses)},
+        loader_fn=lambda epoch, start: [{}] * (2 - start),
+        num_epochs=3,
+        steps_per_epoch=2,
+        progress=False,
+    )
+    trainer.fit()
+    assert load_checkpoint(tmp_path / BEST)["epoch"] == 2  # saved after epoch index 1
+    assert [r["best"] for r in read_metrics(tmp_path)] == [True, True, False]
+
+
+class StopAt:
+    """A callback that presses Ctrl-C at a given global step."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step(self, trainer, loss):
+        if trainer.global_step == self.step:
+            raise KeyboardInterrupt
+
+    def on_epoch_end(self, trainer, record):
+        pass
+
+
+def test_interrupted_flow_training_resumes_to_the_same_result(tiny_project):
+    cfg = tiny_project.resolve_config(
+        [*TINY, *NO_AUGS, "flow_generator.num_epochs=2", "flow_generator.steps_per_epoch=3"]
+    )
+    full = train_flow(tiny_project, cfg, device="cpu", progress=False, seed=3)
+    with pytest.raises(KeyboardInterrupt):
+        train_flow(tiny_project, cfg, device="cpu", progress=False, seed=3, callbacks=[StopAt(4)])
+    runs = sorted(p for p in tiny_project.models_dir.iterdir() if p.name != full.name)
+    stopped = runs[-1]
+    assert load_checkpoint(stopped / LAST)["global_step"] == 4
+    resumed = train_flow(tiny_project, cfg, device="cpu", progress=False, seed=3,
+                         resume=stopped.name)
+    assert resumed == stopped
+    a, b = load_checkpoint(full / LAST), load_checkpoint(stopped / LAST)
+    assert a["global_step"] == b["global_step"] == 6
+    for k, v in a["model"].items():
+        torch.testing.assert_close(v, b["model"][k], msg=k)
+    assert [r["epoch"] for r in read_metrics(stopped)] == [0, 1]
+
+
+def test_training_is_repeatable_on_cpu(tiny_project):
+    cfg = tiny_project.resolve_config(
+        [*TINY, "flow_generator.num_epochs=1", "flow_generator.steps_per_epoch=2"]
+    )
+    a = train_flow(tiny_project, cfg, device="cpu", progress=False, seed=7)
+    b = train_flow(tiny_project, cfg, device="cpu", progress=False, seed=7)
+    assert read_metrics(a)[0]["train_loss"] == read_metrics(b)[0]["train_loss"]
+
+
+@pytest.fixture(scope="module")
+def feature_run(tiny_project, flow_run):
+    cfg = tiny_project.resolve_config(
+        [*TINY, "feature_extractor.num_epochs=3", "feature_extractor.steps_per_epoch=4",
+         "feature_extractor.lr=1e-3"]
+    )
+    return train_features(tiny_project, cfg, flow_run=flow_run.name, device="cpu", progress=False)
+
+
+def test_feature_training_records_metrics_and_thresholds(tiny_project, feature_run):
+    history = read_metrics(feature_run)
+    assert len(history) == 3
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    for r in history:
+        assert set(r["f1"]) == {"groom", "rear"}
+        assert len(r["thresholds"]) == 2
+    best = load_checkpoint(feature_run / BEST)
+    assert best["extra"]["class_names"] == ["groom", "rear"]
+    assert all(0 < t <= 1 for t in best["extra"]["thresholds"])
+    cfg = (feature_run / "config.yaml").read_text()
+    assert "flow_run:" in cfg and "class_names:" in cfg
+
+
+def test_feature_inference_writes_every_frame(tiny_project, feature_run):
+    result = infer_features(tiny_project, feature_run.name, device="cpu", progress=False)
+    assert result == {k: "done" for k in tiny_project.video_keys()}
+    for key in tiny_project.video_keys():
+        with h5py.File(tiny_project.record(key).outputs_path, "r") as f:
+            g = f[feature_run.name]
+            assert g["spatial_features"].shape == (48, 512)
+            assert g["flow_features"].shape == (48, 512)
+            assert g["logits"].shape == (48, 2) and g["P"].shape == (48, 2)
+            assert g["thresholds"].shape == (2,)
+            assert [s.decode() if isinstance(s, bytes) else s for s in g["class_names"][:]] == [
+                "groom",
+                "rear",
+            ]
+            assert g["spatial_features"].dtype == np.float32
+            p = g["P"][:]
+            np.testing.assert_allclose(p, 1 / (1 + np.exp(-g["logits"][:])), rtol=1e-5)
+            assert np.isfinite(g["flow_features"][:]).all()
+    again = infer_features(tiny_project, feature_run.name, device="cpu", progress=False)
+    assert set(again.values()) == {"skipped"}
+
+
+def test_interrupted_inference_keeps_finished_videos(tiny_project, feature_run, monkeypatch):
+    import deg_core.infer as infer
+
+    keys = tiny_project.video_keys()
+    for k in keys:
+        tiny_project.record(k).outputs_path.unlink(missing_ok=True)
+    real = infer.video_features
+    calls = {"n": 0}
+
+    def flaky(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        yield from real(*a, **kw)
+
+    monkeypatch.setattr(infer, "video_features", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        infer_features(tiny_project, feature_run.name, device="cpu", progress=False)
+    done = [k for k in keys if tiny_project.record(k).outputs_path.exists()]
+    assert done == keys[:1]
+    assert not list(tiny_project.data_dir.rglob("*.tmp"))  # no half-written file left
+    monkeypatch.setattr(infer, "video_features", real)
+    result = infer_features(tiny_project, feature_run.name, device="cpu", progress=False)
+    assert result == {keys[0]: "skipped", keys[1]: "done", keys[2]: "done"}
+
+
+@pytest.mark.parametrize("n_rgb", [1, 4, 5, 11])
+@pytest.mark.parametrize(("n_frames", "chunk", "batch"), [(7, 3, 2), (20, 64, 16), (33, 5, 4)])
+def test_stacks_match_clip_indices(n_rgb, n_frames, chunk, batch):
+    frames = np.arange(n_frames).reshape(n_frames, 1, 1, 1).astype(np.int64)
+    chunks = (frames[i : i + chunk] for i in range(0, n_frames, chunk))
+    got = {}
+    for start, stack in stacks(chunks, n_frames, n_rgb, batch):
+        assert stack.shape[1] == n_rgb and len(stack) <= batch
+        for j, s in enumerate(stack):
+            got[start + j] = s.ravel()
+    assert sorted(got) == list(range(n_frames))
+    for t in range(n_frames):
+        np.testing.assert_array_equal(got[t], clip_indices(t, n_rgb, n_frames))
+
+
+def test_stacks_detect_short_decodes():
+    frames = np.zeros((5, 1, 1, 1))
+    with pytest.raises(DegError, match="decoded"):
+        list(stacks(iter([frames]), 8, 3, 4))
+
+
+def test_features_need_a_flow_run_and_val_labels(tmp_path, make_video):
+    project = Project.create(tmp_path, "p", ["a"])
+    project.add_videos([make_video("x.mp4")], split="train")
+    cfg = project.resolve_config(TINY)
+    with pytest.raises(ProjectError, match="val split"):
+        project.save_labels("x", Labels(["a"], np.zeros((40, 1), np.int8)))
+        train_features(project, cfg, device="cpu", progress=False)
+    assert math.isfinite(1.0)
+
+
+def test_cli_train_and_infer(tiny_project, flow_run, capsys):
+    from deg_core.cli import main
+
+    root = str(tiny_project.root)
+    assert main(["config", root, "--stage", "flow"]) == 0
+    out = capsys.readouterr().out
+    assert "flow_generator.arch" in out and "feature_extractor.arch" not in out
+    sets = [x for s in TINY for x in ("--set", s)]
+    code = main(["train", "features", root, *sets, "--set", "feature_extractor.num_epochs=1",
+                 "--set", "feature_extractor.steps_per_epoch=1", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0 and "trained" in out and "F1" in out
+    assert main(["infer", "features", root, "--videos", "v0", "--device", "cpu"]) == 0
+    assert "v0: done" in capsys.readouterr().out
+    metrics = (resolve_run(tiny_project.models_dir, "features") / METRICS).read_text()
+    assert json.loads(metrics.splitlines()[0])["epoch"] == 0
