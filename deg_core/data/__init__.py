@@ -1,0 +1,1 @@
+"""Datasets that turn project videos and labels into training samples."""

@@ -1,0 +1,1 @@
+"""Trainers for the pipeline stages, and the loop they share."""
