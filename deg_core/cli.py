@@ -145,6 +145,14 @@ def cmd_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show_flow(args: argparse.Namespace) -> int:
+    from deg_core.flow_preview import flow_preview
+
+    path = flow_preview(_project(args.project), args.run, args.video, args.frame, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     from deg_core.config import STAGE_SECTIONS, describe
 
@@ -261,6 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)
     p.add_argument("--overwrite", action="store_true", help="recompute videos already done")
     p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser("show-flow", help="PNG of a clip and the flows a flow run computes")
+    p.add_argument("project")
+    p.add_argument("--run", default="latest")
+    p.add_argument("--video", default=None)
+    p.add_argument("--frame", type=int, default=None)
+    p.add_argument("--out", default=None, help="PNG path (default: <run>/flow_preview.png)")
+    p.set_defaults(func=cmd_show_flow)
 
     p = sub.add_parser("config", help="the resolved configuration with each key's meaning")
     p.add_argument("project")

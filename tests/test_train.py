@@ -272,3 +272,10 @@ def test_cli_train_and_infer(tiny_project, flow_run, capsys):
     assert "v0: done" in capsys.readouterr().out
     metrics = (resolve_run(tiny_project.models_dir, "features") / METRICS).read_text()
     assert json.loads(metrics.splitlines()[0])["epoch"] == 0
+
+
+def test_flow_preview_writes_a_png(tiny_project, flow_run, tmp_path):
+    from deg_core.flow_preview import flow_preview
+
+    path = flow_preview(tiny_project, flow_run.name, video="v1", frame=3, out=tmp_path / "f.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
