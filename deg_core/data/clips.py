@@ -173,3 +173,13 @@ class EpochBatchSampler(Sampler[list[int]]):
         draws = torch.randint(self.n, (self.steps, self.batch_size), generator=g)
         for step in range(self.start, self.steps):
             yield draws[step].tolist()
+
+
+def denormalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """(B, 3N, H, W) z-scored clips -> the same clips in [0, 1] (what the flow loss compares).
+
+    ``mean``/``std``: (3,) per-channel statistics used by :class:`ClipDataset`.
+    """
+    b, c, h, w = images.shape
+    x = images.view(b, c // 3, 3, h, w) * std.view(1, 1, 3, 1, 1) + mean.view(1, 1, 3, 1, 1)
+    return x.view(b, c, h, w)

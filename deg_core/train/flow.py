@@ -14,7 +14,14 @@ import numpy as np
 import torch
 
 from deg_core.config import DegConfig
-from deg_core.data.clips import ClipAugment, ClipDataset, VideoItem, all_frames, evenly_spaced
+from deg_core.data.clips import (
+    ClipAugment,
+    ClipDataset,
+    VideoItem,
+    all_frames,
+    denormalize,
+    evenly_spaced,
+)
 from deg_core.errors import ProjectError
 from deg_core.models.flow import build_flow_generator
 from deg_core.models.flow.losses import MotionNetLoss
@@ -83,16 +90,20 @@ def train_flow(
     train_set = make_set(train_s, augment=True)
     val_set = make_set(evenly_spaced(val_s, fcfg.val_steps * batch), augment=False)
 
+    mean = torch.tensor(norm["mean"], dtype=torch.float32, device=dev)
+    std = torch.tensor(norm["std"], dtype=torch.float32, device=dev)
+
     def step(m: torch.nn.Module, b: dict[str, Any]) -> tuple[torch.Tensor, int]:
         images = b["images"].to(dev, non_blocking=True)
-        loss, _ = loss_fn(images, m(images))
+        # the network sees z-scored frames; the photometric loss compares [0, 1] pixels
+        loss, _ = loss_fn(denormalize(images, mean, std), m(images))
         return loss, images.shape[0]
 
     def validate(m: torch.nn.Module, epoch: int) -> dict[str, Any]:
         parts: dict[str, list[float]] = {}
         for b in common.fixed_loader(val_set, batch, workers):
             images = b["images"].to(dev)
-            _, terms = loss_fn(images, m(images))
+            _, terms = loss_fn(denormalize(images, mean, std), m(images))
             for k, v in terms.items():
                 parts.setdefault(k, []).append(v)
         out = {k: common.mean_or_nan(v) for k, v in parts.items()}

@@ -1,0 +1,61 @@
+"""Stage 1: self-supervised optic-flow generators (TinyMotionNet, MotionNet, TinyMotionNet3D).
+
+Every generator maps a frame-major stack of N RGB frames, (B, 3N, H, W), to flows at 1/2, 1/4
+and 1/8 of the input resolution, each (B, 2*(N-1), H/2^s, W/2^s) with channels
+``[dx_0, dy_0, dx_1, dy_1, ...]``: pair ``i`` maps frame ``i+1`` onto frame ``i``
+(``frame_i(p) ≈ frame_{i+1}(p + flow_i(p))``), in pixels of that scale's resolution.
+They are trained with :class:`~.losses.MotionNetLoss` (photometric + SSIM + smoothness).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from .losses import MotionNetLoss, charbonnier, ssim, warp
+from .motionnet import MotionNet
+from .tiny_motionnet import TinyMotionNet
+from .tiny_motionnet3d import TinyMotionNet3D
+from .viz import flow_figure, flow_to_rgb
+
+FLOW_ARCHS = ("TinyMotionNet", "MotionNet", "TinyMotionNet3D")
+
+_CLASSES: dict[str, type[nn.Module]] = {
+    "TinyMotionNet": TinyMotionNet,
+    "MotionNet": MotionNet,
+    "TinyMotionNet3D": TinyMotionNet3D,
+}
+
+
+def build_flow_generator(arch: str, num_frames: int = 11) -> nn.Module:
+    """A freshly initialised flow generator ``arch`` (one of FLOW_ARCHS) for N = ``num_frames``.
+
+    The module has ``num_frames``, ``arch`` and ``size_multiple`` (what H and W must be multiples
+    of: 8 for the tiny nets, 32 for MotionNet) attributes.
+    """
+    if arch not in _CLASSES:
+        raise ValueError(f"unknown flow generator arch {arch!r}; choose one of {FLOW_ARCHS}")
+    return _CLASSES[arch](num_frames=num_frames)
+
+
+def flow_generator_from_config(cfg: Any) -> nn.Module:
+    """build_flow_generator(cfg.arch, cfg.n_rgb) for a ``FlowGeneratorSection``-like object."""
+    num_frames = getattr(cfg, "num_frames", None) or getattr(cfg, "n_rgb", None) or 11
+    return build_flow_generator(getattr(cfg, "arch", "TinyMotionNet"), num_frames=int(num_frames))
+
+
+__all__ = [
+    "FLOW_ARCHS",
+    "MotionNet",
+    "MotionNetLoss",
+    "TinyMotionNet",
+    "TinyMotionNet3D",
+    "build_flow_generator",
+    "charbonnier",
+    "flow_figure",
+    "flow_generator_from_config",
+    "flow_to_rgb",
+    "ssim",
+    "warp",
+]
