@@ -59,14 +59,17 @@ class ClipAugment:
         if cfg.grayscale > 0:
             steps.append(v2.RandomGrayscale(cfg.grayscale))
         # v2 transforms draw their parameters once per call: one draw for the whole clip
-        self.transform = v2.Compose(steps)
+        self.transform = v2.Compose(steps) if steps else None
 
     @classmethod
     def from_config(cls, cfg: AugsSection) -> ClipAugment:
         return cls(cfg)
 
     def __call__(self, clip: torch.Tensor) -> torch.Tensor:
-        return self.transform(clip).clamp_(0.0, 1.0)
+        if self.transform is None:  # every augmentation switched off
+            return clip
+        # not in place: RandomGrayscale returns an expanded view
+        return self.transform(clip).clamp(0.0, 1.0)
 
 
 class ClipDataset(Dataset):
