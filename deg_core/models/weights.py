@@ -47,9 +47,10 @@ DEG checkpoint mapping (``load_deg_pretrained``)
     Keys already in deg's naming load unchanged. For part "flow_generator" the keys are the flow
     generator's own (a whole-model checkpoint's ``flow_generator.`` prefix is removed); if the
     target flow generator defines ``map_deg_key(key: str) -> str | None`` it renames DEG's
-    parameter names to its own (None drops a key). DEG's ``fusion.flow_weight`` (its learned
-    "weighted_average" fusion) and ``final_bn`` layers have no counterpart and are reported as
-    unexpected.
+    parameter names to its own (None drops a key, reported as unexpected); deg's TinyMotionNet,
+    MotionNet and TinyMotionNet3D do, one-to-one (tables in their module docs). DEG's
+    ``fusion.flow_weight`` (its learned "weighted_average" fusion) and ``final_bn`` layers have
+    no counterpart and are reported as unexpected.
 
     Heads whose shape differs (DEG's Kinetics-700 release has 700 classes) are skipped and left as
     they are; any other shape mismatch raises, as does a checkpoint of which nothing maps.

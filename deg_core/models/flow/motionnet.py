@@ -6,8 +6,29 @@ to 1/32) and a FlowNet-style decoder that predicts flow at 1/32, 1/16, 1/8, 1/4 
 DEG only the three finest (1/2, 1/4, 1/8) are returned and trained; the two coarsest still feed
 the finer stages (upsampled, x2 in value, as extra decoder input).
 
-Deliberate differences from DEG are those listed in :mod:`.tiny_motionnet` (fixed bilinear flow
-upsampling, no bias before batch norm, sizes must be multiples of 32 rather than being cropped).
+The learnable tensors are one-to-one with DEG's MotionNet (same layers, shapes, biases, batch
+norm, LeakyReLU(0.1); each up-convolution takes the previous stage's whole concatenation, and
+skips concatenate as ``(encoder, decoder, flow)``). :meth:`MotionNet.map_deg_key` renames DEG's
+keys (k = 1..6, L = 2..5 for deconv/xconv, 2..6 for predictions):
+
+==================================  ===========================
+DEG module (key prefix)             deg module
+==================================  ===========================
+``conv<k>``                         ``enc<k>.0``
+``conv<k>_1``                       ``enc<k>.1``
+``deconv<L>``                       ``deconv<L>``
+``xconv<L>``                        ``fuse<L>``
+``predict_flow<L>``                 ``predict<2^(L-1)>`` (``predict_flow6`` -> ``predict32``)
+``upsampled_flow<L>_to_<L-1>``      ``upflow<2^(L-1)>`` (``upsampled_flow6_to_5`` -> ``upflow32``)
+==================================  ===========================
+
+The rest of each key (``.0.weight``, ``.1.running_var``, ...) is unchanged; keys already in deg's
+naming pass through, anything else maps to None (reported as unexpected).
+
+Flow upsampling is DEG's learned ``ConvTranspose2d(C, C, 4, 2, 1)`` times 2, initialised to
+bilinear interpolation (see :mod:`.tiny_motionnet`; DEG started it from Xavier-random weights).
+DEG also initialised its convolutions with Xavier-uniform weights and U(0, 1) biases; deg keeps
+PyTorch's default initialisation. Sizes must be multiples of 32 (DEG cropped instead).
 """
 
 from __future__ import annotations
@@ -16,18 +37,34 @@ import torch
 from torch import Tensor, nn
 
 from .tiny_motionnet import (
+    FLOW_UP_GAIN,
     check_num_frames,
     check_stack,
     conv_bn,
     flow_head,
+    flow_upsampler,
+    rename_deg_key,
     up_conv,
-    upsample_flow,
 )
 
 
 def _double_conv(in_ch: int, out_ch: int, stride: int) -> nn.Sequential:
     """One encoder stage: a (possibly strided) 3x3 conv, then a 3x3 conv at that resolution."""
     return nn.Sequential(conv_bn(in_ch, out_ch, stride=stride), conv_bn(out_ch, out_ch))
+
+
+def _deg_renames() -> tuple[tuple[str, str], ...]:
+    renames: list[tuple[str, str]] = []
+    for k in range(1, 7):
+        renames += [(f"conv{k}_1.", f"enc{k}.1."), (f"conv{k}.", f"enc{k}.0.")]
+    for level in range(2, 6):
+        renames.append((f"xconv{level}.", f"fuse{level}."))
+    for level in range(2, 7):
+        scale = 2 ** (level - 1)
+        renames.append((f"predict_flow{level}.", f"predict{scale}."))
+        if level > 2:
+            renames.append((f"upsampled_flow{level}_to_{level - 1}.", f"upflow{scale}."))
+    return tuple(renames)
 
 
 class MotionNet(nn.Module):
@@ -40,6 +77,7 @@ class MotionNet(nn.Module):
 
     arch = "MotionNet"
     size_multiple = 32
+    DEG_RENAMES = _deg_renames()  # DEG key prefix -> ours (module doc)
 
     def __init__(self, num_frames: int = 11) -> None:
         super().__init__()
@@ -69,6 +107,14 @@ class MotionNet(nn.Module):
         self.predict8 = flow_head(256, n_out)
         self.predict4 = flow_head(128, n_out)
         self.predict2 = flow_head(64, n_out)
+        self.upflow32 = flow_upsampler(n_out)
+        self.upflow16 = flow_upsampler(n_out)
+        self.upflow8 = flow_upsampler(n_out)
+        self.upflow4 = flow_upsampler(n_out)
+
+    def map_deg_key(self, key: str) -> str | None:
+        """DEG MotionNet state-dict key -> this module's (table in the module doc)."""
+        return rename_deg_key(key, self.DEG_RENAMES, self._modules)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """x: (B, 3N, H, W) -> (flow at 1/2, flow at 1/4, flow at 1/8), each (B, 2(N-1), h, w)."""
@@ -81,12 +127,12 @@ class MotionNet(nn.Module):
         e6 = self.enc6(e5)
 
         flow32 = self.predict32(e6)
-        cat5 = torch.cat((e5, self.deconv5(e6), upsample_flow(flow32)), dim=1)
+        cat5 = torch.cat((e5, self.deconv5(e6), FLOW_UP_GAIN * self.upflow32(flow32)), dim=1)
         flow16 = self.predict16(self.fuse5(cat5))
-        cat4 = torch.cat((e4, self.deconv4(cat5), upsample_flow(flow16)), dim=1)
+        cat4 = torch.cat((e4, self.deconv4(cat5), FLOW_UP_GAIN * self.upflow16(flow16)), dim=1)
         flow8 = self.predict8(self.fuse4(cat4))
-        cat3 = torch.cat((e3, self.deconv3(cat4), upsample_flow(flow8)), dim=1)
+        cat3 = torch.cat((e3, self.deconv3(cat4), FLOW_UP_GAIN * self.upflow8(flow8)), dim=1)
         flow4 = self.predict4(self.fuse3(cat3))
-        cat2 = torch.cat((e2, self.deconv2(cat3), upsample_flow(flow4)), dim=1)
+        cat2 = torch.cat((e2, self.deconv2(cat3), FLOW_UP_GAIN * self.upflow4(flow4)), dim=1)
         flow2 = self.predict2(self.fuse2(cat2))
         return flow2, flow4, flow8

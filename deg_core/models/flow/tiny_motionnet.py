@@ -1,36 +1,65 @@
-"""TinyMotionNet: the small 2-D encoder-decoder flow generator (deg's default, ~1.94M parameters).
+"""TinyMotionNet: the small 2-D encoder-decoder flow generator (deg's default, ~1.95M parameters).
 
 Architecture from the hidden two-stream paper (Zhu, Lan, Newsam & Hauptmann 2017,
 arXiv:1704.00389) with the layer sizes DeepEthogram uses: a 7x7 convolution over the stacked
 frames at full resolution, three strided convolutions down to 1/8, then two transposed-conv
 decoder stages with skip connections that refine the flow at 1/4 and 1/2.
 
-Also holds the small 2-D building blocks and input checks shared with :mod:`.motionnet` and
-:mod:`.tiny_motionnet3d` (one architecture per file; helpers live with the simplest one).
+The learnable tensors are one-to-one with DEG's TinyMotionNet (same layers, shapes, biases,
+batch-norm placement, LeakyReLU(0.1), skip-concatenation order ``(encoder, decoder, flow)``), so
+DEG's published ``checkpoint.pt`` loads completely (:func:`deg_core.models.weights.
+load_deg_pretrained` renames its keys with :meth:`TinyMotionNet.map_deg_key`):
 
-Differences from DEG, all deliberate:
+==================================  ===========================
+DEG module (key prefix)             deg module
+==================================  ===========================
+``conv1`` .. ``conv4``              ``conv1`` .. ``conv4``
+``deconv3``, ``deconv2``            ``deconv3``, ``deconv2``
+``xconv3``, ``xconv2``              ``fuse3``, ``fuse2``
+``predict_flow4`` (1/8)             ``predict8``
+``predict_flow3`` (1/4)             ``predict4``
+``predict_flow2`` (1/2)             ``predict2``
+``upsampled_flow4_to_3``            ``upflow8`` (1/8 -> 1/4)
+``upsampled_flow3_to_2``            ``upflow4`` (1/4 -> 1/2)
+==================================  ===========================
 
-* coarse flows are upsampled with fixed bilinear interpolation (x2 in size *and* value, so they
-  stay in pixels of the finer grid) instead of a learned transposed convolution;
-* convolutions followed by batch norm have no bias (it would be cancelled by the norm);
-* inputs whose height or width is not a multiple of 8 are rejected instead of cropped.
+Everything after the module name (``.0.weight``, ``.1.running_mean``, ...) is unchanged; keys
+already in deg's naming pass through, anything else maps to None (reported as unexpected).
+
+Coarse flows are upsampled, as in DEG, by a learned ``ConvTranspose2d(C, C, 4, stride=2,
+padding=1)`` whose output is multiplied by 2 (a pixel at the coarse scale is two at the finer
+one). deg initialises it to per-channel bilinear interpolation (the 4x4 bilinear kernel on the
+channel diagonal, zeros elsewhere, bias 0), so at initialisation ``2 * upflow(flow)`` is bilinear
+x2 upsampling in size and value, exact away from the border; the outermost row and column get
+3/4 of the value, because the transposed convolution sees zeros beyond the edge. DEG started it
+from random (Xavier) weights instead.
+
+Also holds the small building blocks, input checks and key renaming shared with
+:mod:`.motionnet` and :mod:`.tiny_motionnet3d` (one architecture per file; helpers live with the
+simplest one).
+
+Deliberate difference from DEG: inputs whose height or width is not a multiple of 8 are rejected
+instead of cropped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Container, Sequence
+
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 LEAKY_SLOPE = 0.1  # DEG / FlowNet use LeakyReLU(0.1) throughout
+FLOW_UP_GAIN = 2.0  # flow values double when the grid does (pixels of the finer scale)
+_BILINEAR_TAPS = (0.25, 0.75, 0.75, 0.25)  # 1-D bilinear x2 kernel for k=4, stride 2, padding 1
 
 
 def conv_bn(
     in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1, act: bool = True
 ) -> nn.Sequential:
-    """'Same'-padded Conv2d + BatchNorm2d (+ LeakyReLU when ``act``)."""
+    """'Same'-padded Conv2d (with bias, as in DEG) + BatchNorm2d (+ LeakyReLU when ``act``)."""
     layers: list[nn.Module] = [
-        nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=(kernel - 1) // 2, bias=False),
+        nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=(kernel - 1) // 2),
         nn.BatchNorm2d(out_ch),
     ]
     if act:
@@ -51,9 +80,44 @@ def flow_head(in_ch: int, out_ch: int) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, bias=False)
 
 
-def upsample_flow(flow: Tensor) -> Tensor:
-    """(B, C, h, w) -> (B, C, 2h, 2w): bilinear x2, values doubled to stay in (finer) pixels."""
-    return 2.0 * F.interpolate(flow, scale_factor=2.0, mode="bilinear", align_corners=False)
+def init_bilinear_(layer: nn.ConvTranspose2d | nn.ConvTranspose3d) -> None:
+    """Make a (C, C, [1,] 4, 4), stride-2, padding-1 transposed conv upsample each channel
+    bilinearly (x2 in size, values unchanged): bilinear kernel on the diagonal, zeros off it,
+    bias 0."""
+    weight = layer.weight
+    channels = weight.shape[0]
+    if layer.groups != 1 or weight.shape[1] != channels or tuple(weight.shape[-2:]) != (4, 4):
+        raise ValueError(f"expected a (C, C, ..., 4, 4) transposed conv, got {tuple(weight.shape)}")
+    taps = torch.tensor(_BILINEAR_TAPS, dtype=weight.dtype, device=weight.device)
+    kernel = torch.outer(taps, taps).reshape(weight.shape[2:])
+    with torch.no_grad():
+        weight.zero_()
+        for c in range(channels):
+            weight[c, c] = kernel
+        if layer.bias is not None:
+            layer.bias.zero_()
+
+
+def flow_upsampler(channels: int) -> nn.ConvTranspose2d:
+    """DEG's learned flow upsampling, ConvTranspose2d(C, C, 4, 2, 1), initialised to bilinear.
+
+    Callers multiply its output by FLOW_UP_GAIN, as DEG does.
+    """
+    layer = nn.ConvTranspose2d(channels, channels, kernel_size=4, stride=2, padding=1)
+    init_bilinear_(layer)
+    return layer
+
+
+def rename_deg_key(
+    key: str, renames: Sequence[tuple[str, str]], own_modules: Container[str]
+) -> str | None:
+    """DEG flow-generator key -> ours: replace the first matching DEG prefix of ``renames``; a
+    key whose first component is one of ``own_modules`` (already deg's naming) is kept; anything
+    else is None."""
+    for theirs, ours in renames:
+        if key.startswith(theirs):
+            return ours + key[len(theirs) :]
+    return key if key.partition(".")[0] in own_modules else None
 
 
 def check_stack(x: Tensor, num_frames: int, multiple: int, arch: str) -> None:
@@ -88,6 +152,16 @@ class TinyMotionNet(nn.Module):
 
     arch = "TinyMotionNet"
     size_multiple = 8
+    # DEG key prefix -> ours (module doc)
+    DEG_RENAMES: tuple[tuple[str, str], ...] = (
+        ("xconv3.", "fuse3."),
+        ("xconv2.", "fuse2."),
+        ("predict_flow4.", "predict8."),
+        ("predict_flow3.", "predict4."),
+        ("predict_flow2.", "predict2."),
+        ("upsampled_flow4_to_3.", "upflow8."),
+        ("upsampled_flow3_to_2.", "upflow4."),
+    )
 
     def __init__(self, num_frames: int = 11) -> None:
         super().__init__()
@@ -107,6 +181,12 @@ class TinyMotionNet(nn.Module):
         self.predict8 = flow_head(128, n_out)
         self.predict4 = flow_head(128, n_out)
         self.predict2 = flow_head(64, n_out)
+        self.upflow8 = flow_upsampler(n_out)
+        self.upflow4 = flow_upsampler(n_out)
+
+    def map_deg_key(self, key: str) -> str | None:
+        """DEG TinyMotionNet state-dict key -> this module's (table in the module doc)."""
+        return rename_deg_key(key, self.DEG_RENAMES, self._modules)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """x: (B, 3N, H, W) -> (flow at 1/2, flow at 1/4, flow at 1/8), each (B, 2(N-1), h, w)."""
@@ -117,8 +197,10 @@ class TinyMotionNet(nn.Module):
         c4 = self.conv4(c3)  # 1/8
 
         flow8 = self.predict8(c4)
-        i3 = self.fuse3(torch.cat((c3, self.deconv3(c4), upsample_flow(flow8)), dim=1))
+        up8 = FLOW_UP_GAIN * self.upflow8(flow8)
+        i3 = self.fuse3(torch.cat((c3, self.deconv3(c4), up8), dim=1))
         flow4 = self.predict4(i3)
-        i2 = self.fuse2(torch.cat((c2, self.deconv2(i3), upsample_flow(flow4)), dim=1))
+        up4 = FLOW_UP_GAIN * self.upflow4(flow4)
+        i2 = self.fuse2(torch.cat((c2, self.deconv2(i3), up4), dim=1))
         flow2 = self.predict2(i2)
         return flow2, flow4, flow8
