@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -292,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # deg's modules report through logging (e.g. "no ImageNet weights, training from scratch")
+    logging.basicConfig(level=logging.INFO, format="deg: %(message)s")
+    logging.captureWarnings(True)
     try:
         return args.func(args)
     except DegError as e:

@@ -309,3 +309,28 @@ def test_flow_preview_writes_a_png(tiny_project, flow_run, tmp_path):
 
     path = flow_preview(tiny_project, flow_run.name, video="v1", frame=3, out=tmp_path / "f.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_behaviour_without_positives_is_warned_not_fatal(tmp_path, tiny_project, flow_run):
+    import shutil
+
+    from deg_core.video import write_video
+
+    project = Project.create(tmp_path, "rare", ["groom", "never"])
+    for i, split in enumerate(["train", "val"]):
+        p = tmp_path / f"r{i}.mp4"
+        write_video(p, moving_square_frames(24, 64, 64, seed=i), fps=30)
+        project.add_videos([p], split=split)
+        lab = Labels.empty(24, project.behaviors)
+        lab.array[:, 0] = (np.arange(24) % 6 < 3).astype(np.int8)
+        lab.array[:, 1] = 0  # labelled, never present
+        project.save_labels(f"r{i}", lab)
+    shutil.copytree(flow_run, project.models_dir / flow_run.name)
+    cfg = project.resolve_config(
+        [*TINY, "feature_extractor.num_epochs=1", "feature_extractor.steps_per_epoch=2"]
+    )
+    with pytest.warns(UserWarning, match="'never' has no positive frames in the train split"):
+        run = train_features(project, cfg, device="cpu", progress=False)
+    record = read_metrics(run)[0]
+    assert record["thresholds"][1] == 0.5  # fallback, fitted without a hang
+    assert record["f1"]["never"] is None and record["macro_f1"] is not None
