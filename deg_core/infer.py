@@ -221,11 +221,7 @@ def infer_features(
     result = {}
     for key in keys:
         rec = project.record(key)
-        out = (
-            rec.folder / f"{rec.key}_outputs.h5"
-            if not rec.outputs_path.exists()
-            else rec.outputs_path
-        )
+        out = rec.outputs_path  # a DEG project's existing outputs file, else <key>_outputs.h5
         if not overwrite and has_group(out, fm.run.name):
             result[key] = "skipped"
             continue
