@@ -63,3 +63,14 @@ def test_epoch_batches_are_seeded_and_resumable():
     assert full == list(EpochBatchSampler(100, 4, 6, seed=1, epoch=2))
     assert full != list(EpochBatchSampler(100, 4, 6, seed=1, epoch=3))
     assert list(EpochBatchSampler(100, 4, 6, seed=1, epoch=2, start=4)) == full[4:]
+
+
+def test_worker_processes_load_clips(make_video):
+    from deg_core.train.common import epoch_loader
+
+    path = make_video("w.mp4", n=12, h=32, w=32)
+    ds = ClipDataset(
+        [VideoItem(path, 12)], np.array([[0, 3], [0, 8]]), 3, (32, 32), [0.5] * 3, [0.25] * 3
+    )
+    (batch,) = list(epoch_loader(ds, batch=2, steps=1, seed=0, workers=1)(0, 0))
+    assert batch["images"].shape == (2, 9, 32, 32)

@@ -6,6 +6,7 @@ The reference for every comparison is an independent plain PyAV pass
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import pickle
@@ -221,8 +222,11 @@ def test_reader_inherited_through_fork_reopens(videos, backend):
     """DataLoader workers on Linux are forked: the child has the parent's decoder but
     not its threads, so using that decoder hangs; the reader must reopen instead."""
     path, ref = videos["h264"]
-    reader = open_video(path, backend=backend)
+    # one decoding thread: FFmpeg worker threads alive at fork() can hold its internal locks
+    # (e.g. the log mutex) forever in the child; that is fork's hazard, not the reader's
+    reader = open_video(path, backend=backend, threads=1)
     reader.get_batch([40])  # a live decoder, mid-file
+    gc.collect()  # close readers left behind by earlier tests (and their threads)
     pid = os.fork()
     if pid == 0:  # the child: report by exit code, never return into pytest
         signal.alarm(20)  # a hang ends the child (status 14) instead of the test run

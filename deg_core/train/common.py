@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,8 @@ def epoch_loader(dataset: ClipDataset, batch: int, steps: int, seed: int, worker
             dataset,
             batch_sampler=sampler,
             num_workers=workers,
-            persistent_workers=False,
             pin_memory=torch.cuda.is_available(),
+            multiprocessing_context=_worker_context(workers),
         )
 
     return make
@@ -81,7 +82,21 @@ def epoch_loader(dataset: ClipDataset, batch: int, steps: int, seed: int, worker
 
 def fixed_loader(dataset: ClipDataset, batch: int, workers: int) -> DataLoader:
     """Validation batches in a fixed order."""
-    return DataLoader(dataset, batch_size=batch, shuffle=False, num_workers=workers)
+    return DataLoader(
+        dataset,
+        batch_size=batch,
+        shuffle=False,
+        num_workers=workers,
+        multiprocessing_context=_worker_context(workers),
+    )
+
+
+def _worker_context(workers: int) -> str | None:
+    # fork() copies a process whose decoder and OpenMP threads may hold locks that then
+    # never release in the worker; forkserver starts workers from a clean process
+    if workers == 0:
+        return None
+    return "forkserver" if sys.platform.startswith("linux") else None
 
 
 def start_run(
