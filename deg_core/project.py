@@ -76,7 +76,7 @@ class Project:
     """
 
     def __init__(self, root: Path, config: DegConfig, raw: dict, ignored: list[str]):
-        self.root = Path(root)
+        self.root = Path(root).absolute()  # run paths stay valid if the cwd changes
         self.config = config
         self._raw = raw  # the file as read, to write back only the project's own values
         self.ignored_keys = ignored  # DEG settings deg does not use (shown by status)
@@ -425,6 +425,8 @@ class Project:
     def check_run(self, run: str | Path) -> Path:
         """The run's folder; ProjectError if it was trained for other behaviours."""
         d = Path(run) if Path(run).is_absolute() else self.models_dir / str(run)
+        if not d.is_dir() and Path(run).is_dir():  # a path relative to the cwd
+            d = Path(run).absolute()
         return check_run(d, self.behaviors)
 
     # ------------------------------------------------------------------ statistics

@@ -274,10 +274,11 @@ def test_features_need_a_flow_run_and_val_labels(tmp_path, make_video):
         train_features(project, cfg, device="cpu", progress=False)
 
 
-def test_cli_train_and_infer(tiny_project, flow_run, capsys):
+def test_cli_train_and_infer(tiny_project, flow_run, capsys, monkeypatch):
     from deg_core.cli import main
 
-    root = str(tiny_project.root)
+    monkeypatch.chdir(tiny_project.root.parent)
+    root = tiny_project.root.name  # a path relative to the working directory
     assert main(["config", root, "--stage", "flow"]) == 0
     out = capsys.readouterr().out
     assert "flow_generator.arch" in out and "feature_extractor.arch" not in out
