@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deg_core.metrics import label_masks
+
 __all__ = [
     "MaskedBCELoss",
     "MaskedSoftmaxCELoss",
@@ -46,13 +48,7 @@ def label_counts(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         ``(pos, neg)``, each ``(K,)`` int64: frames labelled 1 and frames labelled 0.
     """
-    labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"labels must be (T, K), got shape {labels.shape}")
-    is_pos = labels == 1
-    is_neg = labels == 0
-    if not np.all(is_pos | is_neg | (labels == -1)):
-        raise ValueError("labels must only contain 1, 0 or -1")
+    is_pos, is_neg = label_masks(labels)
     pos = np.count_nonzero(is_pos, axis=0).astype(np.int64)
     neg = np.count_nonzero(is_neg, axis=0).astype(np.int64)
     return pos, neg

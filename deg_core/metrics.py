@@ -46,7 +46,7 @@ __all__ = [
 # --------------------------------------------------------------------------- validation
 
 
-def _label_masks(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def label_masks(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(is_pos, is_neg)`` boolean ``(T, K)`` masks; raises on values outside {1, 0, -1}."""
     labels = np.asarray(labels)
     if labels.ndim != 2:
@@ -98,7 +98,7 @@ def binary_counts(pred: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]
         ``{"tp", "fp", "fn", "tn"}``, each ``(K,)`` int64.
     """
     _check_same_shape(pred, labels, "pred")
-    is_pos, is_neg = _label_masks(labels)
+    is_pos, is_neg = label_masks(labels)
     p = np.asarray(pred).astype(bool, copy=False)
     tp = np.count_nonzero(p & is_pos, axis=0).astype(np.int64)
     fp = np.count_nonzero(p & is_neg, axis=0).astype(np.int64)
@@ -211,7 +211,7 @@ def fit_thresholds(
     """
     probs = np.asarray(probs)
     _check_same_shape(probs, labels, "probs")
-    is_pos, is_neg = _label_masks(labels)
+    is_pos, is_neg = label_masks(labels)
     grid = threshold_grid(n_steps)
     names = _names(class_names, probs.shape[1])
 

@@ -122,3 +122,47 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 def mean_or_nan(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
+
+
+def fit(
+    run: Path,
+    model: torch.nn.Module,
+    *,
+    lr: float,
+    weight_decay: float,
+    cfg: DegConfig,
+    step_fn,
+    validate_fn,
+    loader_fn,
+    num_epochs: int,
+    steps_per_epoch: int,
+    callbacks=(),
+    progress: bool = True,
+    extra_state=None,
+) -> Path:
+    """Adam + plateau LR schedule + the shared Trainer, resumed from ``last.pt`` if present."""
+    from deg_core.train.loop import Trainer
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=cfg.train.reduction_factor, patience=cfg.train.patience
+    )
+    trainer = Trainer(
+        run_dir=run,
+        model=model,
+        optimizer=optimizer,
+        step_fn=step_fn,
+        validate_fn=validate_fn,
+        loader_fn=loader_fn,
+        num_epochs=num_epochs,
+        steps_per_epoch=steps_per_epoch,
+        scheduler=scheduler,
+        min_lr=cfg.train.min_lr,
+        callbacks=callbacks,
+        progress=progress,
+        extra_state=extra_state,
+    )
+    trainer.resume()
+    trainer.fit()
+    return run

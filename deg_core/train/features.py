@@ -27,7 +27,7 @@ from deg_core.models.weights import load_checkpoint
 from deg_core.project import Project
 from deg_core.runs import BEST, read_run_config, resolve_run
 from deg_core.train import common
-from deg_core.train.loop import Callback, Trainer, pick_device, seed_everything
+from deg_core.train.loop import Callback, pick_device, seed_everything
 from deg_core.train.weights import init_feature_extractor
 
 
@@ -148,29 +148,18 @@ def train_features(
         metrics = per_class_metrics(p, y, thresholds, behaviors)
         return {"loss": common.mean_or_nan(losses), **metrics, "thresholds": thresholds.tolist()}
 
-    optimizer = torch.optim.Adam(
-        [p for p in model.parameters() if p.requires_grad],
+    return common.fit(
+        run,
+        model,
         lr=ecfg.lr,
         weight_decay=ecfg.weight_decay,
-    )
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=cfg.train.reduction_factor, patience=cfg.train.patience
-    )
-    trainer = Trainer(
-        run_dir=run,
-        model=model,
-        optimizer=optimizer,
+        cfg=cfg,
         step_fn=step,
         validate_fn=validate,
         loader_fn=common.epoch_loader(train_set, batch, ecfg.steps_per_epoch, seed, workers),
         num_epochs=ecfg.num_epochs,
         steps_per_epoch=ecfg.steps_per_epoch,
-        scheduler=scheduler,
-        min_lr=cfg.train.min_lr,
         callbacks=callbacks,
         progress=progress,
         extra_state=lambda: {"thresholds": latest["thresholds"], "class_names": behaviors},
     )
-    trainer.resume()
-    trainer.fit()
-    return run

@@ -27,7 +27,7 @@ from deg_core.models.flow import build_flow_generator
 from deg_core.models.flow.losses import MotionNetLoss
 from deg_core.project import Project
 from deg_core.train import common
-from deg_core.train.loop import Callback, Trainer, pick_device, seed_everything
+from deg_core.train.loop import Callback, pick_device, seed_everything
 from deg_core.train.weights import init_flow_generator
 
 
@@ -110,24 +110,17 @@ def train_flow(
         out["loss"] = out.get("total", float("nan"))
         return out
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=fcfg.lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=cfg.train.reduction_factor, patience=cfg.train.patience
-    )
-    trainer = Trainer(
-        run_dir=run,
-        model=model,
-        optimizer=optimizer,
+    return common.fit(
+        run,
+        model,
+        lr=fcfg.lr,
+        weight_decay=0.0,
+        cfg=cfg,
         step_fn=step,
         validate_fn=validate,
         loader_fn=common.epoch_loader(train_set, batch, fcfg.steps_per_epoch, seed, workers),
         num_epochs=fcfg.num_epochs,
         steps_per_epoch=fcfg.steps_per_epoch,
-        scheduler=scheduler,
-        min_lr=cfg.train.min_lr,
         callbacks=callbacks,
         progress=progress,
     )
-    trainer.resume()
-    trainer.fit()
-    return run
