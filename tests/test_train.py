@@ -335,3 +335,15 @@ def test_behaviour_without_positives_is_warned_not_fatal(tmp_path, tiny_project,
     record = read_metrics(run)[0]
     assert record["thresholds"][1] == 0.5  # fallback, fitted without a hang
     assert record["f1"]["never"] is None and record["macro_f1"] is not None
+
+
+@pytest.mark.gpu
+def test_cuda_training_and_inference_match_cpu_shapes(tiny_project, flow_run):
+    cfg = tiny_project.resolve_config(
+        [*TINY, "feature_extractor.num_epochs=1", "feature_extractor.steps_per_epoch=2"]
+    )
+    run = train_features(tiny_project, cfg, flow_run=flow_run.name, device="cuda", progress=False)
+    result = infer_features(tiny_project, run.name, device="cuda", progress=False)
+    assert set(result.values()) == {"done"}
+    with h5py.File(tiny_project.record("v0").outputs_path, "r") as f:
+        assert f[run.name]["P"].shape == (48, 2)
