@@ -178,14 +178,27 @@ class FeatureExtractorSection:
 
 @dataclass
 class SequenceSection:
-    """Sequence-model settings a project may pin."""
+    """Stage 3: the sequence model over per-frame features (``deg train sequence``)."""
 
-    filter_length: int = _f(15, "temporal kernel length (frames)")
+    arch: str = _f("tgmj", "tgmj (DEG's temporal Gaussian mixture) or tcn (dilated conv net)")
+    sequence_length: int = _f(180, "frames per training window")
+    filter_length: int = _f(15, "TGM kernel length (frames)")
+    n_filters: int = _f(8, "TGM kernels per layer")
+    num_layers: int = _f(3, "TGM layers / TCN blocks")
+    num_features: int = _f(128, "hidden width of the heads")
+    dropout_p: float = _f(0.5, "dropout before the output layers")
+    input_dropout: float = _f(0.5, "dropout on the input features")
+    num_epochs: int = _f(30, "epochs")
+    steps_per_epoch: int = _f(100, "training batches per epoch")
+    batch_size: int | Literal["auto"] = _f("auto", "windows per batch, or auto")
+    lr: float = _f(1e-4, "Adam learning rate")
+    weight_decay: float = _f(0.0, "Adam weight decay")
+    focal_gamma: float = _f(0.0, "focal-loss gamma (0: plain BCE)")
+    label_smoothing: float = _f(0.0, "label smoothing epsilon")
 
     deg_ignored: ClassVar[frozenset[str]] = frozenset(
-        {"arch", "latent_name", "output_name", "sequence_length", "dropout_p", "num_layers"}
-        | {"hidden_size", "nonoverlapping", "input_dropout", "n_filters", "tgm_reduction"}
-        | {"c_in", "c_out", "soft_attn", "num_features", "bidirectional", "rnn_style"}
+        {"latent_name", "output_name", "hidden_size", "nonoverlapping", "tgm_reduction"}
+        | {"c_in", "c_out", "soft_attn", "bidirectional", "rnn_style"}
         | {"hidden_dropout", "weights", "nonlinear_classification", "final_bn", "input_type"}
     )
 

@@ -20,9 +20,6 @@ Layout, one group per feature-extractor run (named after the run folder)::
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +31,7 @@ from deg_core.errors import DegError
 from deg_core.models.feature import HiddenTwoStream
 from deg_core.models.flow import build_flow_generator
 from deg_core.models.weights import load_checkpoint
+from deg_core.outputs import has_group, writing_group
 from deg_core.project import Project
 from deg_core.runs import BEST, read_run_config, resolve_run
 from deg_core.train.loop import pick_device
@@ -143,19 +141,6 @@ def video_features(fm: FeatureModel, video: Path, n_frames: int, batch: int = 16
             )
 
 
-def has_group(path: Path, group: str) -> bool:
-    """True if ``path`` holds a complete group (written by a finished run)."""
-    if not path.exists():
-        return False
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            return group in f and bool(f[group].attrs.get("complete", False))
-    except OSError:
-        return False
-
-
 def write_video_outputs(
     fm: FeatureModel,
     key: str,
@@ -166,43 +151,23 @@ def write_video_outputs(
     progress=None,
 ) -> None:
     """Compute one video's features and add them atomically as group ``fm.run.name``."""
-    import h5py
-
-    group = fm.run.name
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
-    if out_path.exists():
-        shutil.copyfile(out_path, tmp)  # keep the other runs' groups
-    try:
-        with h5py.File(tmp, "a") as f:
-            if group in f:
-                del f[group]
-            g = f.create_group(group)
-            dims = {"spatial_features": 512, "flow_features": 512}
-            ds = {
-                name: g.create_dataset(
-                    name,
-                    (n_frames, dims.get(name, len(fm.behaviors))),
-                    dtype="float32",
-                    chunks=(min(n_frames, 4096), dims.get(name, len(fm.behaviors))),
-                )
-                for name in DATASETS
-            }
-            for start, arrays in video_features(fm, video, n_frames, batch):
-                for name, arr in arrays.items():
-                    ds[name][start : start + len(arr)] = arr
-                if progress is not None:
-                    progress.update(len(arrays["P"]))
-            g.create_dataset("thresholds", data=fm.thresholds.astype(np.float32))
-            g.create_dataset(
-                "class_names", data=np.array(fm.behaviors, dtype=object), dtype=h5py.string_dtype()
+    k = len(fm.behaviors)
+    with writing_group(out_path, fm.run.name, fm.behaviors, fm.thresholds, video=key) as g:
+        dims = {"spatial_features": 512, "flow_features": 512}
+        ds = {
+            name: g.create_dataset(
+                name,
+                (n_frames, dims.get(name, k)),
+                dtype="float32",
+                chunks=(min(n_frames, 4096), dims.get(name, k)),
             )
-            g.attrs["complete"] = True
-            g.attrs["video"] = key
-        os.replace(tmp, out_path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+            for name in DATASETS
+        }
+        for start, arrays in video_features(fm, video, n_frames, batch):
+            for name, arr in arrays.items():
+                ds[name][start : start + len(arr)] = arr
+            if progress is not None:
+                progress.update(len(arrays["P"]))
 
 
 def infer_features(

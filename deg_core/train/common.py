@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from deg_core.config import DegConfig, to_dict
-from deg_core.data.clips import ClipDataset, EpochBatchSampler, VideoItem
+from deg_core.data.clips import EpochBatchSampler, VideoItem
 from deg_core.errors import ProjectError
 from deg_core.fileio import save_yaml
 from deg_core.project import Project
@@ -64,7 +64,7 @@ def num_workers(value: int | str) -> int:
     return int(value)
 
 
-def epoch_loader(dataset: ClipDataset, batch: int, steps: int, seed: int, workers: int):
+def epoch_loader(dataset: Dataset, batch: int, steps: int, seed: int, workers: int):
     """A LoaderFn for the Trainer: (epoch, first step) -> that epoch's batches."""
 
     def make(epoch: int, start: int) -> Iterable[dict[str, Any]]:
@@ -80,7 +80,7 @@ def epoch_loader(dataset: ClipDataset, batch: int, steps: int, seed: int, worker
     return make
 
 
-def fixed_loader(dataset: ClipDataset, batch: int, workers: int) -> DataLoader:
+def fixed_loader(dataset: Dataset, batch: int, workers: int) -> DataLoader:
     """Validation batches in a fixed order."""
     return DataLoader(
         dataset,

@@ -1,0 +1,83 @@
+"""Per-frame features from the outputs HDF5 files, as windows for the sequence model.
+
+A video's input is ``[spatial_features ‖ flow_features]`` of one feature-extractor
+run: (T, 1024) float32. Training windows are ``sequence_length`` frames long; the
+last window of a video is padded with zeros (features) and -1 (labels), which the
+masked loss ignores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from deg_core.errors import DegError, ProjectError
+from deg_core.outputs import read_group
+from deg_core.project import Project
+
+
+def read_features(path: Path, group: str) -> np.ndarray:
+    """(T, 1024) float32: spatial ‖ flow features of ``group`` in an outputs file."""
+    g = read_group(path, group, ("spatial_features", "flow_features"))
+    return np.concatenate([g["spatial_features"], g["flow_features"]], axis=1)
+
+
+def features_or_explain(
+    project: Project, keys: list[str], feature_run: str
+) -> dict[str, np.ndarray]:
+    """Features of every video in ``keys``; one error naming all videos that lack them."""
+    out, missing = {}, []
+    for key in keys:
+        path = project.record(key).outputs_path
+        try:
+            out[key] = read_features(path, feature_run)
+        except DegError:
+            missing.append(key)
+    if missing:
+        raise ProjectError(
+            f"videos without features of run {feature_run}: {', '.join(missing)}; make them "
+            f"with `deg infer features {project.root} --run {feature_run} --videos "
+            f"{' '.join(missing)}`"
+        )
+    return out
+
+
+@dataclass
+class SequenceItem:
+    features: np.ndarray  # (T, D) float32
+    labels: np.ndarray  # (T, K) int8, -1 unlabelled
+
+
+class WindowDataset(Dataset):
+    """(video, start) windows -> {"features": (L, D), "labels": (L, K)} with padding."""
+
+    def __init__(self, items: list[SequenceItem], length: int, stride: int | None = None):
+        self.items, self.length = items, length
+        stride = stride or length
+        self.windows = [
+            (v, s)
+            for v, it in enumerate(items)
+            for s in range(0, max(len(it.features) - length, 0) + stride, stride)
+            if s < len(it.features)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        v, s = self.windows[i]
+        it = self.items[v]
+        feats = it.features[s : s + self.length]
+        labels = it.labels[s : s + self.length]
+        pad = self.length - len(feats)
+        if pad:
+            feats = np.concatenate([feats, np.zeros((pad, feats.shape[1]), np.float32)])
+            labels = np.concatenate([labels, np.full((pad, labels.shape[1]), -1, np.int8)])
+        return {
+            "features": torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)),
+            "labels": torch.from_numpy(labels.astype(np.float32)),
+        }
