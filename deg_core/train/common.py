@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -68,7 +68,7 @@ def epoch_loader(dataset: Dataset, batch: int, steps: int, seed: int, workers: i
     """A LoaderFn for the Trainer: (epoch, first step) -> that epoch's batches."""
 
     def make(epoch: int, start: int) -> Iterable[dict[str, Any]]:
-        sampler = EpochBatchSampler(len(dataset), batch, steps, seed, epoch, start)
+        sampler = EpochBatchSampler(len(cast(Sized, dataset)), batch, steps, seed, epoch, start)
         return DataLoader(
             dataset,
             batch_sampler=sampler,
