@@ -184,8 +184,9 @@ class SequenceSection:
     sequence_length: int = _f(180, "frames per training window")
     filter_length: int = _f(15, "TGM kernel length (frames)")
     n_filters: int = _f(8, "TGM kernels per layer")
-    num_layers: int = _f(3, "TGM layers / TCN blocks")
-    num_features: int = _f(128, "hidden width of the heads")
+    num_layers: int | None = _f(None, "TGM layers / TCN blocks (None: tgmj 3, tcn 6)")
+    head_hidden: int = _f(128, "tgmj: hidden width of each head (DEG's num_features)")
+    hidden_size: int = _f(128, "tcn: channels")
     dropout_p: float = _f(0.5, "dropout before the output layers")
     input_dropout: float = _f(0.5, "dropout on the input features")
     num_epochs: int = _f(30, "epochs")
@@ -197,7 +198,7 @@ class SequenceSection:
     label_smoothing: float = _f(0.0, "label smoothing epsilon")
 
     deg_ignored: ClassVar[frozenset[str]] = frozenset(
-        {"latent_name", "output_name", "hidden_size", "nonoverlapping", "tgm_reduction"}
+        {"latent_name", "output_name", "num_features", "nonoverlapping", "tgm_reduction"}
         | {"c_in", "c_out", "soft_attn", "bidirectional", "rnn_style"}
         | {"hidden_dropout", "weights", "nonlinear_classification", "final_bn", "input_type"}
     )

@@ -1,0 +1,126 @@
+"""Sequence inference: features -> per-frame probabilities -> the ethogram.
+
+Per video this adds the run's group to ``<key>_outputs.h5`` (``logits`` (T, K),
+``P`` (T, K), ``thresholds`` (K,), ``class_names`` (K,)) and writes
+``<key>_predictions.csv`` in the label format: thresholded with the validation
+thresholds, bouts shorter than each behaviour's minimum removed, background derived.
+Whole videos run in chunks with enough overlap for the model's receptive field, so
+an hour-long video needs memory for one chunk only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deg_core import config as cfgmod
+from deg_core.data.sequences import features_or_explain
+from deg_core.errors import ProjectError
+from deg_core.labels import Labels, read_labels, write_labels
+from deg_core.models.sequence import sequence_model_from_config
+from deg_core.models.weights import load_checkpoint
+from deg_core.outputs import has_group, writing_group
+from deg_core.postprocess import postprocess
+from deg_core.project import Project
+from deg_core.runs import BEST, read_run_config, resolve_run
+from deg_core.train.loop import pick_device
+
+
+@dataclass
+class SequenceModel:
+    model: torch.nn.Module
+    run: Path
+    feature_run: str
+    thresholds: np.ndarray  # (K,)
+    min_lengths: np.ndarray  # (K,) int
+    behaviors: list[str]
+
+    @classmethod
+    def load(cls, project: Project, run: str = "latest", device: str = "cpu") -> SequenceModel:
+        run_dir = project.check_run(resolve_run(project.models_dir, "sequence", run))
+        info = read_run_config(run_dir)
+        cfg = cfgmod.build(cfgmod.DegConfig, info["config"])
+        behaviors = [c for c in info["class_names"] if c != "background"]
+        model = sequence_model_from_config(
+            cfg.sequence, int(info["num_features"]), len(behaviors), arch=info["arch"]
+        )
+        ckpt = load_checkpoint(run_dir / BEST)
+        model.load_state_dict(ckpt["model"])
+        model.eval().to(pick_device(device))
+        extra = ckpt["extra"]
+        return cls(
+            model=model,
+            run=run_dir,
+            feature_run=info["feature_run"],
+            thresholds=np.asarray(extra["thresholds"], dtype=np.float32),
+            min_lengths=np.asarray(extra.get("min_lengths", [1] * len(behaviors)), dtype=int),
+            behaviors=behaviors,
+        )
+
+
+@torch.no_grad()
+def sequence_logits(
+    model: torch.nn.Module, features: np.ndarray, chunk: int = 20_000
+) -> np.ndarray:
+    """(T, D) features -> (T, K) logits, in overlapping chunks (exact in the interior)."""
+    device = next(model.parameters()).device
+    ctx = int(getattr(model, "receptive_field", 0))
+    t = len(features)
+    out = []
+    for start in range(0, t, chunk):
+        lo, hi = max(start - ctx, 0), min(start + chunk + ctx, t)
+        x = torch.from_numpy(np.ascontiguousarray(features[lo:hi], dtype=np.float32))
+        logits = model(x.to(device)[None])[0].float().cpu().numpy()
+        out.append(logits[start - lo : start - lo + min(chunk, t - start)])
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def infer_sequence(
+    project: Project,
+    run: str = "latest",
+    keys: list[str] | None = None,
+    *,
+    device: str = "auto",
+    overwrite: bool = False,
+) -> dict[str, str]:
+    """Predict every frame of ``keys`` (default: all videos); {key: "done" | "skipped"}."""
+    sm = SequenceModel.load(project, run, device)
+    keys = [project.resolve_key(k) for k in keys] if keys else project.video_keys()
+    todo = [
+        k for k in keys if overwrite or not has_group(project.record(k).outputs_path, sm.run.name)
+    ]
+    feats = features_or_explain(project, todo, sm.feature_run)  # all missing named at once
+    for key in todo:
+        rec = project.record(key)
+        logits = sequence_logits(sm.model, feats[key])
+        probs = 1.0 / (1.0 + np.exp(-logits))
+        with writing_group(
+            rec.outputs_path, sm.run.name, sm.behaviors, sm.thresholds, video=key
+        ) as g:
+            g.create_dataset("logits", data=logits.astype(np.float32))
+            g.create_dataset("P", data=probs.astype(np.float32))
+        pred = postprocess(probs, sm.thresholds, sm.min_lengths)
+        write_labels(rec.predictions_path, Labels(sm.behaviors, pred.astype(np.int8)))
+    return {k: ("done" if k in todo else "skipped") for k in keys}
+
+
+def import_predictions(project: Project, video: str, overwrite: bool = False) -> Labels:
+    """Copy a video's predictions into its labels: by default only onto unlabelled frames."""
+    key = project.resolve_key(video)
+    rec = project.record(key)
+    if not rec.predictions_path.exists():
+        raise ProjectError(
+            f"no predictions for {key!r} yet: run `deg infer sequence {project.root}`",
+            rec.predictions_path,
+        )
+    pred = read_labels(rec.predictions_path, project.behaviors, rec.n_frames())
+    labels = project.labels(key)
+    merged = labels.array.copy()
+    take = np.ones_like(merged, dtype=bool) if overwrite else merged == -1
+    merged[take] = pred.array[take]
+    new = Labels(project.behaviors, merged)
+    project.save_labels(key, new)
+    return new
