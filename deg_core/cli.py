@@ -113,11 +113,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         from deg_core.train.flow import train_flow
 
         run = train_flow(project, cfg, device=args.device, resume=args.run)
-    else:
+    elif args.stage == "features":
         from deg_core.train.features import train_features
 
         run = train_features(
             project, cfg, flow_run=args.flow_run, device=args.device, resume=args.run
+        )
+    else:
+        from deg_core.train.sequence import train_sequence
+
+        run = train_sequence(
+            project, cfg, feature_run=args.feature_run, device=args.device, resume=args.run
         )
     from deg_core.runs import read_metrics
 
@@ -136,13 +142,52 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_infer(args: argparse.Namespace) -> int:
     from deg_core.infer import infer_features
+    from deg_core.infer_sequence import SequenceModel, infer_sequence
 
     project = _project(args.project)
-    result = infer_features(
-        project, args.run, args.videos or None, device=args.device, overwrite=args.overwrite
-    )
+    videos, kw = args.videos or None, {"device": args.device, "overwrite": args.overwrite}
+    if args.stage == "features":
+        result = infer_features(project, args.run, videos, **kw)
+    elif args.stage == "sequence":
+        result = infer_sequence(project, args.run, videos, **kw)
+    else:  # all: the features the sequence run was trained on, then the sequence model
+        feature_run = SequenceModel.load(project, args.run).feature_run
+        for key, state in infer_features(project, feature_run, videos, **kw).items():
+            print(f"{key}: features {state}")
+        result = infer_sequence(project, args.run, videos, **kw)
     for key, state in result.items():
-        print(f"{key}: {state}")
+        print(f"{key}: {args.stage if args.stage != 'all' else 'sequence'} {state}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from deg_core.scoring import evaluate_project
+
+    result = evaluate_project(_project(args.project), args.split, args.model, args.run)
+    if args.json:
+        from deg_core.fileio import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result, indent=2, allow_nan=False))
+    print(f"{result['run']} on {args.split} ({len(result['videos'])} videos)")
+    print(f"  {'behaviour':<20} {'F1':>6} {'prec':>6} {'recall':>6} {'AUROC':>6} {'bout F1':>8}")
+    fmt = lambda v: "     -" if v is None else f"{v:6.3f}"  # noqa: E731
+    for b in result["class_names"]:
+        print(
+            f"  {b:<20} {fmt(result['f1'][b])} {fmt(result['precision'][b])} "
+            f"{fmt(result['recall'][b])} {fmt(result['auroc'][b])}   {fmt(result['bout_f1'][b])}"
+        )
+    print(f"  macro F1 {fmt(result['macro']['f1'])}")
+    return 0
+
+
+def cmd_import_predictions(args: argparse.Namespace) -> int:
+    from deg_core.infer_sequence import import_predictions
+
+    project = _project(args.project)
+    before = project.labels(args.video).array
+    after = import_predictions(project, args.video, overwrite=args.overwrite)
+    changed = int((before != after.array).any(axis=1).sum())
+    print(f"{project.resolve_key(args.video)}: predictions copied onto {changed} frames")
     return 0
 
 
@@ -249,17 +294,18 @@ def build_parser() -> argparse.ArgumentParser:
             help="override a setting, e.g. feature_extractor.num_epochs=5 (see deg config)",
         )
 
-    p = sub.add_parser("train", help="train a stage: flow, then features")
-    p.add_argument("stage", choices=["flow", "features"])
+    p = sub.add_parser("train", help="train a stage: flow, then features, then sequence")
+    p.add_argument("stage", choices=["flow", "features", "sequence"])
     p.add_argument("project")
     stage_options(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--run", default=None, help="resume this interrupted run instead of a new one")
     p.add_argument("--flow-run", default="latest", help="features: the flow run to use")
+    p.add_argument("--feature-run", default="latest", help="sequence: the feature run to use")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("infer", help="run a trained stage over videos")
-    p.add_argument("stage", choices=["features"])
+    p.add_argument("stage", choices=["features", "sequence", "all"])
     p.add_argument("project")
     p.add_argument("--videos", nargs="*", default=None, metavar="KEY")
     p.add_argument("--run", default="latest", help="latest or a run folder name")
@@ -270,6 +316,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)
     p.add_argument("--overwrite", action="store_true", help="recompute videos already done")
     p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser("evaluate", help="F1, precision, recall, AUROC, bout F1 on a split")
+    p.add_argument("project")
+    p.add_argument("--split", choices=["train", "val", "test"], default="val")
+    p.add_argument("--model", choices=["features", "sequence"], default="sequence")
+    p.add_argument("--run", default="latest")
+    p.add_argument("--json", default=None, metavar="OUT", help="also write every metric here")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "import-predictions", help="copy predictions into the labels (unlabelled frames only)"
+    )
+    p.add_argument("project")
+    p.add_argument("video")
+    p.add_argument("--overwrite", action="store_true", help="also replace existing labels")
+    p.set_defaults(func=cmd_import_predictions)
 
     p = sub.add_parser("show-flow", help="PNG of a clip and the flows a flow run computes")
     p.add_argument("project")

@@ -76,3 +76,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+# the tiny trained pipeline (tests/pipeline.py), shared by every module that uses it
+from tests.pipeline import feature_run, flow_run, tiny_project  # noqa: E402, F401

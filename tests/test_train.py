@@ -20,65 +20,7 @@ from deg_core.train.features import train_features
 from deg_core.train.flow import train_flow
 from deg_core.train.loop import Trainer
 from tests.conftest import moving_square_frames
-
-NO_AUGS = [
-    "augs.LR=0",
-    "augs.degrees=0",
-    "augs.brightness=0",
-    "augs.contrast=0",
-    "augs.saturation=0",
-    "augs.hue=0",
-    "augs.grayscale=0",
-]
-SEED = 0
-TINY = [
-    "augs.resize=[64, 64]",
-    "compute.num_workers=0",
-    "flow_generator.n_rgb=5",
-    "flow_generator.batch_size=2",
-    "flow_generator.val_steps=2",
-    "feature_extractor.batch_size=4",
-    "feature_extractor.val_steps=4",
-    "feature_extractor.weights=scratch",
-    "flow_generator.weights=scratch",
-]
-
-
-@pytest.fixture(scope="module")
-def tiny_project(tmp_path_factory):
-    """Three 48-frame videos; groom = the square in the top half, rear = in the left half."""
-    from deg_core.video import write_video
-
-    root = tmp_path_factory.mktemp("train")
-    project = Project.create(root, "tiny", ["groom", "rear"])
-    paths = []
-    for i in range(3):
-        p = root / f"v{i}.mp4"
-        write_video(p, moving_square_frames(48, 64, 64, seed=i), fps=30)
-        paths.append(p)
-    project.add_videos(paths[:2], split="train")
-    project.add_videos(paths[2:], split="val")
-    for i, key in enumerate(project.video_keys()):
-        lab = Labels.empty(48, project.behaviors)
-        t = np.arange(48)  # the square's position, as moving_square_frames draws it
-        lab.array[:, 0] = ((3 * t) % 54 < 27).astype(np.int8)
-        lab.array[:, 1] = ((5 * t + 7 * i) % 54 < 27).astype(np.int8)
-        lab.array[40:, 1] = -1  # partially labelled
-        project.save_labels(key, lab)
-    return project
-
-
-@pytest.fixture(scope="module")
-def flow_run(tiny_project):
-    cfg = tiny_project.resolve_config(
-        [
-            *TINY,
-            "flow_generator.num_epochs=3",
-            "flow_generator.steps_per_epoch=4",
-            "flow_generator.lr=1e-3",
-        ]
-    )
-    return train_flow(tiny_project, cfg, device="cpu", progress=False)
+from tests.pipeline import NO_AUGS, TINY
 
 
 def test_flow_training_writes_a_run_and_loss_falls(tiny_project, flow_run):
@@ -160,24 +102,6 @@ def test_training_is_repeatable_on_cpu(tiny_project):
     assert read_metrics(a)[0]["train_loss"] == read_metrics(b)[0]["train_loss"]
 
 
-@pytest.fixture(scope="module")
-def feature_run(tiny_project, flow_run):
-    cfg = tiny_project.resolve_config(
-        [
-            *TINY,
-            *NO_AUGS,
-            "feature_extractor.dropout_p=0",
-            "feature_extractor.num_epochs=4",
-            "feature_extractor.steps_per_epoch=8",
-            "feature_extractor.batch_size=8",
-            "feature_extractor.lr=2e-3",
-        ]
-    )
-    return train_features(
-        tiny_project, cfg, flow_run=flow_run.name, device="cpu", progress=False, seed=SEED
-    )
-
-
 def test_feature_training_records_metrics_and_thresholds(tiny_project, feature_run):
     history = read_metrics(feature_run)
     assert len(history) == 4
@@ -193,7 +117,9 @@ def test_feature_training_records_metrics_and_thresholds(tiny_project, feature_r
 
 
 def test_feature_inference_writes_every_frame(tiny_project, feature_run):
-    result = infer_features(tiny_project, feature_run.name, device="cpu", progress=False)
+    result = infer_features(
+        tiny_project, feature_run.name, device="cpu", progress=False, overwrite=True
+    )
     assert result == {k: "done" for k in tiny_project.video_keys()}
     for key in tiny_project.video_keys():
         with h5py.File(tiny_project.record(key).outputs_path, "r") as f:
@@ -300,7 +226,7 @@ def test_cli_train_and_infer(tiny_project, flow_run, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert code == 0 and "trained" in out and "F1" in out
     assert main(["infer", "features", root, "--videos", "v0", "--device", "cpu"]) == 0
-    assert "v0: done" in capsys.readouterr().out
+    assert "v0: features done" in capsys.readouterr().out
     metrics = (resolve_run(tiny_project.models_dir, "features") / METRICS).read_text()
     assert json.loads(metrics.splitlines()[0])["epoch"] == 0
 

@@ -1,0 +1,154 @@
+"""Stage 3: sequence training, inference, predictions, evaluation, import-predictions, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from deg_core.cli import main
+from deg_core.errors import ProjectError
+from deg_core.infer import infer_features
+from deg_core.infer_sequence import import_predictions, infer_sequence, sequence_logits
+from deg_core.labels import Labels, read_labels
+from deg_core.models.sequence import build_sequence_model
+from deg_core.models.weights import load_checkpoint
+from deg_core.runs import BEST, read_metrics
+from deg_core.scoring import evaluate_project
+from deg_core.train.sequence import train_sequence
+from tests.pipeline import TINY
+
+SEQ = [
+    *TINY,
+    "sequence.sequence_length=16",
+    "sequence.batch_size=4",
+    "sequence.num_epochs=3",
+    "sequence.steps_per_epoch=6",
+    "sequence.lr=3e-3",
+]
+
+
+@pytest.fixture(scope="module")
+def with_features(tiny_project, feature_run):
+    infer_features(tiny_project, feature_run.name, device="cpu", progress=False)
+    return feature_run
+
+
+@pytest.fixture(scope="module", params=["tgmj", "tcn"])
+def sequence_run(request, tiny_project, with_features):
+    cfg = tiny_project.resolve_config([*SEQ, f"sequence.arch={request.param}"])
+    return train_sequence(
+        tiny_project, cfg, feature_run=with_features.name, device="cpu", progress=False
+    )
+
+
+def test_sequence_training_records_run(sequence_run):
+    history = read_metrics(sequence_run)
+    assert len(history) == 3
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    extra = load_checkpoint(sequence_run / BEST)["extra"]
+    assert len(extra["thresholds"]) == 2 and len(extra["min_lengths"]) == 2
+    assert set(history[0]["f1"]) == {"groom", "rear"}
+
+
+def test_sequence_inference_writes_group_and_predictions(tiny_project, sequence_run):
+    result = infer_sequence(tiny_project, sequence_run.name, device="cpu")
+    assert set(result.values()) == {"done"}
+    for key in tiny_project.video_keys():
+        rec = tiny_project.record(key)
+        with h5py.File(rec.outputs_path, "r") as f:
+            g = f[sequence_run.name]
+            assert g["logits"].shape == (48, 2) and g["P"].shape == (48, 2)
+            assert g["thresholds"].shape == (2,)
+        pred = read_labels(rec.predictions_path, tiny_project.behaviors, 48)
+        assert set(np.unique(pred.array)) <= {0, 1}  # every frame predicted
+        header = rec.predictions_path.read_text().splitlines()[0]
+        assert header == ",background,groom,rear"
+    assert set(infer_sequence(tiny_project, sequence_run.name, device="cpu").values()) == {
+        "skipped"
+    }
+
+
+def test_chunked_inference_equals_whole_video():
+    model = build_sequence_model("tgmj", 8, 2).eval()
+    feats = np.random.default_rng(0).normal(size=(500, 8)).astype(np.float32)
+    whole = sequence_logits(model, feats, chunk=10_000)
+    chunked = sequence_logits(model, feats, chunk=64)
+    np.testing.assert_allclose(chunked, whole, atol=1e-5)
+
+
+def test_evaluate_and_cli(tiny_project, sequence_run, capsys, tmp_path):
+    infer_sequence(tiny_project, sequence_run.name, device="cpu")
+    result = evaluate_project(tiny_project, "val", "sequence", sequence_run.name)
+    assert result["videos"] == ["v2"]
+    assert set(result["f1"]) == {"groom", "rear"}
+    out = tmp_path / "m.json"
+    code = main(
+        ["evaluate", str(tiny_project.root), "--run", sequence_run.name, "--json", str(out)]
+    )
+    assert code == 0
+    assert "macro F1" in capsys.readouterr().out
+    assert json.loads(out.read_text())["run"] == sequence_run.name
+    code = main(["evaluate", str(tiny_project.root), "--model", "features", "--split", "train"])
+    assert code == 0
+
+
+def test_import_predictions_fills_only_unlabelled(tiny_project, sequence_run):
+    infer_sequence(tiny_project, sequence_run.name, device="cpu")
+    key = "v0"
+    original = tiny_project.labels(key)
+    try:
+        partial = original.array.copy()
+        partial[10:20] = -1
+        tiny_project.save_labels(key, Labels(tiny_project.behaviors, partial))
+        pred = read_labels(tiny_project.record(key).predictions_path, tiny_project.behaviors, 48)
+        merged = import_predictions(tiny_project, key)
+        np.testing.assert_array_equal(merged.array[10:20], pred.array[10:20])
+        np.testing.assert_array_equal(merged.array[:10], partial[:10])
+        np.testing.assert_array_equal(merged.array[40:, 0], partial[40:, 0])  # labelled: kept
+        np.testing.assert_array_equal(merged.array[40:, 1], pred.array[40:, 1])  # was -1
+        assert (tiny_project.labels(key).array == merged.array).all()
+        over = import_predictions(tiny_project, key, overwrite=True)
+        np.testing.assert_array_equal(over.array, pred.array)
+    finally:
+        tiny_project.save_labels(key, original)
+
+
+def test_missing_features_are_named_with_the_command(tiny_project, with_features, tmp_path):
+    rec = tiny_project.record("v1")
+    backup = tmp_path / "out.h5"
+    backup.write_bytes(rec.outputs_path.read_bytes())
+    rec.outputs_path.unlink()
+    try:
+        with pytest.raises(ProjectError, match=r"videos without features.*v1.*deg infer features"):
+            train_sequence(
+                tiny_project,
+                tiny_project.resolve_config(SEQ),
+                feature_run=with_features.name,
+                device="cpu",
+                progress=False,
+            )
+    finally:
+        rec.outputs_path.write_bytes(backup.read_bytes())
+
+
+def test_features_of_other_behaviours_are_refused(tiny_project, with_features, tmp_path):
+    import shutil
+
+    from deg_core.project import Project
+
+    other = Project.create(tmp_path, "other", ["groom", "rear", "dig"])
+    shutil.copytree(with_features, other.models_dir / with_features.name)
+    with pytest.raises(ProjectError, match="stale model"):
+        train_sequence(other, other.resolve_config(SEQ), device="cpu", progress=False)
+
+
+def test_import_predictions_without_predictions(tmp_path, make_video):
+    from deg_core.project import Project
+
+    p = Project.create(tmp_path, "np", ["a"])
+    p.add_videos([make_video("x.mp4")])
+    with pytest.raises(ProjectError, match="no predictions"):
+        import_predictions(p, "x")
