@@ -217,13 +217,17 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    print(
-        "deg demo is not available yet: it arrives with the sequence model "
-        "(synthetic project -> flow -> features -> sequence -> F1). Until then, use "
-        "deg init / add-videos / import-labels / status.",
-        file=sys.stderr,
-    )
-    return 2
+    from deg_core.demo import run_demo
+
+    result = run_demo(args.out, device=args.device, overrides=args.set)
+    print(f"\nheld-out test video {result['videos'][0]}: per-behaviour F1")
+    for name, f1 in result["f1"].items():
+        print(f"  {name:<10} {'-' if f1 is None else f'{f1:.3f}'}")
+    macro = result["macro"]["f1"]
+    print(f"  macro F1   {'-' if macro is None else f'{macro:.3f}'}")
+    print(f"ethogram (labels above predictions): {result['ethogram']}")
+    print(f"project: {result['project']}  ({result['seconds'] / 60:.1f} min)")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -347,8 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
     stage_options(p)
     p.set_defaults(func=cmd_config)
 
-    p = sub.add_parser("demo", help="end-to-end demo on synthetic data (not built yet)")
-    p.add_argument("--out", default=None)
+    p = sub.add_parser("demo", help="the whole pipeline on synthetic videos, with F1")
+    p.add_argument("--out", default="deg_demo", help="folder for the demo project and PNG")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -75,9 +75,29 @@ def test_happy_path(cli_project, capsys, tmp_path):
     assert code == 0 and "train.lr" in out
 
 
-def test_demo_says_it_is_not_built_yet(capsys):
-    code, _, err = run(capsys, "demo")
-    assert code == 2 and "not available yet" in err
+def test_demo_runs_end_to_end_at_toy_size(tmp_path, capsys):
+    tiny = [
+        "augs.resize=[64, 64]",
+        "compute.num_workers=0",
+        "flow_generator.n_rgb=5",
+        "flow_generator.num_epochs=1",
+        "flow_generator.steps_per_epoch=2",
+        "flow_generator.val_steps=1",
+        "feature_extractor.num_epochs=1",
+        "feature_extractor.steps_per_epoch=2",
+        "feature_extractor.val_steps=1",
+        "feature_extractor.batch_size=4",
+        "sequence.num_epochs=1",
+        "sequence.steps_per_epoch=2",
+    ]
+    argv = ["demo", "--out", tmp_path / "d", "--device", "cpu"]
+    code, out, _ = run(capsys, *argv, *[x for s in tiny for x in ("--set", s)])
+    assert code == 0
+    assert "per-behaviour F1" in out and "macro F1" in out
+    png = tmp_path / "d" / "ethogram.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, _, err = run(capsys, *argv)  # never overwrites a demo project
+    assert code == 1 and "already here" in err
 
 
 def _bad_csvs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
