@@ -79,7 +79,7 @@ def test_chunked_inference_equals_whole_video():
     np.testing.assert_allclose(chunked, whole, atol=1e-5)
 
 
-def test_evaluate_and_cli(tiny_project, sequence_run, capsys, tmp_path):
+def test_evaluate_and_cli(tiny_project, sequence_run, with_features, capsys, tmp_path):
     infer_sequence(tiny_project, sequence_run.name, device="cpu")
     result = evaluate_project(tiny_project, "val", "sequence", sequence_run.name)
     assert result["videos"] == ["v2"]
@@ -91,7 +91,12 @@ def test_evaluate_and_cli(tiny_project, sequence_run, capsys, tmp_path):
     assert code == 0
     assert "macro F1" in capsys.readouterr().out
     assert json.loads(out.read_text())["run"] == sequence_run.name
-    code = main(["evaluate", str(tiny_project.root), "--model", "features", "--split", "train"])
+    infer_features(tiny_project, with_features.name, device="cpu", progress=False)
+    root = str(tiny_project.root)
+    # the run explicitly: other modules may have trained newer feature runs in this session
+    code = main(
+        ["evaluate", root, "--model", "features", "--split", "train", "--run", with_features.name]
+    )
     assert code == 0
 
 
