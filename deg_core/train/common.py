@@ -166,3 +166,25 @@ def fit(
     trainer.resume()
     trainer.fit()
     return run
+
+
+def resolve_device(device: str, cfg: DegConfig) -> torch.device:
+    """An explicit ``device`` wins; ``auto`` defers to ``compute.device``."""
+    from deg_core.train.loop import pick_device
+
+    return pick_device(device if device != "auto" else cfg.compute.device)
+
+
+def threshold_metrics(
+    probs: list[np.ndarray], labels: list[np.ndarray], behaviors: list[str], losses: list[float]
+) -> dict[str, Any]:
+    """Validation record: mean loss, max-F1 thresholds and the per-behaviour metrics at them.
+
+    probs/labels: per-batch or per-video (T_i, K) arrays, pooled here.
+    """
+    from deg_core.metrics import fit_thresholds, per_class_metrics
+
+    p, y = np.concatenate(probs), np.concatenate(labels).astype(np.int8)
+    thresholds, _, _ = fit_thresholds(p, y, class_names=behaviors)
+    metrics = per_class_metrics(p, y, thresholds, behaviors)
+    return {"loss": mean_or_nan(losses), **metrics, "thresholds": thresholds.tolist()}

@@ -20,14 +20,13 @@ from deg_core.config import DegConfig
 from deg_core.data.clips import ClipAugment, ClipDataset, evenly_spaced, labelled_frames
 from deg_core.errors import ProjectError
 from deg_core.losses import MaskedBCELoss, label_counts, pos_weight_from_counts
-from deg_core.metrics import fit_thresholds, per_class_metrics
 from deg_core.models.feature import HiddenTwoStream
 from deg_core.models.flow import build_flow_generator
 from deg_core.models.weights import load_checkpoint
 from deg_core.project import Project
 from deg_core.runs import BEST, read_run_config, resolve_run
 from deg_core.train import common
-from deg_core.train.loop import Callback, pick_device, seed_everything
+from deg_core.train.loop import Callback, seed_everything
 from deg_core.train.weights import init_feature_extractor
 
 
@@ -56,7 +55,7 @@ def train_features(
     cfg = cfg or project.resolve_config()
     ecfg = cfg.feature_extractor
     behaviors = project.behaviors
-    dev = pick_device(device if device != "auto" else cfg.compute.device)
+    dev = common.resolve_device(device, cfg)
     seed_everything(seed)
     split = common.split_keys(project)
     train_items = common.video_items(project, split["train"], with_labels=True)
@@ -142,11 +141,9 @@ def train_features(
             losses.append(float(loss_fn(out["logits"], b["labels"].to(dev))))
             probs.append(torch.sigmoid(out["logits"]).float().cpu().numpy())
             labels.append(b["labels"].numpy())
-        p, y = np.concatenate(probs), np.concatenate(labels).astype(np.int8)
-        thresholds, _, _ = fit_thresholds(p, y, class_names=behaviors)
-        latest["thresholds"] = thresholds.tolist()
-        metrics = per_class_metrics(p, y, thresholds, behaviors)
-        return {"loss": common.mean_or_nan(losses), **metrics, "thresholds": thresholds.tolist()}
+        record = common.threshold_metrics(probs, labels, behaviors, losses)
+        latest["thresholds"] = record["thresholds"]
+        return record
 
     return common.fit(
         run,

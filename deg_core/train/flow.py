@@ -27,7 +27,7 @@ from deg_core.models.flow import build_flow_generator
 from deg_core.models.flow.losses import MotionNetLoss
 from deg_core.project import Project
 from deg_core.train import common
-from deg_core.train.loop import Callback, pick_device, seed_everything
+from deg_core.train.loop import Callback, seed_everything
 from deg_core.train.weights import init_flow_generator
 
 
@@ -57,7 +57,7 @@ def train_flow(
     """
     cfg = cfg or project.resolve_config()
     fcfg = cfg.flow_generator
-    dev = pick_device(device if device != "auto" else cfg.compute.device)
+    dev = common.resolve_device(device, cfg)
     seed_everything(seed)
     split = common.split_keys(project)
     keys = split["train"] + split["val"] + split["test"]

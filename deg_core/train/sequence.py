@@ -20,13 +20,12 @@ from deg_core.config import DegConfig
 from deg_core.data.sequences import SequenceItem, WindowDataset, features_or_explain
 from deg_core.errors import ProjectError
 from deg_core.losses import MaskedBCELoss, label_counts, pos_weight_from_counts
-from deg_core.metrics import fit_thresholds, per_class_metrics
 from deg_core.models.sequence import sequence_model_from_config
 from deg_core.postprocess import min_bout_lengths
 from deg_core.project import Project
 from deg_core.runs import resolve_run
 from deg_core.train import common
-from deg_core.train.loop import Callback, pick_device, seed_everything
+from deg_core.train.loop import Callback, seed_everything
 
 
 def labelled_items(
@@ -67,7 +66,7 @@ def train_sequence(
     cfg = cfg or project.resolve_config()
     scfg = cfg.sequence
     behaviors = project.behaviors
-    dev = pick_device(device if device != "auto" else cfg.compute.device)
+    dev = common.resolve_device(device, cfg)
     seed_everything(seed)
     fdir = project.check_run(resolve_run(project.models_dir, "features", feature_run))
     split = common.split_keys(project)
@@ -124,11 +123,9 @@ def train_sequence(
             losses.append(float(loss_fn(logits, y)))
             probs.append(torch.sigmoid(logits).float().cpu().numpy())
             labels.append(it.labels)
-        p, y_np = np.concatenate(probs), np.concatenate(labels)
-        thresholds, _, _ = fit_thresholds(p, y_np, class_names=behaviors)
-        latest["thresholds"] = thresholds.tolist()
-        metrics = per_class_metrics(p, y_np, thresholds, behaviors)
-        return {"loss": float(np.mean(losses)), **metrics, "thresholds": thresholds.tolist()}
+        record = common.threshold_metrics(probs, labels, behaviors, losses)
+        latest["thresholds"] = record["thresholds"]
+        return record
 
     return common.fit(
         run,
