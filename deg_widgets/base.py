@@ -15,6 +15,9 @@ import traitlets
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
+_MISSING_ESM = (
+    'export default { render({ el }) { el.textContent = "deg: static/FILE is missing"; } };'
+)
 
 
 class DegWidget(anywidget.AnyWidget):
@@ -30,12 +33,18 @@ class DegWidget(anywidget.AnyWidget):
     error = traitlets.Unicode("").tag(sync=True)  # last callback error; "" = none
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls._module:
-            cls._esm = STATIC / f"{cls._module}.js"
-            css = STATIC / f"{cls._module}.css"
+        # Only a class that names its own _module: traitlets' add_traits() (called by
+        # AnyWidget.__init__) makes a subclass on the fly, which must keep the _esm trait.
+        # Set before AnyWidget.__init_subclass__, which turns the paths into file contents.
+        module = cls.__dict__.get("_module")
+        if module:
+            js = STATIC / f"{module}.js"
+            # a missing front end shows itself instead of failing the import
+            cls._esm = js if js.exists() else _MISSING_ESM.replace("FILE", js.name)
+            css = STATIC / f"{module}.css"
             if css.exists():
                 cls._css = css
+        super().__init_subclass__(**kwargs)
 
     def __init__(self, **kwargs: Any) -> None:
         known = set(self.trait_names()) | {"layout", "tooltip"}
