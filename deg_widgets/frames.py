@@ -1,29 +1,44 @@
 """Frame server for the Labeler: decode, resize, JPEG-encode, cache, prefetch.
 
-The front end asks for frames by index and gets one JPEG per frame. Three things keep
+The front end asks for frames by index and gets one JPEG per frame. What keeps
 stepping and scrubbing fast:
 
 - an LRU cache of encoded JPEGs (bounded in bytes);
 - neighbouring frames are decoded in one sequential pass (``read_range`` for runs,
   ``get_batch`` on sorted indices otherwise), never one seek per frame;
-- a background thread decodes around the playhead whenever it moves (:meth:`hint`),
-  so the next frames are usually cached before they are asked for.
+- ONE decode thread with ONE reader serves both requests (first) and prefetching
+  around the playhead (:meth:`FrameServer.hint`), so after a jump the reader is already
+  positioned: frames after the playhead decode forward with no second seek (two
+  readers would each pay the key-frame decode of every jump).
 
-Readers are not thread-safe: the caller's thread and the prefetch thread each own one.
+The caller's thread never touches the reader (readers are not thread-safe): it waits for
+the decode thread's results.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections import OrderedDict
+import time
+import warnings
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
 
-from deg_core.video import VideoReader, open_video
+from deg_core.video import open_video
 
 __all__ = ["FrameServer", "encode_jpeg", "fit_size"]
+log = logging.getLogger(__name__)
+# torchvision 0.29 warns on every encode that its image codecs will move to TorchCodec;
+# silenced here by message (catch_warnings is not thread-safe: we encode on a thread)
+warnings.filterwarnings(
+    "ignore",
+    message="The image decoding and encoding capabilities of TorchVision are deprecated",
+    category=DeprecationWarning,
+)
 
 
 def fit_size(height: int, width: int, max_edge: int) -> tuple[int, int]:
@@ -113,13 +128,13 @@ class FrameServer:
         max_edge: longest edge of served frames in pixels (frames are never upscaled).
         quality: JPEG quality 1..100.
         cache_bytes: LRU cache budget.
-        prefetch: frames ahead of / behind the playhead the background thread keeps cached
-            (0, 0 disables the thread).
+        prefetch: (ahead, behind) frames around the playhead kept cached after
+            :meth:`hint`; (0, 0) disables prefetching.
     """
 
-    #: frames decoded per prefetch step; the thread re-reads the playhead between steps
-    CHUNK = 8
-    #: indices at most this far apart are decoded in one forward pass instead of a seek
+    #: frames decoded per prefetch step; a waiting request runs between steps
+    CHUNK = 4
+    #: requested indices at most this far apart are decoded in one forward pass
     MAX_GAP = 12
 
     def __init__(
@@ -136,26 +151,28 @@ class FrameServer:
             raise ValueError(f"frame size must be >= 16 pixels, got {max_edge}")
         self.path = Path(video)
         self.quality = int(quality)
-        self._reader = open_video(self.path)  # the calling thread's reader
-        info = self._reader.info
+        self._reader = open_video(self.path)  # used by the decode thread only
+        self.info = self._reader.info
         self.n_frames = len(self._reader)
-        self.size = fit_size(info.height, info.width, max_edge)  # (h, w) served
+        self.size = fit_size(self.info.height, self.info.width, max_edge)  # (h, w) served
         self._resize: tuple[int, int] | None = (
-            None if self.size == (info.height, info.width) else self.size
+            None if self.size == (self.info.height, self.info.width) else self.size
         )
         self.cache = _LRU(cache_bytes)
         self.ahead, self.behind = prefetch
-        self._lock = threading.Lock()  # guards the caller's reader
         self._playhead = 0
         self._ahead_now = self.ahead
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._demand = threading.Event()  # set while a request decodes: prefetch waits
+        self._failed: set[int] = set()  # frames prefetch could not decode: not retried
+        self._jobs: deque[tuple[list[int], Future[dict[int, bytes]]]] = deque()
+        self._gen = 0  # bumped by hint(): the decode thread recomputes what to prefetch
+        self._busy = False  # the decode thread is working (for idle())
+        self._cv = threading.Condition()
+        self._stop = False
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ serving
     def check(self, indices: Iterable[int]) -> list[int]:
-        """The indices as ints; IndexError naming the first one out of range."""
+        """The indices as ints; TypeError / IndexError naming the first bad one."""
         out = []
         for i in indices:
             if isinstance(i, bool) or not isinstance(i, int | np.integer):
@@ -177,29 +194,35 @@ class FrameServer:
         return [got[i] for i in self.check(indices)]
 
     def serve(self, indices: Sequence[int]) -> Iterator[dict[int, bytes]]:
-        """Yield {index: JPEG} parts covering ``indices``: the cached ones at once,
-        then each run of neighbouring missing frames as soon as it is decoded."""
-        wanted = self.check(indices)
-        cached = {i: data for i in dict.fromkeys(wanted) if (data := self.cache.get(i))}
+        """Yield {index: JPEG} parts covering ``indices``: the cached ones at once, then
+        each run of neighbouring missing frames as soon as the decode thread has it."""
+        wanted = list(dict.fromkeys(self.check(indices)))
+        cached = {i: data for i in wanted if (data := self.cache.get(i)) is not None}
         if cached:
             yield cached
-        missing = [i for i in dict.fromkeys(wanted) if i not in cached]
+        missing = [i for i in wanted if i not in cached]
         if not missing:
             return
-        self._demand.set()
-        try:
-            with self._lock:
-                for run in _runs(missing, self.MAX_GAP):
-                    yield self._decode(self._reader, run)
-        finally:
-            self._demand.clear()
+        futures = [self._submit(run) for run in _runs(missing, self.MAX_GAP)]
+        for fut in futures:
+            yield fut.result()
 
-    def _decode(self, reader: VideoReader, run: list[int]) -> dict[int, bytes]:
+    def _submit(self, run: list[int]) -> Future[dict[int, bytes]]:
+        fut: Future[dict[int, bytes]] = Future()
+        with self._cv:
+            if self._stop:
+                raise RuntimeError(f"{self.path.name}: the frame server is closed")
+            self._jobs.append((run, fut))
+            self._start()
+            self._cv.notify_all()
+        return fut
+
+    def _decode(self, run: list[int]) -> dict[int, bytes]:
         """Decode sorted ``run`` in one forward pass; cache and return its JPEGs."""
         if run[-1] - run[0] + 1 == len(run):
-            frames = reader.read_range(run[0], run[-1] + 1, self._resize)
+            frames = self._reader.read_range(run[0], run[-1] + 1, self._resize)
         else:
-            frames = reader.get_batch(run, self._resize)
+            frames = self._reader.get_batch(run, self._resize)
         out = {}
         for i, frame in zip(run, frames, strict=True):
             out[i] = encode_jpeg(frame, self.quality)
@@ -210,69 +233,93 @@ class FrameServer:
     def hint(self, playhead: int, playing_speed: float = 0.0) -> None:
         """The playhead moved: prefetch around it (further ahead while playing)."""
         self._playhead = min(max(int(playhead), 0), self.n_frames - 1)
-        boost = int(self.ahead * max(0.0, playing_speed))
-        self._ahead_now = self.ahead + boost
+        self._ahead_now = self.ahead + int(self.ahead * max(0.0, playing_speed))
         if self.ahead + self.behind <= 0:
             return
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._prefetch_loop, name=f"deg-frames-{self.path.stem}", daemon=True
-            )
-            self._thread.start()
-        self._wake.set()
+        with self._cv:
+            if self._stop:
+                return
+            self._gen += 1
+            self._start()
+            self._cv.notify_all()
 
     def _wanted(self) -> list[int]:
         """Uncached frames near the playhead: ahead first (nearest first), then behind."""
+        if self.ahead + self.behind <= 0:
+            return []
         p, n = self._playhead, self.n_frames
         ahead = range(p, min(n, p + self._ahead_now + 1))
         behind = range(p - 1, max(-1, p - self.behind - 1), -1)
-        return [i for i in [*ahead, *behind] if i not in self.cache]
+        return [i for i in (*ahead, *behind) if i not in self.cache and i not in self._failed]
 
-    def _prefetch_loop(self) -> None:
-        reader = open_video(self.path)  # this thread's own reader
-        try:
-            while not self._stop.is_set():
-                self._wake.wait()
-                self._wake.clear()
-                while not self._stop.is_set():
-                    if self._demand.is_set():  # a request is decoding: do not compete
-                        self._demand_wait()
-                        continue
-                    wanted = self._wanted()
-                    if not wanted:
-                        break
-                    self._decode(reader, _block(wanted, self.CHUNK))
-                    if self._wake.is_set():  # moved meanwhile: recompute around it
-                        self._wake.clear()
-        except Exception:  # prefetch is an optimisation: a failure only costs speed
-            import logging
+    def _start(self) -> None:
+        """Start the decode thread (caller holds the condition)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._loop, name=f"deg-frames-{self.path.stem}", daemon=True
+            )
+            self._thread.start()
 
-            logging.getLogger(__name__).exception("frame prefetch stopped")
-        finally:
-            reader.close()
+    def _loop(self) -> None:
+        idle_gen = -1  # the hint generation whose window is fully cached
+        while True:
+            with self._cv:
+                self._busy = False
+                self._cv.notify_all()
+                while not (self._stop or self._jobs or self._gen != idle_gen):
+                    self._cv.wait()
+                if self._stop:
+                    break
+                job = self._jobs.popleft() if self._jobs else None
+                gen = self._gen
+                self._busy = True
+            if job is not None:
+                run, fut = job
+                if fut.set_running_or_notify_cancel():
+                    try:
+                        fut.set_result(self._decode(run))
+                    except BaseException as exc:
+                        fut.set_exception(exc)
+                continue
+            wanted = self._wanted()
+            if not wanted:
+                idle_gen = gen
+                continue
+            block = _block(wanted, self.CHUNK)
+            try:
+                self._decode(block)
+            except Exception:  # prefetch only saves time: a request reports the problem
+                log.warning("prefetch: cannot decode frames %s of %s", block, self.path)
+                self._failed.update(block)
+        with self._cv:
+            for _, fut in self._jobs:
+                fut.cancel()
+            self._jobs.clear()
+            self._busy = False
+            self._cv.notify_all()
+        self._reader.close()
 
-    def _demand_wait(self) -> None:
-        while self._demand.is_set() and not self._stop.is_set():
-            self._stop.wait(0.002)
-
-    def idle(self, timeout: float = 5.0) -> bool:
-        """Wait until the prefetch thread has nothing left to do (for tests, benchmarks)."""
-        import time
-
+    def idle(self, timeout: float = 10.0) -> bool:
+        """Wait until the decode thread has nothing left to do (tests, benchmarks)."""
         end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if not self._wanted() or self._thread is None:
-                return True
-            time.sleep(0.002)
-        return False
+        with self._cv:
+            while self._thread is not None and (
+                self._busy or self._jobs or (self._wanted() and not self._stop)
+            ):
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cv.wait(min(left, 0.05))
+        return True
 
     def close(self) -> None:
-        """Stop the prefetch thread and release the decoders."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        with self._lock:
+        """Stop the decode thread (pending requests are cancelled) and free the decoder."""
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=10)
+        else:
             self._reader.close()
         self.cache.clear()

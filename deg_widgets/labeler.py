@@ -165,6 +165,12 @@ class Labeler(DegWidget):
     lock_conflict = traitlets.Bool(False).tag(sync=True)
     debug_timing = traitlets.Bool(False).tag(sync=True)
 
+    # set in __init__; class defaults keep close() safe if __init__ fails part way
+    session: LabelSession | None = None
+    server: FrameServer | None = None
+    _closed = False
+    _quiet = False  # set while Python itself updates ``video``
+
     def __init__(
         self,
         project: Project | str | Path,
@@ -176,27 +182,30 @@ class Labeler(DegWidget):
         autosave_delay: float = 1.0,
         **kwargs: Any,
     ):
-        super().__init__(**kwargs)  # rejects unknown keywords
-        self.project = project if isinstance(project, Project) else Project.open(project)
-        keys = self.project.video_keys()
-        if not keys:
-            raise ProjectError("no videos in this project yet: add some first", self.project.root)
         self.frame_size = int(frame_size)
         self.jpeg_quality = int(jpeg_quality)
         self.autosave = bool(autosave)
         self._autosaver = _Debouncer(autosave_delay, self._autosave)
-        self._quiet = False  # set while Python itself updates ``video``
-        self._closed = False
-        self.session: LabelSession | None = None
-        self.server: FrameServer | None = None
         self.predictions = Predictions()
-        key = self.project.resolve_key(video) if video is not None else keys[0]
-        self._quiet = True
+        super().__init__(**kwargs)  # rejects unknown keywords
         try:
-            self.videos = keys
-            self._load(key)
-        finally:
-            self._quiet = False
+            self.project = project if isinstance(project, Project) else Project.open(project)
+            keys = self.project.video_keys()
+            if not keys:
+                raise ProjectError(
+                    "no videos in this project yet: add some first", self.project.root
+                )
+            key = self.project.resolve_key(video) if video is not None else keys[0]
+            self._quiet = True
+            try:
+                self.videos = keys
+                self._load(key)
+            finally:
+                self._quiet = False
+        except BaseException:
+            self._closed = True
+            super().close()  # no half-built widget left in ipywidgets' registry
+            raise
         self.on_msg(self._on_msg)
 
     # ------------------------------------------------------------------ loading
@@ -220,9 +229,9 @@ class Labeler(DegWidget):
             self.video = key
             self.behaviors = list(session.behaviors)
             self.n_frames = session.n_frames
-            self.fps = float(rec.fps or server._reader.info.fps)
-            self.frame_width = int(rec.width or server._reader.info.width)
-            self.frame_height = int(rec.height or server._reader.info.height)
+            self.fps = float(rec.fps or server.info.fps)
+            self.frame_width = int(rec.width or server.info.width)
+            self.frame_height = int(rec.height or server.info.height)
             self.frame = 0
             self.probs = probs
             self.predicted = (
@@ -530,7 +539,8 @@ class Labeler(DegWidget):
             super().close()
 
     def __repr__(self) -> str:
-        return f"Labeler({str(self.project.root)!r}, video={self.video!r})"
+        root = getattr(self, "project", None)
+        return f"Labeler({str(root.root) if root else None!r}, video={self.video!r})"
 
     @property
     def saved(self) -> dt.datetime | None:
