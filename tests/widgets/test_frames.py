@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
-import torch
-from torchvision.io import decode_jpeg
+from PIL import Image
 
 from deg_core.video import open_video, resize_frames
 from deg_widgets.frames import FrameServer, _block, _runs, fit_size
 
-pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
-
 
 def jpeg_rgb(data: bytes) -> np.ndarray:
-    return (
-        decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8)).permute(1, 2, 0).numpy()
-    )
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
 @pytest.fixture
@@ -106,3 +103,12 @@ def test_bad_indices_and_closed_server(video):
         s.jpeg(1)
     with pytest.raises(ValueError, match="quality"):
         FrameServer(video, quality=0)
+
+
+def test_request_reuses_frames_prefetched_while_it_waited(server, monkeypatch):
+    server.jpeg(3)
+    calls = []
+    decode = server._decode
+    monkeypatch.setattr(server, "_decode", lambda run: calls.append(run) or decode(run))
+    got = server._job([3, 4])  # 3 was cached after the request queued: not decoded again
+    assert calls == [[4]] and list(got) == [3, 4] and got[3] == server.jpeg(3)
