@@ -30,6 +30,7 @@ const CACHE_SIZE = 300; // ImageBitmaps kept (LRU)
 const AHEAD = 30; // frames requested ahead of the playhead ...
 const BEHIND = 10; // ... and behind it
 const MAX_PREFETCH = 2; // prefetch requests in flight at once (the exact frame always goes)
+const CHUNK = 10; // frames per prefetch request
 const REQ_TIMEOUT_MS = 5000; // a request without a full reply by then is forgotten
 const PLAY_SYNC_MS = 100; // `frame` goes to Python at most ~10x/s while playing
 const LOCAL_EDIT_MS = 1500; // optimistic edits re-applied over Python's labels until echoed
@@ -268,16 +269,30 @@ class FrameLoader {
     if (n <= 0 || f < 0 || f >= n) return;
     this.expire();
     const missing = (/** @type {number} */ i) => !this.cache.has(i) && !this.inflight.has(i);
-    // The exact frame goes alone, so its reply does not wait for a whole batch to decode.
+    // The exact frame goes alone, and the batch around it only once it is here: the kernel
+    // answers in order, so a batch sent now would delay the exact frame of the next seek.
     if (missing(f)) this.request([f], false);
+    if (!this.cache.has(f)) return; // onFrame(f) calls back
     let busy = 0;
     for (const p of this.pending.values()) if (p.prefetch) busy++;
-    if (busy >= MAX_PREFETCH) return; // onIdle() calls back when one completes
-    /** @type {number[]} */
-    const want = [];
-    for (let d = 1; d <= ahead; d++) if (f + d < n && missing(f + d)) want.push(f + d);
-    for (let d = 1; d <= BEHIND; d++) if (f - d >= 0 && missing(f - d)) want.push(f - d);
-    if (want.length) this.request(want, true);
+    // Small batches, nearest first, ahead before behind: frames after f continue the
+    // kernel's forward decode, while frames behind need a seek back to a key frame; and a
+    // small batch keeps the wait short for a seek that comes while it is being decoded.
+    while (busy < MAX_PREFETCH) {
+      /** @type {number[]} */
+      const want = [];
+      for (let d = 1; d <= ahead && want.length < CHUNK; d++) {
+        if (f + d < n && missing(f + d)) want.push(f + d);
+      }
+      if (!want.length) {
+        for (let d = 1; d <= BEHIND && want.length < CHUNK; d++) {
+          if (f - d >= 0 && missing(f - d)) want.push(f - d);
+        }
+      }
+      if (!want.length) return;
+      this.request(want, true);
+      busy++;
+    } // onIdle() calls back when one completes
   }
 
   /**
@@ -371,6 +386,7 @@ class LabelerView {
       model,
       this.cache,
       (i) => {
+        if (i === this.frame) this.ensureFrames(); // now the neighbours
         if (i === this.frame || this.paintedFrame !== this.frame) this.schedule("frame");
       },
       () => this.ensureFrames(),

@@ -42,9 +42,7 @@ def make_project(parent: Path) -> tuple[Path, str]:
     assert not rec.labels_path.exists()
     t = np.arange(N_FRAMES)[:, None]
     # P crosses its threshold every 15 frames, so "u" always has somewhere to go
-    probs = (0.5 + 0.45 * np.sin(2 * np.pi * t / 30 + np.arange(len(BEHAVIORS)))).astype(
-        np.float32
-    )
+    probs = (0.5 + 0.45 * np.sin(2 * np.pi * t / 30 + np.arange(len(BEHAVIORS)))).astype(np.float32)
     thresholds = np.full(len(BEHAVIORS), 0.5, np.float32)
     with writing_group(rec.outputs_path, SEQ_RUN, list(BEHAVIORS), thresholds, video=key) as g:
         g.create_dataset("P", data=probs)
