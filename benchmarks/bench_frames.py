@@ -154,6 +154,45 @@ def bench(path: Path, max_edge: int, quality: int, samples: int) -> list[tuple[s
     return rows
 
 
+def bench_edits(n_frames: int = 54_000, behaviors: int = 6) -> list[tuple[str, str]]:
+    """Python-side cost of edits on a 30-min video (labels of n_frames x behaviors): the
+    edit, its journal line and the bytes synced to the front end."""
+    from deg_core.project import Project
+    from deg_widgets.label_session import LabelSession
+
+    with tempfile.TemporaryDirectory() as tmp:
+        names = [f"b{k}" for k in range(behaviors)]
+        project = Project.create(tmp, "bench", names)
+        write_video(Path(tmp) / "v.mp4", textured_frames(4, 64, 64), fps=30)
+        key = project.add_video(Path(tmp) / "v.mp4")
+        rec = project.record(key)
+        rec.frames = n_frames  # labels of a long video; frames are not read here
+        rec.save()
+        s = LabelSession(project, key)
+        rows = []
+
+        def timed(label: str, fn, reps: int) -> None:
+            times = []
+            for r in range(reps):
+                t0 = time.perf_counter()
+                fn(r)
+                s.array.tobytes()  # what the Labeler syncs after every edit
+                _ = s.dirty
+                times.append(time.perf_counter() - t0)
+            rows.append((label, ms(times)))
+
+        timed("toggle", lambda r: s.toggle(r % behaviors, 1000 + r), 200)
+        timed(
+            "recording step (group grows 1 frame)",
+            lambda r: s.set_range(0, 5000, 5001 + r, 1, group="g"),
+            300,
+        )
+        timed("undo", lambda r: s.undo(), 50)
+        timed("save (CSV, atomic)", lambda r: (s.toggle(1, r), s.save()), 5)
+        timed("finalize (whole video)", lambda r: s.finalize(), 1)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=3000, help="frames of the generated video")
@@ -162,7 +201,12 @@ def main() -> None:
     ap.add_argument("--max-edge", type=int, default=512)
     ap.add_argument("--quality", type=int, default=85)
     ap.add_argument("--samples", type=int, default=20, help="cold seeks measured")
+    ap.add_argument("--edits-only", action="store_true", help="only the label-edit timings")
     args = ap.parse_args()
+    if args.edits_only:
+        for label, value in bench_edits():
+            print(f"{label:38s} {value}")
+        return
     w, h = (int(x) for x in args.size.split("x"))
     videos = [generated_video(args.frames, h, w), *args.video]
     if SHARED.exists() and SHARED not in videos:
@@ -176,6 +220,10 @@ def main() -> None:
         print(f"{'':38s} {'median':>8s} {'p90':>8s} {'max':>8s}")
         for label, value in bench(path, args.max_edge, args.quality, args.samples):
             print(f"{label:38s} {value}")
+    print("\nedits on a 30-min video's labels (54,000 x 6), ms")
+    print(f"{'':38s} {'median':>8s} {'p90':>8s} {'max':>8s}")
+    for label, value in bench_edits():
+        print(f"{label:38s} {value}")
 
 
 if __name__ == "__main__":

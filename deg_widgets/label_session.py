@@ -60,6 +60,7 @@ __all__ = [
     "next_uncertain",
 ]
 
+UNDO_BYTES = 256 * 2**20  # undo history memory cap (oldest steps dropped first)
 Fingerprint = tuple[int, int, str] | None  # (mtime_ns, size, sha1) of the CSV; None: no file
 
 
@@ -568,6 +569,8 @@ class LabelSession:
         else:
             self._undo.append(_Step(lo, hi, old, group, what))
             del self._undo[: -self.max_undo]
+            while len(self._undo) > 1 and sum(s.block.nbytes for s in self._undo) > UNDO_BYTES:
+                del self._undo[0]  # whole-video steps of a long video are large
         self._open_group = group
         return True
 

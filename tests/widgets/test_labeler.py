@@ -343,3 +343,20 @@ def test_unknown_video_key_shows_an_error_and_keeps_the_video(vp, make):
     w.video = "nope"
     assert "no video 'nope'" in w.error and w.video == "a" and w.dirty
     assert snapshot(vp.root) == before
+
+
+def test_autosave_runs_on_the_kernels_event_loop(vp, make):
+    import asyncio
+
+    async def edit_and_wait():
+        w = make(autosave=True, autosave_delay=0.02)
+        msg(w, type="toggle", behavior=1, frame=2)
+        assert isinstance(w._autosaver._handle, asyncio.TimerHandle)  # no thread in a kernel
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if not w.dirty:
+                break
+        return w
+
+    w = asyncio.run(edit_and_wait())
+    assert not w.dirty and on_disk(vp)[2, 1] == 1
