@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 import traitlets
 
-from deg_core.errors import ProjectError
+from deg_core.errors import DegError, ProjectError
 from deg_core.project import Project
 from deg_widgets.base import DegWidget, reported
 from deg_widgets.frames import FrameServer
@@ -216,7 +216,11 @@ class Labeler(DegWidget):
         if rec.video is None:
             raise ProjectError(f"video {key!r} has no video file", rec.folder)
         server = FrameServer(rec.video, self.frame_size, self.jpeg_quality)
-        preds = Predictions.load(self.project, key)
+        try:
+            preds = Predictions.load(self.project, key)
+        except DegError as e:  # unreadable outputs must not keep the labels from opening
+            preds = Predictions()
+            session.notes.append(f"predictions not shown: {e}")
         old = self.server
         self.session, self.server, self.predictions = session, server, preds
         if old is not None:

@@ -360,3 +360,11 @@ def test_autosave_runs_on_the_kernels_event_loop(vp, make):
 
     w = asyncio.run(edit_and_wait())
     assert not w.dirty and on_disk(vp)[2, 1] == 1
+
+
+def test_unreadable_outputs_still_open_the_labels(vp, make):
+    vp.record("a").outputs_path.write_bytes(b"not hdf5")
+    write_labels(vp.record("a").predictions_path, Labels(["x", "y"], np.zeros((T, 2), np.int8)))
+    w = make()
+    assert not w.has_predictions and "predictions not shown" in w.status
+    assert np.array_equal(labels_of(w), on_disk(vp)) and w.error == ""
