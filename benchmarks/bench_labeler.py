@@ -165,6 +165,63 @@ def measure(page: Any, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     return [s for s in samples if s["case"] != "(home)"]
 
 
+# A second Labeler view on a fake model (no kernel): a 30-min video's worth of labels,
+# P and predictions, to time the timeline's full redraw (aggregated per pixel column).
+_JS_TIMELINE = """async ([src, n, K, redraws]) => {
+  const url = URL.createObjectURL(new Blob([src], {type: "text/javascript"}));
+  const mod = await import(url);
+  let seed = 1;
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const bouts = (fill) => {  // runs of 1..300 frames: present, absent, unlabelled
+    const a = new Int8Array(n * K);
+    for (let k = 0; k < K; k++) {
+      for (let f = 0; f < n; ) {
+        const len = 1 + Math.floor(rand() * 300), v = fill(rand());
+        for (let i = f; i < Math.min(n, f + len); i++) a[i * K + k] = v;
+        f += len;
+      }
+    }
+    return new DataView(a.buffer);
+  };
+  const state = {
+    videos: ["long"], video: "long", behaviors: Array.from({length: K}, (_, k) => "b" + k),
+    n_frames: n, fps: 30, frame_width: 640, frame_height: 480, frame: 0,
+    labels: bouts((r) => (r < 0.3 ? 1 : r < 0.6 ? 0 : -1)), has_predictions: true,
+    probs: bouts((r) => Math.floor(r * 255) - 128), predicted: bouts((r) => (r < 0.4 ? 1 : 0)),
+    thresholds: [], playing: false, speed: 1, dirty: false, saved_at: "", can_undo: false,
+    can_redo: false, status: "", error: "", lock_conflict: false, debug_timing: true,
+  };
+  const handlers = {};
+  const model = {
+    get: (k) => state[k], set: (k, v) => { state[k] = v; }, save_changes() {}, send() {},
+    on(ev, cb) { for (const e of ev.split(" ")) (handlers[e] = handlers[e] || []).push(cb); },
+    off() {},
+  };
+  const el = document.createElement("div");
+  el.style.width = "1200px";
+  document.body.append(el);
+  const cleanup = mod.default.render({model, el});
+  const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+  await frame(); await frame();
+  window.__degLabelerDrawTimings = [];
+  for (let i = 0; i < redraws; i++) {
+    state.labels = bouts((r) => (r < 0.3 ? 1 : r < 0.6 ? 0 : -1));
+    for (const cb of handlers["change:labels"] || []) cb();
+    await frame();
+  }
+  const out = window.__degLabelerDrawTimings.map((t) => t.ms);
+  cleanup();
+  el.remove();
+  return out;
+}"""
+
+
+def timeline_redraws(page: Any, n: int, k: int, redraws: int) -> list[float]:
+    """Milliseconds per full timeline redraw of an ``n``-frame, ``k``-behaviour video."""
+    src = (ROOT / "deg_widgets" / "static" / "labeler.js").read_text()
+    return [float(x) for x in page.evaluate(_JS_TIMELINE, [src, n, k, redraws])]
+
+
 def test_bench_labeler(run_notebook: Any) -> None:
     """Not a test: the benchmark, run through pytest for the browser fixtures."""
     cfg = json.loads(os.environ[CONFIG_ENV])
@@ -180,6 +237,10 @@ def test_bench_labeler(run_notebook: Any) -> None:
     )
     samples = measure(page, cfg)
     page.locator(".deg-lab").screenshot(path=cfg["screenshot"])
+    n, k = cfg["timeline_frames"], cfg["timeline_behaviors"]
+    case = f"timeline redraw, {n:,} frames × {k} behaviours (+ P, predictions)"
+    for ms in timeline_redraws(page, n, k, 30):
+        samples.append({"case": case, "ms": ms, "cached": False, "frame": -1})
     cfg_out = {"samples": samples, "chromium": page.context.browser.version}
     Path(cfg["out"]).write_text(json.dumps(cfg_out))
 
@@ -189,7 +250,8 @@ def test_bench_labeler(run_notebook: Any) -> None:
 
 def summarize(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
-    for case in ("step, first visit", "step, cached", "random seek, cold"):
+    cases = list(dict.fromkeys(s["case"] for s in samples))
+    for case in cases:
         ms = np.array([s["ms"] for s in samples if s["case"] == case], float)
         if not len(ms):
             continue
@@ -251,7 +313,7 @@ def main() -> None:
     ap.add_argument("--frame-size", type=int, default=512, help="Labeler(frame_size=...)")
     ap.add_argument("--steps", type=int, default=100, help="ArrowRight presses per pass")
     ap.add_argument("--seeks", type=int, default=40, help="random cold seeks")
-    ap.add_argument("--min-gap", type=int, default=120, help="frames from any visited frame")
+    ap.add_argument("--min-gap", type=int, default=64, help="frames from any visited frame")
     ap.add_argument("--pause-ms", type=int, default=30, help="idle time after each step")
     ap.add_argument("--seek-pause-ms", type=int, default=1000, help="idle time after a seek")
     ap.add_argument("--seed", type=int, default=0)
@@ -286,6 +348,8 @@ def main() -> None:
         "pause_ms": args.pause_ms,
         "seek_pause_ms": args.seek_pause_ms,
         "seed": args.seed,
+        "timeline_frames": 54_000,
+        "timeline_behaviors": 5,
         "out": str(out),
         "screenshot": str(shot),
     }

@@ -353,6 +353,8 @@ class LabelerView {
     this.localEdits = [];
     /** @type {Recording | null} */
     this.rec = null;
+    /** @type {string | null} video requested by the picker, not yet loaded by Python */
+    this.switchingTo = null;
     /** @type {number | null} selected behaviour (for n / p) */
     this.selected = null;
     this.eHeld = false;
@@ -408,9 +410,14 @@ class LabelerView {
     });
     this.videoSelect = /** @type {HTMLSelectElement} */ (h("select", { class: "deg-lab-video", title: "video" }));
     this.videoSelect.addEventListener("change", () => {
-      m.set("video", this.videoSelect.value);
-      m.save_changes();
+      const v = this.videoSelect.value;
       this.root.focus();
+      if (v === m.get("video")) return;
+      this.stopRecording();
+      if (m.get("playing")) m.set("playing", false);
+      this.switchingTo = v; // until Python's state for it arrives (see settle)
+      m.set("video", v);
+      m.save_changes();
     });
     this.playBtn = button("▶", "play / pause (Space)", () => this.togglePlay());
     this.speedSelect = /** @type {HTMLSelectElement} */ (h("select", { class: "deg-lab-speed", title: "playback speed" }));
@@ -535,21 +542,33 @@ class LabelerView {
         this.zoom = 1;
         this.panX = this.panY = 0;
         this.paintedFrame = -1;
-        this.readAll();
-        this.resetView();
-        this.schedule("all");
-        this.ensureFrames();
+        if (this.switchingTo !== null && m.get("video") === this.switchingTo) {
+          // our own switch: until Python sends the new video's state, show nothing stale
+          // (and ask for no frames: the old frame index may not exist in the new video)
+          this.n = 0;
+          this.labels = new Int8Array(0);
+          this.labelsChanged();
+          this.updateFrameText();
+          this.schedule("all");
+          return;
+        }
+        this.switchingTo = null;
+        this.loadVideo();
       }],
       ["change:videos", () => this.readToolbar()],
-      ["change:behaviors", () => { this.readAll(); this.layout(); }],
-      ["change:n_frames", () => { this.readAll(); this.resetView(); this.schedule("all"); this.ensureFrames(); }],
-      ["change:labels", () => { this.readLabels(); this.schedule("base"); }],
+      ["change:behaviors", () => { if (!this.settle()) { this.readAll(); this.layout(); } }],
+      ["change:n_frames", () => { if (!this.settle()) this.loadVideo(); }],
+      ["change:labels", () => {
+        if (this.settle()) return;
+        this.readLabels();
+        this.schedule("base");
+      }],
       ["change:probs change:predicted change:has_predictions change:thresholds", () => {
         this.readPredictions();
         this.layout();
       }],
       ["change:frame", () => {
-        if (this.model.get("playing")) return; // the play loop owns the playhead
+        if (this.settle() || this.model.get("playing")) return; // the play loop owns the playhead
         const f = this.model.get("frame") | 0;
         if (f !== this.frame) this.setFrame(f, false);
       }],
@@ -560,9 +579,31 @@ class LabelerView {
         this.readToolbar();
       }],
       ["change:fps change:frame_width change:frame_height", () => { this.readToolbar(); this.layout(); }],
-      ["change:dirty change:saved_at change:can_undo change:can_redo change:status change:error change:lock_conflict", () => this.readStatus()],
+      ["change:dirty change:saved_at change:can_undo change:can_redo change:status change:error change:lock_conflict", () => {
+        this.readStatus();
+        this.settle();
+      }],
     ];
     for (const [ev, cb] of this.handlers) m.on(ev, cb);
+  }
+
+  /** Everything about the current video, from the model. */
+  loadVideo() {
+    this.readAll();
+    this.resetView();
+    this.layout();
+    this.ensureFrames();
+  }
+
+  /**
+   * After the front end switched video, the first update from Python carries the new
+   * video's state: load it. True if it did.
+   */
+  settle() {
+    if (this.switchingTo === null) return false;
+    this.switchingTo = null;
+    this.loadVideo();
+    return true;
   }
 
   readAll() {
@@ -1228,6 +1269,16 @@ class LabelerView {
   /** Rows without the playhead, redrawn only when data or the view change. */
   drawBase() {
     this.needBase = false;
+    const t0 = performance.now();
+    this.renderBase();
+    if (this.model.get("debug_timing")) {
+      const w = /** @type {any} */ (window);
+      w.__degLabelerDrawTimings = w.__degLabelerDrawTimings || [];
+      w.__degLabelerDrawTimings.push({ ms: performance.now() - t0, frames: this.n, behaviors: this.K });
+    }
+  }
+
+  renderBase() {
     const c = this.base;
     const ctx = /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
     const d = this.dpr;

@@ -217,6 +217,23 @@ def test_label_save_reload_review(run_notebook, kernel_exec, tmp_path):
         timeout=10_000,
         polling=50,
     )
+    # Space plays (the playhead advances in real time), Space again stops; Python follows
+    go_to(page, 0)
+    start = 0
+    press(page, " ")
+    wait_data(page, "playing", "true")
+    page.wait_for_function(
+        f"() => +document.querySelector('.deg-lab').dataset.frame >= {start + 5}",
+        timeout=10_000,
+        polling=50,
+    )
+    press(page, " ")
+    wait_data(page, "playing", "false")
+    stopped = int(root_data(page, "frame"))
+    deadline = time.monotonic() + 10
+    while int(kernel_exec(page, "print(w.frame)")) != stopped:
+        assert time.monotonic() < deadline, "Python's frame did not follow the playhead"
+        time.sleep(0.1)
     # "?" shows the shortcuts over the frame; Esc hides them
     press(page, "?")
     help_box = page.locator(".deg-lab-help")
@@ -225,5 +242,15 @@ def test_label_save_reload_review(run_notebook, kernel_exec, tmp_path):
     help_box.screenshot(path=str(tmp_path / "labeler_help.png"))
     press(page, "Escape")
     assert not help_box.is_visible()
+    # the picker switches video (frames, labels and length follow), and back
+    other = project.video_keys()[1]
+    page.locator(".deg-lab-video").select_option(other)
+    wait_data(page, "video", other)
+    wait_data(page, "painted-frame", "0", timeout=30)
+    assert root_data(page, "labeled-count") == "0"
+    assert root_data(page, "has-predictions") == "false"
+    page.locator(".deg-lab-video").select_option(key)
+    wait_data(page, "labels-hash", fnv1a(expected))
+    wait_data(page, "painted-frame", "0", timeout=30)
     assert page.locator(".deg-lab-error").inner_text() == ""
     print(f"labeler browser test: {time.monotonic() - t_start:.1f} s")
