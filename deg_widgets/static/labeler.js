@@ -1,4 +1,3 @@
-// @ts-check
 /**
  * Front end of `deg_widgets.Labeler` (anywidget ESM; plain JS, no bundler, no network imports).
  *

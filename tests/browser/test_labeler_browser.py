@@ -91,16 +91,19 @@ def row_point(page: Any, behavior: int, frame: int) -> tuple[float, float]:
     return box["x"] + x, box["y"] + y
 
 
-def drag_row(page: Any, behavior: int, a: int, b: int, alt: bool = False) -> None:
+def drag_row(
+    page: Any, behavior: int, a: int, b: int, alt: bool = False, button: str = "left"
+) -> None:
+    """Press on ``behavior``'s label row at frame ``a``, move to ``b``, release."""
     x0, y = row_point(page, behavior, a)
     x1, _ = row_point(page, behavior, b)
     if alt:
         page.keyboard.down("Alt")
     page.mouse.move(x0, y)
-    page.mouse.down()
+    page.mouse.down(button=button)
     page.mouse.move((x0 + x1) / 2, y, steps=3)
     page.mouse.move(x1, y, steps=3)
-    page.mouse.up()
+    page.mouse.up(button=button)
     if alt:
         page.keyboard.up("Alt")
 
@@ -254,3 +257,100 @@ def test_label_save_reload_review(run_notebook, kernel_exec, tmp_path):
     wait_data(page, "painted-frame", "0", timeout=30)
     assert page.locator(".deg-lab-error").inner_text() == ""
     print(f"labeler browser test: {time.monotonic() - t_start:.1f} s")
+
+
+def timeline_geometry(page: Any) -> dict[str, float]:
+    g = page.locator(".deg-lab-timeline").evaluate("c => ({...c.dataset})")
+    return {k: float(v) for k, v in g.items() if v != ""}
+
+
+def test_timeline_zoom_pan_and_mouse_edits(run_notebook, tmp_path):
+    from deg_core.labels import read_labels
+    from deg_core.project import Project
+
+    root, key = make_project(tmp_path)
+    rec = Project.open(root).record(key)
+    predicted = read_labels(rec.predictions_path, list(BEHAVIORS), N_FRAMES).array
+    page = run_notebook(
+        [
+            "from deg_widgets.labeler import Labeler\n"
+            f"w = Labeler({str(root)!r}, autosave=False)\n"
+            "w",
+        ]
+    )
+    dialogs: list[str] = []
+
+    def on_dialog(d: Any) -> None:
+        dialogs.append(d.message)
+        d.accept()
+
+    page.on("dialog", on_dialog)
+    lab = page.locator(".deg-lab")
+    lab.wait_for(timeout=30_000)
+    wait_data(page, "painted-frame", "0", timeout=30)
+    assert timeline_geometry(page)["viewSpan"] == N_FRAMES  # starts with the whole video
+
+    # the wheel zooms around the cursor: the frame under it stays under it
+    x, y = row_point(page, 0, 45)
+    page.mouse.move(x, y)
+    page.mouse.wheel(0, -400)
+    page.wait_for_function(
+        f"() => +document.querySelector('.deg-lab-timeline').dataset.viewSpan < {N_FRAMES}"
+    )
+    g = timeline_geometry(page)
+    box = page.locator(".deg-lab-timeline").bounding_box()
+    under = g["viewStart"] + (x - box["x"] - g["plotX"]) / g["plotW"] * g["viewSpan"]
+    assert abs(under - 45.5) < 0.5
+    # dragging the ruler pans: content follows the mouse to the right, so viewStart drops
+    start = g["viewStart"]
+    page.mouse.move(x, box["y"] + 10)
+    page.mouse.down()
+    page.mouse.move(x + 120, box["y"] + 10, steps=4)
+    page.mouse.up()
+    assert timeline_geometry(page)["viewStart"] < start
+    assert root_data(page, "frame") == "0"  # a ruler drag pans, it does not seek
+
+    expected = np.full((N_FRAMES, len(BEHAVIORS)), -1, np.int8)
+    lab.focus()
+    go_to(page, 0)  # the view follows the playhead back to the start
+    # Shift+click labels from the playhead to the click
+    x, y = row_point(page, 0, 5)
+    page.keyboard.down("Shift")
+    page.mouse.click(x, y)
+    page.keyboard.up("Shift")
+    expected[0:6, 0] = 1
+    # right-button drag erases
+    drag_row(page, 0, 2, 3, button="right")
+    expected[2:4, 0] = -1
+    # a drag with "e" held erases too
+    drag_row(page, 1, 0, 8)
+    expected[0:9, 1] = 1
+    page.keyboard.down("e")
+    drag_row(page, 1, 6, 7)
+    page.keyboard.up("e")
+    expected[6:8, 1] = -1
+    wait_data(page, "labels-hash", fnv1a(expected))
+
+    # "i" imports predictions onto unlabelled cells only
+    lab.focus()
+    press(page, "i")
+    expected = np.where(expected == -1, predicted, expected)
+    wait_data(page, "labels-hash", fnv1a(expected))
+    # "n" goes to the next bout start (of any behaviour: none selected)
+    press(page, "n")
+    page.wait_for_function(
+        "() => document.querySelector('.deg-lab').dataset.frame !== '0'", timeout=10_000
+    )
+    frame = int(root_data(page, "frame"))
+    # Shift+F asks, then sets what is unlabelled (the frame "x" erased) absent and saves
+    press(page, "x")
+    expected[frame] = -1
+    wait_data(page, "labels-hash", fnv1a(expected))
+    press(page, "Shift+F")
+    expected[frame] = 0
+    wait_data(page, "labels-hash", fnv1a(expected))
+    wait_data(page, "dirty", "false")
+    assert dialogs and "Finalize" in dialogs[-1]
+    saved = read_labels(rec.labels_path, list(BEHAVIORS), N_FRAMES).array
+    np.testing.assert_array_equal(saved, expected)
+    assert page.locator(".deg-lab-error").inner_text() == ""
