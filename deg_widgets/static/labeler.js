@@ -23,7 +23,11 @@
 
 /** @typedef {{behavior: number, value: number, anchor: number, group: string, sent: string}} Recording */
 /** @typedef {{behavior: number, start: number, stop: number, value: number, t: number}} LocalEdit */
-/** @typedef {{kind: string, frame: number, t0: number, cached: boolean}} PendingTiming */
+/**
+ * A keypress-to-paint sample being measured (debug_timing); replyAt / decodedAt: when the
+ * frame's JPEG arrived / was decoded, if it was not cached at the input.
+ * @typedef {{kind: string, frame: number, t0: number, cached: boolean, replyAt?: number, decodedAt?: number}} PendingTiming
+ */
 
 const CACHE_SIZE = 300; // ImageBitmaps kept (LRU)
 const AHEAD = 30; // frames requested ahead of the playhead ...
@@ -215,8 +219,10 @@ class FrameLoader {
    * @param {FrameCache} cache
    * @param {(index: number) => void} onFrame called when a frame is decoded and cached
    * @param {() => void} onIdle called when a prefetch request completes
+   * @param {(index: number) => void} onReply called when a frame's JPEG arrives
    */
-  constructor(model, cache, onFrame, onIdle) {
+  constructor(model, cache, onFrame, onIdle, onReply) {
+    this.onReply = onReply;
     this.model = model;
     this.cache = cache;
     this.onFrame = onFrame;
@@ -307,6 +313,7 @@ class FrameLoader {
     msg.indices.forEach((index, j) => {
       const buf = buffers[j];
       if (p) p.left.delete(index);
+      this.onReply(index);
       if (!buf) {
         this.inflight.delete(index);
         return;
@@ -387,10 +394,14 @@ class LabelerView {
       model,
       this.cache,
       (i) => {
+        if (this.timing && this.timing.frame === i) this.timing.decodedAt = performance.now();
         if (i === this.frame) this.ensureFrames(); // now the neighbours
         if (i === this.frame || this.paintedFrame !== this.frame) this.schedule("frame");
       },
       () => this.ensureFrames(),
+      (i) => {
+        if (this.timing && this.timing.frame === i) this.timing.replyAt = performance.now();
+      },
     );
     this.build();
     this.bindModel();
@@ -1064,7 +1075,15 @@ class LabelerView {
     this.timing = null;
     const w = /** @type {any} */ (window);
     w.__degLabelerTimings = w.__degLabelerTimings || [];
-    w.__degLabelerTimings.push({ kind: t.kind, frame: t.frame, cached: t.cached, ms: performance.now() - t.t0 });
+    const since = (/** @type {number | undefined} */ at) => (at === undefined ? null : at - t.t0);
+    w.__degLabelerTimings.push({
+      kind: t.kind,
+      frame: t.frame,
+      cached: t.cached,
+      ms: performance.now() - t.t0,
+      reply_ms: since(t.replyAt), // JPEG arrived (request + kernel + transport)
+      decoded_ms: since(t.decodedAt), // ImageBitmap ready
+    });
   }
 
   // ------------------------------------------------------------------ layout and drawing
