@@ -49,8 +49,11 @@ SECTION = """## Labeler (`bench_labeler.py`)
 Latency from an input event (ArrowRight keydown, or a click on the timeline ruler) to the
 frame for the new playhead drawn on the Labeler's canvas, measured in headless chromium
 with `Labeler(debug_timing=True)` (the event's timestamp to the end of `drawImage`).
-Target: the new frame within 50 ms. "in JS cache" counts the inputs whose frame was
-already decoded in the browser.
+Target: the new frame within 50 ms. The last column splits the median of a cold seek:
+when the frame's JPEG reached the browser (request, kernel decode + resize + JPEG, comm
+transport) and when its ImageBitmap was decoded; the rest is waiting for the next
+animation frame and drawing. "Timeline redraw" is one full redraw of the ethogram for a
+30-min video (aggregated per pixel column), on a fake model in the same page.
 """
 _PUSHED = "() => (window.__degLabelerTimings || []).length"
 
