@@ -26,7 +26,8 @@
 /**
  * A keypress-to-paint sample being measured (debug_timing); replyAt / decodedAt: when the
  * frame's JPEG arrived / was decoded, if it was not cached at the input.
- * @typedef {{kind: string, frame: number, t0: number, cached: boolean, replyAt?: number, decodedAt?: number}} PendingTiming
+ * @typedef {{kind: string, frame: number, t0: number, cached: boolean,
+ *   replyAt?: number, decodedAt?: number}} PendingTiming
  */
 
 const CACHE_SIZE = 300; // ImageBitmaps kept (LRU)
@@ -56,7 +57,10 @@ const RIGHT_PAD = 8;
 
 /** Every shortcut, shown by "?" (keep in step with `onKeyDown`). */
 const HELP = [
-  ["1 … 9", "behaviour k at the playhead: toggle it and start recording; move to label a range; k again stops"],
+  [
+    "1 … 9",
+    "behaviour k at the playhead: toggle it and start recording; move to label a range; k again stops",
+  ],
   ["Esc", "stop recording (and close this help)"],
   ["x / Delete / Backspace", "erase the playhead frame (all behaviours); while recording: erase the range"],
   ["← / →", "previous / next frame"],
@@ -90,14 +94,11 @@ const HELP = [
  * @returns {InstanceType<C>}
  */
 function typedCopy(v, Ctor) {
-  if (v instanceof DataView) {
-    return /** @type {InstanceType<C>} */ (new Ctor(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength)));
-  }
-  if (v instanceof ArrayBuffer) return /** @type {InstanceType<C>} */ (new Ctor(v.slice(0)));
-  if (ArrayBuffer.isView(v)) {
-    return /** @type {InstanceType<C>} */ (new Ctor(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength)));
-  }
-  return /** @type {InstanceType<C>} */ (new Ctor(0));
+  /** @type {ArrayBuffer} */
+  let buf = new ArrayBuffer(0);
+  if (v instanceof ArrayBuffer) buf = v.slice(0);
+  else if (ArrayBuffer.isView(v)) buf = v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength);
+  return /** @type {InstanceType<C>} */ (new Ctor(buf));
 }
 
 /** 32-bit FNV-1a of the bytes (exposed as `data-labels-hash` so tests can compare labels). */
@@ -383,7 +384,11 @@ class LabelerView {
     this.needFrame = true;
     this.needTimeline = true;
     this.needBase = true;
-    /** @type {{mode: string, k: number, anchor: number, cur: number, value: number, x0: number, y0: number, start0: number, moved: boolean} | null} */
+    /**
+     * A timeline drag: "pan" (ruler), "paint" (label row) or "seek" (other rows).
+     * @type {{mode: string, k: number, anchor: number, cur: number, value: number,
+     *   x0: number, y0: number, start0: number, moved: boolean} | null}
+     */
     this.drag = null;
     /** @type {{x: number, y: number, panX: number, panY: number} | null} */
     this.framePan = null;
@@ -418,7 +423,9 @@ class LabelerView {
       tabIndex: 0,
       "data-lm-suppress-shortcuts": "true", // JupyterLab's command-mode keys stay out
     });
-    this.videoSelect = /** @type {HTMLSelectElement} */ (h("select", { class: "deg-lab-video", title: "video" }));
+    this.videoSelect = /** @type {HTMLSelectElement} */ (
+      h("select", { class: "deg-lab-video", title: "video" })
+    );
     this.videoSelect.addEventListener("change", () => {
       const v = this.videoSelect.value;
       this.root.focus();
@@ -430,7 +437,9 @@ class LabelerView {
       m.save_changes();
     });
     this.playBtn = button("▶", "play / pause (Space)", () => this.togglePlay());
-    this.speedSelect = /** @type {HTMLSelectElement} */ (h("select", { class: "deg-lab-speed", title: "playback speed" }));
+    this.speedSelect = /** @type {HTMLSelectElement} */ (
+      h("select", { class: "deg-lab-speed", title: "playback speed" })
+    );
     this.speedSelect.addEventListener("change", () => {
       m.set("speed", Number(this.speedSelect.value));
       m.save_changes();
@@ -443,12 +452,18 @@ class LabelerView {
     this.savedText = h("span", { class: "deg-lab-saved" });
     this.undoBtn = button("↶", "undo (Ctrl+Z)", () => this.undo());
     this.redoBtn = button("↷", "redo (Ctrl+Shift+Z)", () => this.redo());
-    this.importBtn = button("Import predictions", "predictions onto unlabelled frames (i); Shift+click: onto all frames", () => {});
+    this.importBtn = button(
+      "Import predictions",
+      "predictions onto unlabelled frames (i); Shift+click: onto all frames",
+      () => {},
+    );
     this.importBtn.onclick = (e) => {
       e.preventDefault();
       this.importPredictions(e.shiftKey);
     };
-    this.finalizeBtn = button("Finalize", "unlabelled → absent for the whole video (Shift+F)", () => this.finalize());
+    this.finalizeBtn = button("Finalize", "unlabelled → absent for the whole video (Shift+F)", () =>
+      this.finalize(),
+    );
     this.helpBtn = button("?", "keyboard and mouse shortcuts (?)", () => this.toggleHelp());
     const toolbar = h("div", { class: "deg-lab-toolbar" }, [
       this.videoSelect,
@@ -479,7 +494,9 @@ class LabelerView {
     this.help.addEventListener("click", () => this.toggleHelp(false));
     const stage = h("div", { class: "deg-lab-stage" }, [this.frameCanvas, this.help]);
 
-    this.scrub = /** @type {HTMLInputElement} */ (h("input", { class: "deg-lab-scrub", type: "range", min: "0", max: "0", step: "1", value: "0", tabIndex: -1 }));
+    this.scrub = /** @type {HTMLInputElement} */ (
+      h("input", { class: "deg-lab-scrub", type: "range", min: "0", max: "0", step: "1", tabIndex: -1 })
+    );
     this.scrub.addEventListener("input", (e) => {
       this.markInput(e, "scrub");
       this.seek(Number(this.scrub.value));
@@ -589,10 +606,14 @@ class LabelerView {
         this.readToolbar();
       }],
       ["change:fps change:frame_width change:frame_height", () => { this.readToolbar(); this.layout(); }],
-      ["change:dirty change:saved_at change:can_undo change:can_redo change:status change:error change:lock_conflict", () => {
-        this.readStatus();
-        this.settle();
-      }],
+      [
+        "change:dirty change:saved_at change:can_undo change:can_redo change:status " +
+          "change:error change:lock_conflict",
+        () => {
+          this.readStatus();
+          this.settle();
+        },
+      ],
     ];
     for (const [ev, cb] of this.handlers) m.on(ev, cb);
   }
@@ -801,8 +822,12 @@ class LabelerView {
     return `g${Date.now().toString(36)}-${++this.groupCount}`;
   }
 
-  /** Apply an edit to the local copy (what Python will do), so the timeline answers at once. */
-  applyEdit(/** @type {number} */ b, /** @type {number} */ start, /** @type {number} */ stop, /** @type {number} */ v) {
+  /**
+   * Apply an edit to the local copy (what Python will do), so the timeline answers at once.
+   * @param {number} b behaviour (-1: all) @param {number} start @param {number} stop
+   * @param {number} v value
+   */
+  applyEdit(b, start, stop, v) {
     const K = this.K;
     start = Math.max(0, start);
     stop = Math.min(this.n, stop);
@@ -1143,6 +1168,7 @@ class LabelerView {
     const n = Math.max(1, this.n);
     this.viewSpan = Math.min(n, Math.max(this.minSpan() || 1, this.viewSpan));
     this.viewStart = Math.min(Math.max(0, this.viewStart), n - this.viewSpan);
+    this.publishGeometry();
   }
 
   /** @param {number} start @param {number} span */
@@ -1386,7 +1412,18 @@ class LabelerView {
         ctx.fillRect(Math.round(this.frameToX(f)), R.labelY, 1, R.height - R.labelY - 4);
       }
     }
-    // geometry for tests and tools: x(f) = plotX + (f - viewStart) / viewSpan * plotW
+    this.publishGeometry();
+  }
+
+  /**
+   * The mapping clicks use, on the canvas for tests and tools:
+   * x(f) = plotX + (f - viewStart) / viewSpan * plotW (CSS px from the canvas's left edge);
+   * label row k spans labelY + k * labelRowH .. + labelRowH. Updated as soon as the view
+   * changes (before the redraw), as the pointer handlers see it.
+   */
+  publishGeometry() {
+    const p = this.plot();
+    const R = this.rows();
     const ds = this.timeline.dataset;
     ds.viewStart = String(this.viewStart);
     ds.viewSpan = String(this.viewSpan);
@@ -1396,7 +1433,7 @@ class LabelerView {
     ds.labelRowH = String(LABEL_H);
     ds.probY = R.pred ? String(R.probY) : "";
     ds.predY = R.pred ? String(R.predY) : "";
-    ds.nBehaviors = String(K);
+    ds.nBehaviors = String(this.K);
   }
 
   /** Truncate `s` to `w` px. */
@@ -1589,7 +1626,10 @@ class LabelerView {
       if (this.n <= 0) return;
       c.setPointerCapture(e.pointerId);
       const f = this.xToFrame(x);
-      const base = { k: hit.k, anchor: f, cur: f, x0: x, y0: y, start0: this.viewStart, moved: false, value: 1 };
+      const base = {
+        k: hit.k, anchor: f, cur: f, value: 1,
+        x0: x, y0: y, start0: this.viewStart, moved: false,
+      };
       if (e.button === 1 || hit.kind === "ruler") {
         this.drag = { ...base, mode: "pan" };
       } else if (hit.kind === "label") {

@@ -78,9 +78,15 @@ def go_to(page: Any, frame: int) -> None:
     wait_data(page, "frame", str(frame))
 
 
+def next_paint(page: Any) -> None:
+    """Wait for the page's next animation frame (the widget redraws in one)."""
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => r()))")
+
+
 def row_point(page: Any, behavior: int, frame: int) -> tuple[float, float]:
     """Page coordinates of ``frame``'s centre on ``behavior``'s label row (from the canvas's
     published geometry: x = plotX + (f - viewStart) / viewSpan * plotW)."""
+    next_paint(page)  # a view that just changed is drawn as well as published
     tl = page.locator(".deg-lab-timeline")
     box = tl.bounding_box()
     g = tl.evaluate("c => ({...c.dataset})")
@@ -307,6 +313,7 @@ def test_timeline_zoom_pan_and_mouse_edits(run_notebook, tmp_path):
     page.mouse.down()
     page.mouse.move(x + 120, box["y"] + 10, steps=4)
     page.mouse.up()
+    next_paint(page)
     assert timeline_geometry(page)["viewStart"] < start
     assert root_data(page, "frame") == "0"  # a ruler drag pans, it does not seek
 
