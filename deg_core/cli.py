@@ -230,6 +230,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from deg_core.retrain_runner import parse_parameters, run_retrain
+
+    result = run_retrain(
+        args.project,
+        parse_parameters(args.parameters),
+        notebook=args.notebook,
+        kernel_name=args.kernel,
+    )
+    for stage, r in result["metrics"].get("stages", {}).items():
+        run = f" -> {r['run']}" if r.get("run") and r["action"] == "ran" else ""
+        print(f"{stage:<9} {r['action']}: {r['reason']}{run}")
+    print(f"report: {result['report']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deg",
@@ -356,6 +372,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "retrain",
+        help="run notebooks/retrain.ipynb headless; report in PROJECT/reports/",
+        description="Retrain the stages whose inputs changed (flow, features, sequence, infer) "
+        "by executing the retrain notebook with papermill; the executed notebook, with its "
+        "tables and plots, is saved as PROJECT/reports/<yymmdd_HHMMSS>_retrain.ipynb.",
+    )
+    p.add_argument("project")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        dest="parameters",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a notebook parameter, the value read as YAML: -p stages [sequence,infer] "
+        "-p epochs 5 -p device cuda -p videos [mouse3] -p force true",
+    )
+    p.add_argument("--notebook", default=None, help="another retrain notebook to execute")
+    p.add_argument("--kernel", default="python3", help="Jupyter kernel to run it with")
+    p.set_defaults(func=cmd_retrain)
     return parser
 
 
