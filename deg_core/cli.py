@@ -219,8 +219,10 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from deg_core.demo import run_demo
 
-    result = run_demo(args.out, device=args.device, overrides=args.set)
-    print(f"\nheld-out test video {result['videos'][0]}: per-behaviour F1")
+    result = run_demo(
+        args.out, device=args.device, overrides=args.set, n_videos=args.videos, n_frames=args.frames
+    )
+    print(f"\nheld-out test videos {', '.join(result['videos'])}: per-behaviour F1")
     for name, f1 in result["f1"].items():
         print(f"  {name:<10} {'-' if f1 is None else f'{f1:.3f}'}")
     macro = result["macro"]["f1"]
@@ -369,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the whole pipeline on synthetic videos, with F1")
     p.add_argument("--out", default="deg_demo", help="folder for the demo project and PNG")
+    p.add_argument("--videos", type=int, default=None, help="synthetic videos (default 10)")
+    p.add_argument("--frames", type=int, default=None, help="frames per video (default 600)")
     p.add_argument("--device", default="auto")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_demo)

@@ -90,6 +90,9 @@ class ComputeSection:
     batch_size: int | Literal["auto"] = _f("auto", "batch size, or auto to fit the device")
     num_workers: int | Literal["auto"] = _f("auto", "data-loading worker processes")
     fp16: bool = _f(False, "mixed precision on GPU")
+    frame_cache_mb: float = _f(
+        1024.0, "per data worker: training videos whose resized frames fit are held in memory"
+    )
 
     deg_ignored: ClassVar[frozenset[str]] = frozenset(
         {"distributed", "gpu_id", "dali", "min_batch_size", "max_batch_size", "metrics_workers"}

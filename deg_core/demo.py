@@ -16,6 +16,7 @@ from deg_core.ethogram import save_ethogram
 from deg_core.infer import infer_features
 from deg_core.infer_sequence import infer_sequence
 from deg_core.labels import read_labels
+from deg_core.project import Project
 from deg_core.scoring import evaluate_project
 from deg_core.synthetic import SyntheticSpec, make_synthetic_project
 from deg_core.train.features import train_features
@@ -45,17 +46,45 @@ DEMO_SETTINGS = [
 ]
 
 
+# project size: enough bouts per split that held-out scores mean something
+DEMO_SIZE = {"n_videos": 10, "n_frames": 600}
+
+
+def demo_splits(n_videos: int) -> tuple[str, ...]:
+    """About 60 % train, 20 % val, 20 % test (at least one val and one test video)."""
+    n_val = n_test = max(1, round(0.2 * n_videos))
+    return ("train",) * (n_videos - n_val - n_test) + ("val",) * n_val + ("test",) * n_test
+
+
+def demo_project(out: str | Path, *, n_videos: int, n_frames: int, seed: int = 0) -> Project:
+    """The synthetic project the demo trains on, in ``out``."""
+    if n_videos < 3:
+        raise ValueError(f"the demo needs >= 3 videos (train, val, test), got {n_videos}")
+    return make_synthetic_project(
+        out,
+        "demo",
+        n_videos=n_videos,
+        spec=SyntheticSpec(n_frames=n_frames, seed=seed),
+        splits=demo_splits(n_videos),
+    )
+
+
 def run_demo(
     out: str | Path = "deg_demo",
     *,
     device: str = "auto",
     overrides: list[str] | None = None,
-    n_videos: int = 6,
-    n_frames: int = 300,
+    n_videos: int | None = None,
+    n_frames: int | None = None,
     progress: bool = True,
     log=print,
 ) -> dict[str, Any]:
-    """Run the demo in ``out``; returns the test-split evaluation (see deg_core.evaluate)."""
+    """Run the demo in ``out``; returns the test-split evaluation (see deg_core.evaluate).
+
+    ``n_videos``/``n_frames``: the synthetic project's size (None: DEMO_SIZE).
+    """
+    n_videos = n_videos or DEMO_SIZE["n_videos"]
+    n_frames = n_frames or DEMO_SIZE["n_frames"]
     out = Path(out).expanduser()
     if (out / "demo_deepethogram").exists():
         raise ProjectError("a demo project is already here: choose another --out", out)
@@ -66,9 +95,7 @@ def run_demo(
         log(f"[{time.perf_counter() - t0:6.0f} s] {msg}")
 
     step(f"making {n_videos} synthetic videos of {n_frames} frames")
-    project = make_synthetic_project(
-        out, "demo", n_videos=n_videos, spec=SyntheticSpec(n_frames=n_frames, seed=0)
-    )
+    project = demo_project(out, n_videos=n_videos, n_frames=n_frames)
     cfg = project.resolve_config([*DEMO_SETTINGS, *(overrides or [])])
     kw: dict[str, Any] = {"device": device, "progress": progress}
     step("training the flow generator")

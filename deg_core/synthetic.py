@@ -68,6 +68,7 @@ class SyntheticSpec:
     gap_frames: tuple[int, int] = (6, 40)  # background between bouts (log-uniform)
     rare: str | None = "rear"  # gets rare_rate of the bouts, half as long (if in behaviors)
     rare_rate: float = 0.1
+    arena_seed: int | None = None  # the rig: videos of one project share it (None: seed)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "behaviors", tuple(self.behaviors))
@@ -83,6 +84,8 @@ class SyntheticSpec:
             raise ValueError(f"rare={self.rare!r} is not one of {BEHAVIORS}")
         if not 0 < self.rare_rate < 1 or self.noise < 0 or self.seed < 0:
             raise ValueError("need 0 < rare_rate < 1, noise >= 0 and seed >= 0")
+        if self.arena_seed is not None and self.arena_seed < 0:
+            raise ValueError("need arena_seed >= 0")
 
 
 @dataclass(frozen=True)
@@ -204,7 +207,7 @@ def _geometry(size: int) -> tuple[float, int]:
 
 def render_arena(spec: SyntheticSpec) -> np.ndarray:
     """The empty arena of ``spec`` (no animal, no noise). Returns: (H, W, 3) float64."""
-    rng = _rng(spec.seed, 2)
+    rng = _rng(spec.seed if spec.arena_seed is None else spec.arena_seed, 2)
     n, w = spec.size, _geometry(spec.size)[1]
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float64)
     # floor: low-pass noise (soft stains) plus two faint gratings (bedding texture)
@@ -366,11 +369,13 @@ def make_synthetic_project(
     """Create ``<parent>/<name>_deepethogram`` holding ``n_videos`` synthetic videos.
 
     Videos are written to ``<parent>/_synthetic_videos/<name>_NN.mp4`` (each with its own
-    seed drawn from ``spec.seed`` and its index), next to ``<name>_NN_truth.csv`` (the full
-    ground truth), then added with the given ``splits`` (default :func:`default_splits`;
-    at least one train and one val). Each video gets labels for ``labeled_fraction`` of
-    its frames; the rest are -1 in up to two contiguous stretches. A video with no
-    labelled frame gets no label file, as in a fresh project.
+    seed drawn from ``spec.seed`` and its index, all in one arena, as from one rig: a
+    per-video arena would let a model tell videos apart by their floor), next to
+    ``<name>_NN_truth.csv`` (the full ground truth), then added with the given
+    ``splits`` (default :func:`default_splits`; at least one train and one val). Each
+    video gets labels for ``labeled_fraction`` of its frames; the rest are -1 in up to
+    two contiguous stretches. A video with no labelled frame gets no label file, as in
+    a fresh project.
     """
     spec = spec or SyntheticSpec()
     splits = tuple(splits) if splits is not None else default_splits(n_videos)
@@ -386,7 +391,8 @@ def make_synthetic_project(
     for i, split in enumerate(splits):
         seed = int(np.random.SeedSequence([spec.seed, i]).generate_state(1)[0])
         path = folder / f"{name}_{i:02d}.mp4"
-        truth = write_synthetic_video(path, dataclasses.replace(spec, seed=seed))
+        arena = spec.seed if spec.arena_seed is None else spec.arena_seed
+        truth = write_synthetic_video(path, dataclasses.replace(spec, seed=seed, arena_seed=arena))
         write_labels(folder / f"{path.stem}_truth.csv", Labels(list(spec.behaviors), truth))
         key = project.add_video(path, split=split)
         labels = truth.copy()

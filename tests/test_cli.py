@@ -90,7 +90,7 @@ def test_demo_runs_end_to_end_at_toy_size(tmp_path, capsys):
         "sequence.num_epochs=1",
         "sequence.steps_per_epoch=2",
     ]
-    argv = ["demo", "--out", tmp_path / "d", "--device", "cpu"]
+    argv = ["demo", "--out", tmp_path / "d", "--device", "cpu", "--videos", "3", "--frames", "200"]
     code, out, _ = run(capsys, *argv, *[x for s in tiny for x in ("--set", s)])
     assert code == 0
     assert "per-behaviour F1" in out and "macro F1" in out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import torch
 
@@ -74,3 +76,19 @@ def test_worker_processes_load_clips(make_video):
     )
     (batch,) = list(epoch_loader(ds, batch=2, steps=1, seed=0, workers=1)(0, 0))
     assert batch["images"].shape == (2, 9, 32, 32)
+
+
+def test_frame_cache_serves_the_same_clips_and_respects_its_budget(make_video):
+    a, b = make_video("a.mp4", n=30, h=48, w=64, seed=1), make_video("b.mp4", n=30, seed=2)
+    items = [VideoItem(a, 30), VideoItem(b, 30)]
+    samples = np.array([[0, 0], [0, 17], [1, 29], [1, 5]])
+    args = (items, samples, 5, (32, 48), [0.5] * 3, [0.25] * 3)
+    plain = ClipDataset(*args)
+    one_video = 30 * 32 * 48 * 3 / 2**20  # MB of one video's resized frames
+    cached = ClipDataset(*args, cache_mb=1.5 * one_video)  # room for one video only
+    for i in range(len(samples)):
+        torch.testing.assert_close(cached[i]["images"], plain[i]["images"], rtol=0, atol=0)
+    assert cached._cache[0] is not None and cached._cache[0].shape == (30, 32, 48, 3)
+    assert cached._cache[1] is None  # did not fit next to the first: read per clip
+    assert plain._cache == {0: None, 1: None}
+    assert pickle.loads(pickle.dumps(cached))._cache == {}  # workers start empty

@@ -78,6 +78,9 @@ class ClipDataset(Dataset):
     Returns dicts: ``images`` (3N, H, W) float32; ``labels`` (K,) float32 with -1 for
     unlabeled (only when the videos have labels); ``video`` and ``frame`` ints.
     Readers open lazily in each DataLoader worker (they are not pickled).
+    ``cache_mb``: videos whose resized frames fit in this budget (per process) are
+    decoded once, sequentially, and served from memory: a random clip from a
+    compressed video otherwise decodes from the previous key frame every time.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class ClipDataset(Dataset):
         mean: Sequence[float],
         std: Sequence[float],
         augment: ClipAugment | None = None,
+        cache_mb: float = 0.0,
     ):
         self.items = list(items)
         self.samples = np.asarray(samples, dtype=np.int64).reshape(-1, 2)
@@ -98,6 +102,8 @@ class ClipDataset(Dataset):
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
         self.augment = augment
         self._readers: dict[int, VideoReader] = {}
+        self.cache_bytes = int(cache_mb * 2**20)
+        self._cache: dict[int, np.ndarray | None] = {}  # None: too big for what is left
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -105,6 +111,7 @@ class ClipDataset(Dataset):
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_readers"] = {}
+        state["_cache"] = {}
         return state
 
     def reader(self, video: int) -> VideoReader:
@@ -112,11 +119,26 @@ class ClipDataset(Dataset):
             self._readers[video] = open_video(self.items[video].path)
         return self._readers[video]
 
+    def frames(self, video: int, idx: np.ndarray) -> np.ndarray:
+        """(len(idx), H, W, 3) uint8 resized frames of one video, from the cache if it fits."""
+        if video not in self._cache:
+            h, w = self.size
+            need = self.items[video].n_frames * h * w * 3
+            used = sum(a.nbytes for a in self._cache.values() if a is not None)
+            whole = None
+            if need <= self.cache_bytes - used:
+                whole = self.reader(video).read_range(0, self.items[video].n_frames, self.size)
+            self._cache[video] = whole
+        cached = self._cache[video]
+        if cached is not None:
+            return cached[idx]
+        return self.reader(video).get_batch(idx, size=self.size)
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         video, center = (int(v) for v in self.samples[i])
         item = self.items[video]
         idx = clip_indices(center, self.num_frames, item.n_frames)
-        frames = self.reader(video).get_batch(idx, size=self.size)  # (N, H, W, 3) uint8
+        frames = self.frames(video, idx)  # (N, H, W, 3) uint8
         clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
         if self.augment is not None:
             clip = self.augment(clip)

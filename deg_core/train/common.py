@@ -65,29 +65,37 @@ def num_workers(value: int | str) -> int:
 
 
 def epoch_loader(dataset: Dataset, batch: int, steps: int, seed: int, workers: int):
-    """A LoaderFn for the Trainer: (epoch, first step) -> that epoch's batches."""
+    """A LoaderFn for the Trainer: (epoch, first step) -> that epoch's batches.
+
+    One DataLoader serves every epoch: its workers persist (starting a worker pool
+    costs seconds per epoch) and only the main-process sampler moves to the epoch.
+    """
+    sampler = EpochBatchSampler(len(cast(Sized, dataset)), batch, steps, seed, 0)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        multiprocessing_context=_worker_context(workers),
+        persistent_workers=workers > 0,
+    )
 
     def make(epoch: int, start: int) -> Iterable[dict[str, Any]]:
-        sampler = EpochBatchSampler(len(cast(Sized, dataset)), batch, steps, seed, epoch, start)
-        return DataLoader(
-            dataset,
-            batch_sampler=sampler,
-            num_workers=workers,
-            pin_memory=torch.cuda.is_available(),
-            multiprocessing_context=_worker_context(workers),
-        )
+        sampler.epoch, sampler.start = epoch, start
+        return loader
 
     return make
 
 
 def fixed_loader(dataset: Dataset, batch: int, workers: int) -> DataLoader:
-    """Validation batches in a fixed order."""
+    """Validation batches in a fixed order; iterate it once per epoch (workers persist)."""
     return DataLoader(
         dataset,
         batch_size=batch,
         shuffle=False,
         num_workers=workers,
         multiprocessing_context=_worker_context(workers),
+        persistent_workers=workers > 0,
     )
 
 

@@ -122,7 +122,16 @@ def train_features(
 
     def make_set(items, samples, augment: bool) -> ClipDataset:
         aug = ClipAugment.from_config(cfg.augs) if augment else None
-        return ClipDataset(items, samples, n_rgb, size, norm["mean"], norm["std"], aug)
+        return ClipDataset(
+            items,
+            samples,
+            n_rgb,
+            size,
+            norm["mean"],
+            norm["std"],
+            aug,
+            cache_mb=cfg.compute.frame_cache_mb,
+        )
 
     train_set = make_set(train_items, labelled_frames(train_items), augment=True)
     val_set = make_set(
@@ -134,9 +143,11 @@ def train_features(
         out = m(b["images"].to(dev, non_blocking=True))
         return loss_fn(out["logits"], b["labels"].to(dev)), len(b["labels"])
 
+    val_loader = common.fixed_loader(val_set, batch, workers)
+
     def validate(m: torch.nn.Module, epoch: int) -> dict[str, Any]:
         probs, labels, losses = [], [], []
-        for b in common.fixed_loader(val_set, batch, workers):
+        for b in val_loader:
             out = m(b["images"].to(dev))
             losses.append(float(loss_fn(out["logits"], b["labels"].to(dev))))
             probs.append(torch.sigmoid(out["logits"]).float().cpu().numpy())

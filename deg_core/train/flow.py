@@ -85,7 +85,16 @@ def train_flow(
 
     def make_set(samples: np.ndarray, augment: bool) -> ClipDataset:
         aug = ClipAugment.from_config(cfg.augs) if augment else None
-        return ClipDataset(items, samples, fcfg.n_rgb, size, norm["mean"], norm["std"], aug)
+        return ClipDataset(
+            items,
+            samples,
+            fcfg.n_rgb,
+            size,
+            norm["mean"],
+            norm["std"],
+            aug,
+            cache_mb=cfg.compute.frame_cache_mb,
+        )
 
     train_set = make_set(train_s, augment=True)
     val_set = make_set(evenly_spaced(val_s, fcfg.val_steps * batch), augment=False)
@@ -99,9 +108,11 @@ def train_flow(
         loss, _ = loss_fn(denormalize(images, mean, std), m(images))
         return loss, images.shape[0]
 
+    val_loader = common.fixed_loader(val_set, batch, workers)
+
     def validate(m: torch.nn.Module, epoch: int) -> dict[str, Any]:
         parts: dict[str, list[float]] = {}
-        for b in common.fixed_loader(val_set, batch, workers):
+        for b in val_loader:
             images = b["images"].to(dev)
             _, terms = loss_fn(denormalize(images, mean, std), m(images))
             for k, v in terms.items():

@@ -1,0 +1,145 @@
+"""Accuracy ablation on synthetic data: what each part of the pipeline adds.
+
+Usage::
+
+    uv run python benchmarks/bench_accuracy.py                     # demo size, CPU settings
+    uv run python benchmarks/bench_accuracy.py --append benchmarks/RESULTS.md
+    uv run python benchmarks/bench_accuracy.py --seeds 0 1 2 --set feature_extractor.num_epochs=10
+
+Builds a synthetic project like ``deg demo`` (deg_core.synthetic: walk, groom, rear,
+turn; groom differs from rest only by motion), trains one flow generator, then
+(a) a feature extractor whose fused output is the spatial stream alone
+(``flow_weight=0``: the flow stream gets no gradient and no say), (b) the two-stream
+feature extractor, (c) each sequence model on (b)'s features; and reports per-behaviour
+F1 (validation thresholds, as ``deg evaluate``) on the held-out test videos, plus the
+validation F1 the default sequence architecture is chosen by.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from deg_core.demo import DEMO_SETTINGS, demo_project  # noqa: E402
+from deg_core.infer import infer_features  # noqa: E402
+from deg_core.infer_sequence import infer_sequence  # noqa: E402
+from deg_core.scoring import evaluate_project  # noqa: E402
+from deg_core.train.features import train_features  # noqa: E402
+from deg_core.train.flow import train_flow  # noqa: E402
+from deg_core.train.sequence import train_sequence  # noqa: E402
+
+SEQUENCE_ARCHS = ("tgmj", "tcn")
+
+
+def run_once(out: Path, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Every variant on one synthetic project; {variant: {"test": eval, "val": eval}}."""
+    project = demo_project(out, n_videos=args.videos, n_frames=args.frames, seed=seed)
+    base = [*DEMO_SETTINGS, *args.set]
+    cfg = project.resolve_config(base)
+    kw: dict[str, Any] = {"device": args.device, "progress": False}
+    results: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    train_flow(project, cfg, **kw)
+    seconds = {"flow": time.perf_counter() - t0}
+
+    def score(stage: str, run: str) -> dict[str, Any]:
+        return {s: evaluate_project(project, s, stage, run) for s in ("val", "test")}
+
+    t0 = time.perf_counter()
+    spatial = train_features(
+        project, project.resolve_config([*base, "feature_extractor.flow_weight=0"]), **kw
+    )
+    infer_features(project, spatial.name, **kw)
+    results["(a) spatial stream"] = score("features", spatial.name)
+    seconds["spatial"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    two = train_features(project, cfg, **kw)
+    infer_features(project, two.name, **kw)
+    results["(b) two-stream"] = score("features", two.name)
+    seconds["two-stream"] = time.perf_counter() - t0
+    for arch in SEQUENCE_ARCHS:
+        t0 = time.perf_counter()
+        scfg = project.resolve_config([*base, f"sequence.arch={arch}"])
+        seq = train_sequence(project, scfg, feature_run=two.name, **kw)
+        infer_sequence(project, seq.name, device=args.device)
+        results[f"(c) two-stream + {arch}"] = score("sequence", seq.name)
+        seconds[arch] = time.perf_counter() - t0
+    results["seconds"] = seconds
+    return results
+
+
+def table(runs: list[dict[str, Any]], behaviors: list[str]) -> str:
+    """Markdown: per-behaviour test F1 (mean ± sd over seeds), macro test F1 and val F1."""
+    variants = [k for k in runs[0] if k != "seconds"]
+    head = ["variant", *behaviors, "macro F1 (test)", "macro F1 (val)", "AUROC (test)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def cell(values: list[float]) -> str:
+        v = np.asarray([np.nan if x is None else x for x in values], float)
+        return f"{np.nanmean(v):.2f}" + (f" ± {np.nanstd(v):.2f}" if len(v) > 1 else "")
+
+    for name in variants:
+        test = [r[name]["test"] for r in runs]
+        row = [name]
+        row += [cell([t["per_behavior"]["f1"][b] for t in test]) for b in behaviors]
+        row += [cell([t["macro"]["f1"] for t in test])]
+        row += [cell([r[name]["val"]["macro"]["f1"] for r in runs])]
+        row += [cell([t["macro"]["auroc"] for t in test])]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--videos", type=int, default=None, help="videos per project (demo's)")
+    ap.add_argument("--frames", type=int, default=None, help="frames per video (demo's)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--set", action="append", default=[], help="config override key=value")
+    ap.add_argument("--out", type=Path, default=None, help="keep the projects here")
+    ap.add_argument("--append", type=Path, default=None, help="append the table to this file")
+    args = ap.parse_args(argv)
+    from deg_core.demo import DEMO_SIZE
+
+    args.videos = args.videos or DEMO_SIZE["n_videos"]
+    args.frames = args.frames or DEMO_SIZE["n_frames"]
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            out = (args.out or Path(tmp)) / f"seed{seed}"
+            out.mkdir(parents=True, exist_ok=True)
+            t0 = time.perf_counter()
+            runs.append(run_once(out, seed, args))
+            print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", json.dumps(runs[-1]["seconds"]))
+    behaviors = list(next(iter(runs[0].values()))["test"]["per_behavior"]["f1"])
+    text = table(runs, behaviors)
+    print(text)
+    if args.append:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, cwd=ROOT).stdout.strip()  # fmt: skip
+        note = (
+            f"\n### Accuracy ablation ({dt.date.today()}, commit {commit}, "
+            f"{platform.processor() or platform.machine()}, device {args.device})\n\n"
+            f"{args.videos} synthetic videos x {args.frames} frames per seed "
+            f"(train/val/test as `deg demo`), seeds {args.seeds}, settings: DEMO_SETTINGS "
+            f"{' '.join(args.set)}. Test-video F1 with validation thresholds.\n\n{text}\n"
+        )
+        with open(args.append, "a", encoding="utf-8") as f:
+            f.write(note)
+
+
+if __name__ == "__main__":
+    main()
