@@ -201,6 +201,80 @@ def test_retrain_cells_each_name_their_step():
     assert tags[:5] == ["step:setup", "step:flow", "step:features", "step:sequence", "step:infer"]
 
 
+# --------------------------------------------------------------------------- helpers they use
+
+
+def test_pr_curve_points_are_thresholded_predictions():
+    from deg_core.report import operating_point, pr_curve
+
+    rng = np.random.default_rng(0)
+    scores = rng.choice(np.linspace(0, 1, 7), size=200)  # ties
+    labels = rng.integers(-1, 2, size=200)
+    recall, precision = pr_curve(scores, labels)
+    assert (recall[0], precision[0]) == (0.0, 1.0) and recall[-1] == 1.0
+    assert np.all(np.diff(recall) >= 0)
+    for i, v in enumerate(np.unique(scores)[::-1]):  # present: score > just below v
+        r, p = operating_point(scores, labels, v - 1e-9)
+        assert (recall[i + 1], precision[i + 1]) == pytest.approx((r, p))
+
+
+def test_review_queue_and_scripted_corrections():
+    from deg_core.review import agreement, corrections, review_queue
+
+    labels = np.array([[1, 0], [1, 0], [-1, 0], [-1, -1], [0, 1]], np.int8)
+    predicted = np.array([[1, 0], [0, 0], [0, 0], [1, 1], [0, 1]], np.int8)
+    probs = np.array([[0.9, 0.1], [0.45, 0.1], [0.4, 0.1], [0.6, 0.9], [0.1, 0.8]])
+    queue = review_queue(labels, ["a", "b"], predicted, probs, [0.5, 0.5], margin=0.15)
+    assert queue == [
+        {"start": 1, "stop": 2, "frames": 1, "behavior": "a", "kind": "disagree"},
+        {"start": 1, "stop": 4, "frames": 3, "behavior": "a", "kind": "uncertain", "closest": 0.05},
+    ]
+    truth = np.array([[1, 0], [0, 0], [1, 0], [1, 1], [0, 1]], np.int8)
+    edits = corrections(labels, truth, queue, ["a", "b"])
+    assert edits == [
+        {"behavior": 0, "start": 1, "stop": 2, "value": 0},
+        {"behavior": 0, "start": 2, "stop": 4, "value": 1},
+    ]
+    fixed = labels.copy()
+    for e in edits:
+        fixed[e["start"] : e["stop"], e["behavior"]] = e["value"]
+    assert agreement(labels, truth) == 0.6 and agreement(fixed, truth) == 0.9  # b@3 unseen
+
+
+def test_tables_metrics_and_pictures(tmp_path):
+    from PIL import Image
+
+    from deg_core import plots
+    from deg_core.report import Table, json_safe
+
+    table = Table([{"name": "<b>", "f1": float("nan")}, {"name": "x", "f1": 0.5, "n": 3}])
+    assert table.columns == ["name", "f1", "n"]
+    assert "&lt;b&gt;" in table._repr_html_() and "<b>" not in table._repr_html_()
+    assert "0.500" in repr(table) and "–" in repr(table)
+    assert json_safe({"a": np.float32(1.5), "b": [float("inf")], "c": np.arange(2)}) == {
+        "a": 1.5,
+        "b": [None],
+        "c": [0, 1],
+    }
+    figs = [
+        plots.line_chart(
+            {"a": ([1, 2, 3], [1.0, float("nan"), 2.0])},
+            title="t",
+            xlabel="x",
+            ylabel="y",
+            marks={"best": (3, 2.0)},
+        ),
+        plots.bar_chart({"val": {"a": 0.5, "b": None}}, title="t", ylabel="F1"),
+        plots.pr_chart({"a": (np.array([0, 1.0]), np.array([1, 0.5]))}, {"a": (0.5, 0.7, 0.3)}),
+        plots.ethogram_chart([("labels", np.array([[1], [-1], [0]]))], ["a"]),
+        plots.image_grid([np.zeros((8, 8, 3), np.uint8)] * 3, ["0", "1", "2"], columns=2),
+    ]
+    for fig in figs:
+        with Image.open(fig.save(tmp_path / "f.png")) as im:
+            assert im.format == "PNG" and im.size == (fig.width, fig.height)
+    assert plots.nice_ticks(0, 1, 5).tolist() == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+
+
 # --------------------------------------------------------------------------- running them
 
 
