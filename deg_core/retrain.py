@@ -140,6 +140,9 @@ class RetrainPlan:
         videos: Sequence[str] | None = None,
         progress: bool = False,
     ):
+        # one value where a list is expected (`-p videos mouse3`): a list of one
+        settings = [settings] if isinstance(settings, str) else settings
+        videos = [videos] if isinstance(videos, str) else videos
         self.project = project
         self.stages = check_stages(stages)
         self.settings = [*settings, *epoch_settings(epochs)]

@@ -116,6 +116,14 @@ def test_a_deleted_run_is_retrained(tiny):
     )
 
 
+def test_single_values_count_as_lists(tiny):
+    plan = RetrainPlan(
+        tiny, "infer", videos="tiny_01", settings="sequence.num_epochs=7", force="infer"
+    )
+    assert plan.stages == ["infer"] and plan.videos == ["tiny_01"] and plan.force == {"infer"}
+    assert plan.cfg.sequence.num_epochs == 7
+
+
 def test_bad_requests_are_one_line_errors(tiny):
     with pytest.raises(DegError, match=r"unknown stage\(s\) \['labels'\]"):
         RetrainPlan(tiny, ["flow", "labels"])
