@@ -99,7 +99,10 @@ def _log_tail(log: Path, n: int = 40) -> str:
     return "\n".join(lines[-n:])
 
 
-@pytest.fixture(scope="session")
+# package scope: playwright's sync API keeps an asyncio loop running in the main thread
+# while it lives, which would capture asyncio work (e.g. the Labeler's autosave timer) of
+# every later test; these fixtures end with the last browser test.
+@pytest.fixture(scope="package")
 def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     """A JupyterLab server on a free port with this venv's python as its kernel."""
     _require_chromium()  # no point starting a server nothing can look at
@@ -178,7 +181,7 @@ def _stop_server(server: JupyterServer) -> None:
             pass
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     """A headless playwright chromium ``Browser`` running Debian's /usr/bin/chromium."""
     _require_chromium()
