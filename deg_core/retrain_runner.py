@@ -53,7 +53,7 @@ def report_path(project: Project, now: dt.datetime | None = None) -> Path:
     path, n = folder / f"{stamp}_retrain.ipynb", 1
     while path.exists():
         n += 1
-        path = folder / f"{stamp}_{n}_retrain.ipynb"
+        path = folder / f"{stamp}_retrain_{n}.ipynb"  # sorts after the first
     return path
 
 

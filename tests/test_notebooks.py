@@ -17,6 +17,7 @@ import pytest
 from deg_core.labels import read_labels
 from deg_core.project import Project
 from deg_core.synthetic import SyntheticSpec, make_synthetic_project, write_synthetic_video
+from deg_core.workflow import latest_run
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 GUIDED = [
@@ -396,7 +397,7 @@ def test_06_extract_features(tmp_path, at_stage):
     )
     got = recorded(root, "06_extract_features")
     assert got["states"] == {"tiny_02": "done"}
-    assert got["run"] == Project.open(root).model_runs()[-1]["name"]
+    assert got["run"] == latest_run(Project.open(root), "features")
     assert (root / "DATA" / "tiny_02" / "tiny_02_outputs.h5").is_file()
     assert not (root / "DATA" / "tiny_00" / "tiny_00_outputs.h5").exists()
     assert pngs(nb) == 1  # labels above the feature extractor's calls
@@ -455,7 +456,6 @@ def test_09_new_videos(tmp_path, at_stage):
 def test_deg_retrain_reports_then_skips(at_stage, capsys):
     from deg_core.cli import main
     from deg_core.retrain import STAGES, RetrainPlan
-    from deg_core.workflow import latest_run
 
     root = at_stage("extracted")
     project = Project.open(root)
@@ -474,7 +474,7 @@ def test_deg_retrain_reports_then_skips(at_stage, capsys):
     ]
     assert main(argv) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
-    (report,) = sorted((root / "reports").glob("*_retrain.ipynb"))
+    (report,) = sorted((root / "reports").glob("*_retrain*.ipynb"))
     got = json.loads(report.with_name(report.stem + "_metrics.json").read_text())
     assert [r["action"] for r in got["stages"].values()] == ["skipped", "skipped", "ran", "ran"]
     assert got["stages"]["sequence"]["reason"] == "no earlier retrain of this stage"
@@ -491,7 +491,7 @@ def test_deg_retrain_reports_then_skips(at_stage, capsys):
     runs = sorted(p.name for p in project.models_dir.iterdir())
 
     assert main(argv) == 0, capsys.readouterr().err  # nothing changed: nothing retrains
-    second = sorted((root / "reports").glob("*_retrain.ipynb"))[-1]
+    second = sorted((root / "reports").glob("*_retrain*.ipynb"))[-1]
     assert second != report
     got = json.loads(second.with_name(second.stem + "_metrics.json").read_text())
     assert [r["action"] for r in got["stages"].values()] == ["skipped"] * 4

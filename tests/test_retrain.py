@@ -175,7 +175,9 @@ def test_report_paths_are_new_each_time(tiny):
     first = report_path(tiny, now)
     assert first == tiny.root / "reports" / "250102_030405_retrain.ipynb"
     first.write_text("{}")
-    assert report_path(tiny, now).name == "250102_030405_2_retrain.ipynb"
+    second = report_path(tiny, now)
+    assert second.name == "250102_030405_retrain_2.ipynb"
+    assert sorted([second, first]) == [first, second]
 
 
 def test_failed_step_reads_the_failing_cells_tag():
@@ -204,7 +206,7 @@ def test_unknown_parameter_fails_before_running(tiny, capsys):
 
 
 def reports(root: Path) -> list[Path]:
-    return sorted((root / "reports").glob("*_retrain.ipynb"))
+    return sorted((root / "reports").glob("*_retrain*.ipynb"))
 
 
 def test_deg_retrain_names_the_failing_step(tiny, capsys):
