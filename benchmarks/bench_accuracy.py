@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deg_core.demo import DEMO_SETTINGS, demo_project  # noqa: E402
+from deg_core.demo import DEMO_SETTINGS, DEMO_SIZE, demo_project  # noqa: E402
 from deg_core.infer import infer_features  # noqa: E402
 from deg_core.infer_sequence import infer_sequence  # noqa: E402
 from deg_core.scoring import evaluate_project  # noqa: E402
@@ -104,18 +104,14 @@ def table(runs: list[dict[str, Any]], behaviors: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--videos", type=int, default=None, help="videos per project (demo's)")
-    ap.add_argument("--frames", type=int, default=None, help="frames per video (demo's)")
+    ap.add_argument("--videos", type=int, default=DEMO_SIZE["n_videos"], help="per project")
+    ap.add_argument("--frames", type=int, default=DEMO_SIZE["n_frames"], help="per video")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--set", action="append", default=[], help="config override key=value")
     ap.add_argument("--out", type=Path, default=None, help="keep the projects here")
     ap.add_argument("--append", type=Path, default=None, help="append the table to this file")
     args = ap.parse_args(argv)
-    from deg_core.demo import DEMO_SIZE
-
-    args.videos = args.videos or DEMO_SIZE["n_videos"]
-    args.frames = args.frames or DEMO_SIZE["n_frames"]
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:

@@ -2,7 +2,8 @@
 
 Builds a project of synthetic behaviour videos with known labels (deg_core.synthetic),
 trains flow generator -> feature extractor -> sequence model, predicts every frame,
-and reports per-behaviour F1 on the held-out test video, with an ethogram PNG.
+and reports per-behaviour F1 on the held-out test videos, with an ethogram PNG
+(of the first test video).
 """
 
 from __future__ import annotations
