@@ -32,7 +32,6 @@ DEMO_SETTINGS = [
     "flow_generator.steps_per_epoch=30",
     "flow_generator.val_steps=4",
     "flow_generator.batch_size=8",
-    "flow_generator.lr=1e-3",
     "feature_extractor.weights=scratch",
     "feature_extractor.num_epochs=6",
     "feature_extractor.steps_per_epoch=30",
