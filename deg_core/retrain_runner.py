@@ -22,7 +22,16 @@ from deg_core.errors import DegError
 from deg_core.project import Project
 from deg_core.report import reports_dir
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "retrain.ipynb"
+# a checkout's notebooks/ first (what users edit), else the copy a wheel install carries
+NOTEBOOK_CANDIDATES = (
+    Path(__file__).resolve().parents[1] / "notebooks" / "retrain.ipynb",
+    Path(__file__).resolve().parent / "notebooks" / "retrain.ipynb",
+)
+
+
+def default_notebook() -> Path:
+    """The retrain notebook `deg retrain` runs when no --notebook is given."""
+    return next((p for p in NOTEBOOK_CANDIDATES if p.is_file()), NOTEBOOK_CANDIDATES[0])
 STEP_TAG = "step:"
 SET_BY_RUNNER = ("project_path", "metrics_path")
 
@@ -95,7 +104,7 @@ def run_retrain(
     from papermill.exceptions import PapermillExecutionError  # type: ignore[import-untyped]
 
     project = Project.open(project_path)
-    nb_path = Path(notebook) if notebook is not None else NOTEBOOK
+    nb_path = Path(notebook) if notebook is not None else default_notebook()
     if not nb_path.is_file():
         raise DegError("retrain notebook not found (pass --notebook PATH)", nb_path)
     params = dict(parameters or {})

@@ -219,3 +219,20 @@ def test_deg_retrain_names_the_failing_step(tiny, capsys):
     assert str(report) in err
     nb = nbformat.read(report, as_version=4)
     assert nb.metadata["papermill"]["exception"] is True
+
+
+def test_installed_deg_carries_the_retrain_notebook():
+    """A wheel install has no notebooks/ folder: pyproject force-includes retrain.ipynb
+    where default_notebook() looks after the checkout's copy."""
+    import tomllib
+
+    from deg_core import retrain_runner
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    include = cfg["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    packaged = {dest: src for src, dest in include.items()}["deg_core/notebooks/retrain.ipynb"]
+    assert (root / packaged).is_file()
+    checkout, installed = retrain_runner.NOTEBOOK_CANDIDATES
+    assert installed.relative_to(root).as_posix() == "deg_core/notebooks/retrain.ipynb"
+    assert retrain_runner.default_notebook() == checkout
