@@ -32,6 +32,8 @@ NOTEBOOK_CANDIDATES = (
 def default_notebook() -> Path:
     """The retrain notebook `deg retrain` runs when no --notebook is given."""
     return next((p for p in NOTEBOOK_CANDIDATES if p.is_file()), NOTEBOOK_CANDIDATES[0])
+
+
 STEP_TAG = "step:"
 SET_BY_RUNNER = ("project_path", "metrics_path")
 
