@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from deg_core.errors import DegError
+from deg_core.errors import ConfigError, DegError
 
 
 def _project(path: str):
@@ -145,14 +145,27 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from deg_core.infer_sequence import SequenceModel, infer_sequence
 
     project = _project(args.project)
-    videos, kw = args.videos or None, {"device": args.device, "overwrite": args.overwrite}
+    # the model's own settings come from its run; inference changes only how it computes
+    not_compute = [s for s in args.set if not s.strip().startswith("compute.")]
+    if not_compute:
+        raise ConfigError(
+            f"deg infer takes only compute.* settings (the model's come from its run): "
+            f"{', '.join(not_compute)}",
+            project.config_path,
+        )
+    compute = project.resolve_config(args.set, preset=args.preset).compute
+    device = compute.device if args.device == "auto" else args.device
+    videos, kw = args.videos or None, {"device": device, "overwrite": args.overwrite}
     if args.stage == "features":
-        result = infer_features(project, args.run, videos, **kw)
+        batch = compute.batch_size if isinstance(compute.batch_size, int) else 16
+        result = infer_features(project, args.run, videos, batch_size=batch, **kw)
     elif args.stage == "sequence":
         result = infer_sequence(project, args.run, videos, **kw)
     else:  # all: the features the sequence run was trained on, then the sequence model
         feature_run = SequenceModel.load(project, args.run).feature_run
-        for key, state in infer_features(project, feature_run, videos, **kw).items():
+        batch = compute.batch_size if isinstance(compute.batch_size, int) else 16
+        states = infer_features(project, feature_run, videos, batch_size=batch, **kw)
+        for key, state in states.items():
             print(f"{key}: features {state}")
         result = infer_sequence(project, args.run, videos, **kw)
     for key, state in result.items():
@@ -331,11 +344,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project")
     p.add_argument("--videos", nargs="*", default=None, metavar="KEY")
     p.add_argument("--run", default="latest", help="latest or a run folder name")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (compute.device), cpu, cuda, cuda:N")
+    p.add_argument("--preset", choices=["fast", "medium", "slow"], default=None)
     p.add_argument(
-        "--preset", choices=["fast", "medium", "slow"], default=None, help=argparse.SUPPRESS
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a compute.* setting, e.g. compute.batch_size=64 (the model's come from its run)",
     )
-    p.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)
     p.add_argument("--overwrite", action="store_true", help="recompute videos already done")
     p.set_defaults(func=cmd_infer)
 

@@ -225,8 +225,14 @@ def test_cli_train_and_infer(tiny_project, flow_run, capsys, monkeypatch):
     )
     out = capsys.readouterr().out
     assert code == 0 and "trained" in out and "F1" in out
-    assert main(["infer", "features", root, "--videos", "v0", "--device", "cpu"]) == 0
+    infer = ["infer", "features", root, "--videos", "v0", "--set", "compute.device=cpu"]
+    assert main([*infer, "--set", "compute.batch_size=3"]) == 0
     assert "v0: features done" in capsys.readouterr().out
+    # a model setting at inference would be silently ignored: refused, one line, nothing run
+    assert main([*infer, "--overwrite", "--set", "feature_extractor.arch=resnet50"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "only compute.* settings" in err and "feature_extractor.arch" in err
+    assert "\n" not in err
     metrics = (resolve_run(tiny_project.models_dir, "features") / METRICS).read_text()
     assert json.loads(metrics.splitlines()[0])["epoch"] == 0
 
