@@ -20,13 +20,18 @@ Layout, one group per feature-extractor run (named after the run folder)::
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 
+from deg_core import distributed
 from deg_core.errors import DegError
 from deg_core.models.feature import HiddenTwoStream
 from deg_core.models.flow import build_flow_generator
@@ -38,6 +43,24 @@ from deg_core.train.loop import pick_device
 from deg_core.video import open_video
 
 DATASETS = ("spatial_features", "flow_features", "logits", "P")
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How feature inference computes; the defaults are the fast path.
+
+    ``REFERENCE`` (no thread, float32, contiguous layout, one write per batch) is what
+    the fast path is tested against: it must match within mixed-precision tolerance.
+    """
+
+    prefetch: int = 4  # batches decoded ahead in a background thread; 0 decodes inline
+    channels_last: bool = True  # NHWC convolutions (faster with cuDNN and oneDNN)
+    autocast: bool | None = None  # None: FeatureModel.fp16 on CUDA, off on CPU
+    compile: bool = False  # torch.compile the model (pays on GPU only, after a warm-up)
+    write_frames: int = 2048  # frames gathered before one slice write per dataset
+
+
+REFERENCE = InferenceOptions(prefetch=0, channels_last=False, autocast=False, write_frames=1)
 
 
 @dataclass
@@ -52,9 +75,15 @@ class FeatureModel:
     std: torch.Tensor
     thresholds: np.ndarray  # (K,)
     behaviors: list[str]
+    fp16: bool = False  # compute.fp16: mixed precision where the device has it
+    _prepared: tuple = field(default=(), repr=False)  # (channels_last, compile) applied
+    _compiled: torch.nn.Module | None = field(default=None, repr=False)
 
     @classmethod
-    def load(cls, project: Project, run: str = "latest", device: str = "cpu") -> FeatureModel:
+    def load(
+        cls, project: Project, run: str = "latest", device: str = "cpu", fp16: bool | None = None
+    ) -> FeatureModel:
+        """``fp16`` None: the project's ``compute.fp16``."""
         run_dir = project.check_run(resolve_run(project.models_dir, "features", run))
         info = read_run_config(run_dir)
         cfg = info["config"]
@@ -77,6 +106,8 @@ class FeatureModel:
         model.eval().to(pick_device(device))
         norm = info["normalization"]
         h, w = cfg["augs"]["resize"]
+        if fp16 is None:
+            fp16 = bool(project.resolve_config().compute.fp16)
         return cls(
             model=model,
             run=run_dir,
@@ -86,7 +117,39 @@ class FeatureModel:
             std=torch.tensor(norm["std"], dtype=torch.float32).view(1, 3, 1, 1),
             thresholds=np.asarray(ckpt["extra"]["thresholds"], dtype=np.float32),
             behaviors=behaviors,
+            fp16=fp16,
         )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def prepared(self, opts: InferenceOptions) -> torch.nn.Module:
+        """The model in ``opts``' memory layout (converted in place), compiled if asked."""
+        want = (opts.channels_last, opts.compile)
+        if self._prepared != want:
+            fmt = torch.channels_last if opts.channels_last else torch.contiguous_format
+            for p in self.model.parameters():  # 4-D weights only: 3-D convs keep theirs
+                if p.dim() == 4:
+                    p.data = p.data.contiguous(memory_format=fmt)
+            self._compiled = (
+                cast(torch.nn.Module, torch.compile(self.model)) if opts.compile else None
+            )
+            self._prepared = want
+        return self._compiled if self._compiled is not None else self.model
+
+    def autocast_dtype(self, opts: InferenceOptions) -> torch.dtype | None:
+        """bf16 where the GPU has it, else fp16; None: float32."""
+        on = (
+            opts.autocast
+            if opts.autocast is not None
+            else (self.fp16 and self.device.type == "cuda")
+        )
+        if not on:
+            return None
+        if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            return torch.float16
+        return torch.bfloat16
 
 
 def stacks(frames: Iterator[np.ndarray], n_frames: int, n_rgb: int, batch: int):
@@ -118,27 +181,119 @@ def stacks(frames: Iterator[np.ndarray], n_frames: int, n_rgb: int, batch: int):
         raise DegError(f"decoded {start} frames, expected {n_frames}")
 
 
-@torch.no_grad()
-def video_features(fm: FeatureModel, video: Path, n_frames: int, batch: int = 16):
-    """Yield (first frame, dict of numpy arrays for that batch of frames)."""
-    device = next(fm.model.parameters()).device
-    mean, std = fm.mean.to(device), fm.std.to(device)
+def _stack_batches(fm: FeatureModel, video: Path, n_frames: int, batch: int, pin: bool):
+    """(first centre, (B, N, H, W, 3) uint8 tensor) batches, decoded sequentially."""
     with open_video(video) as reader:
         chunks = (c for _, c in reader.iter_chunks(chunk=max(batch, 32), size=fm.size))
         for start, stack in stacks(chunks, n_frames, fm.n_rgb, batch):
-            x = torch.from_numpy(stack).to(device)  # (B, N, H, W, 3) uint8: 4x less to copy
-            x = x.permute(0, 1, 4, 2, 3).float().div_(255.0)  # (B, N, 3, H, W)
-            x = ((x - mean.unsqueeze(0)) / std.unsqueeze(0)).flatten(1, 2)  # (B, 3N, H, W)
-            out = fm.model(x)
-            yield (
-                start,
-                {
-                    "spatial_features": out["spatial_features"].float().cpu().numpy(),
-                    "flow_features": out["flow_features"].float().cpu().numpy(),
-                    "logits": out["logits"].float().cpu().numpy(),
-                    "P": torch.sigmoid(out["logits"]).float().cpu().numpy(),
-                },
+            # a one-stack batch can come back as a read-only view of the window buffer
+            x = torch.from_numpy(stack if stack.flags.writeable else stack.copy())
+            yield start, (x.pin_memory() if pin else x)  # pinned: the copy overlaps compute
+
+
+_DONE = object()
+
+
+def decode_ahead(batches: Iterator, depth: int) -> Iterator:
+    """Run ``batches`` in a background thread, at most ``depth`` items ahead.
+
+    Decoding (PyAV) and numpy copies release the GIL, so they overlap the model.
+    The queue bound keeps memory at O(depth) batches however long the video; an
+    error in the thread is raised here; closing this generator stops the thread.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in batches:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as e:  # handed to the consumer, raised there
+            put(e)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # the generator's `with open_video` releases the decoder here
+
+    thread = threading.Thread(target=work, name="deg-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+@torch.no_grad()
+def video_features(
+    fm: FeatureModel,
+    video: Path,
+    n_frames: int,
+    batch: int = 16,
+    opts: InferenceOptions = InferenceOptions(),
+):
+    """Yield (first frame, dict of (B, D) float32 numpy arrays for that batch of frames).
+
+    uint8 stacks go to the device (4x fewer bytes than float; pinned and non-blocking
+    on CUDA) and are normalised there; ``opts`` picks decode-ahead, layout and autocast.
+    """
+    device = fm.device
+    cuda = device.type == "cuda"
+    model = fm.prepared(opts)
+    amp = fm.autocast_dtype(opts)
+    # (x/255 - mean)/std as one multiply-add on the device
+    scale = (1.0 / (255.0 * fm.std)).to(device).unsqueeze(0)  # (1, 1, 3, 1, 1)
+    shift = (-fm.mean / fm.std).to(device).unsqueeze(0)
+    layout = torch.channels_last if opts.channels_last else torch.contiguous_format
+    batches: Iterator = _stack_batches(fm, video, n_frames, batch, pin=cuda)
+    if opts.prefetch > 0:
+        batches = decode_ahead(batches, opts.prefetch)
+    k = len(fm.behaviors)
+    for start, stack in batches:
+        x = stack.to(device, non_blocking=cuda)  # (B, N, H, W, 3) uint8
+        x = x.permute(0, 1, 4, 2, 3).float()  # (B, N, 3, H, W)
+        x = torch.addcmul(shift, x, scale).flatten(1, 2)  # (B, 3N, H, W)
+        x = x.contiguous(memory_format=layout)
+        ac = torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext()
+        with ac:
+            out = model(x)
+        logits = out["logits"].float()
+        # one device->host copy per batch: spatial | flow | logits | P
+        both = (
+            torch.cat(
+                [
+                    out["spatial_features"].float(),
+                    out["flow_features"].float(),
+                    logits,
+                    logits.sigmoid(),
+                ],
+                dim=1,
             )
+            .cpu()
+            .numpy()
+        )
+        d_s = out["spatial_features"].shape[1]
+        d_f = out["flow_features"].shape[1]
+        cuts = np.cumsum([d_s, d_f, k])
+        parts = np.split(both, cuts, axis=1)
+        yield start, dict(zip(DATASETS, parts, strict=True))
 
 
 def write_video_outputs(
@@ -149,8 +304,13 @@ def write_video_outputs(
     out_path: Path,
     batch: int = 16,
     progress=None,
+    opts: InferenceOptions = InferenceOptions(),
 ) -> None:
-    """Compute one video's features and add them atomically as group ``fm.run.name``."""
+    """Compute one video's features and add them atomically as group ``fm.run.name``.
+
+    Batches are gathered to ``opts.write_frames`` frames and written as one slice per
+    dataset (HDF5 per-write overhead dominates small writes); memory stays O(that).
+    """
     k = len(fm.behaviors)
     with writing_group(out_path, fm.run.name, fm.behaviors, fm.thresholds, video=key) as g:
         dims = {"spatial_features": 512, "flow_features": 512}
@@ -163,11 +323,32 @@ def write_video_outputs(
             )
             for name in DATASETS
         }
-        for start, arrays in video_features(fm, video, n_frames, batch):
-            for name, arr in arrays.items():
-                ds[name][start : start + len(arr)] = arr
+        pending: list[dict[str, np.ndarray]] = []
+        first, held = 0, 0
+
+        def flush() -> None:
+            nonlocal pending, first, held
+            if not pending:
+                return
+            for name in DATASETS:
+                arr = (
+                    pending[0][name]
+                    if len(pending) == 1
+                    else np.concatenate([p[name] for p in pending])
+                )
+                ds[name][first : first + held] = arr
+            first, held, pending = first + held, 0, []
+
+        for start, arrays in video_features(fm, video, n_frames, batch, opts):
+            if start != first + held:  # batches arrive in order; anything else is a bug
+                raise DegError(f"{video}: batch at frame {start}, expected {first + held}")
+            pending.append(arrays)
+            held += len(arrays["P"])
+            if held >= opts.write_frames:
+                flush()
             if progress is not None:
                 progress.update(len(arrays["P"]))
+        flush()
 
 
 def infer_features(
@@ -181,8 +362,9 @@ def infer_features(
     progress: bool = True,
 ) -> dict[str, str]:
     """Run a feature extractor over videos; returns {key: "done" | "skipped"}."""
-    fm = FeatureModel.load(project, run, device)
+    fm = FeatureModel.load(project, run, str(distributed.init(device)))  # torchrun: its GPU
     keys = [project.resolve_key(k) for k in keys] if keys else project.video_keys()
+    keys = distributed.shard(keys)  # torchrun: this rank's videos; one writer per file
     result = {}
     for key in keys:
         rec = project.record(key)

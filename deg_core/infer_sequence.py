@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from deg_core import config as cfgmod
+from deg_core import distributed
 from deg_core.data.sequences import features_or_explain
 from deg_core.errors import ProjectError
 from deg_core.labels import Labels, read_labels, write_labels
@@ -63,19 +64,34 @@ class SequenceModel:
 
 @torch.no_grad()
 def sequence_logits(
-    model: torch.nn.Module, features: np.ndarray, chunk: int = 20_000
+    model: torch.nn.Module, features, chunk: int = 20_000, autocast: bool = False
 ) -> np.ndarray:
-    """(T, D) features -> (T, K) logits, in overlapping chunks (exact in the interior)."""
+    """(T, D) features -> (T, K) float32 logits, in overlapping chunks (exact in the interior).
+
+    ``features`` may be any sliceable (T, D) array (numpy, an h5py dataset): only one
+    chunk plus ``2 * receptive_field`` frames of it is on the device at a time, so an
+    hour-long video needs memory for one chunk and the (T, K) result. ``autocast``:
+    bf16/fp16 on CUDA (ignored on CPU).
+    """
     device = next(model.parameters()).device
+    cuda = device.type == "cuda"
     ctx = int(getattr(model, "receptive_field", 0))
     t = len(features)
-    out = []
+    out: np.ndarray | None = None
+    amp = torch.bfloat16 if not cuda or torch.cuda.is_bf16_supported() else torch.float16
     for start in range(0, t, chunk):
         lo, hi = max(start - ctx, 0), min(start + chunk + ctx, t)
         x = torch.from_numpy(np.ascontiguousarray(features[lo:hi], dtype=np.float32))
-        logits = model(x.to(device)[None])[0].float().cpu().numpy()
-        out.append(logits[start - lo : start - lo + min(chunk, t - start)])
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+        if cuda:
+            x = x.pin_memory().to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp, enabled=autocast and cuda):
+            logits = model(x[None])[0]
+        n = min(chunk, t - start)
+        part = logits[start - lo : start - lo + n].float().cpu().numpy()
+        if out is None:  # K is known after the first chunk
+            out = np.empty((t, part.shape[1]), np.float32)
+        out[start : start + n] = part
+    return out if out is not None else np.zeros((0, 0), np.float32)
 
 
 def infer_sequence(
@@ -87,8 +103,9 @@ def infer_sequence(
     overwrite: bool = False,
 ) -> dict[str, str]:
     """Predict every frame of ``keys`` (default: all videos); {key: "done" | "skipped"}."""
-    sm = SequenceModel.load(project, run, device)
+    sm = SequenceModel.load(project, run, str(distributed.init(device)))  # torchrun: its GPU
     keys = [project.resolve_key(k) for k in keys] if keys else project.video_keys()
+    keys = distributed.shard(keys)  # torchrun: this rank's videos; one writer per file
     todo = [
         k for k in keys if overwrite or not has_group(project.record(k).outputs_path, sm.run.name)
     ]
