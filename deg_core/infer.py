@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from deg_core import distributed
+from deg_core.autobatch import auto_batch, with_fallback
 from deg_core.errors import DegError
 from deg_core.models.feature import HiddenTwoStream
 from deg_core.models.flow import build_flow_generator
@@ -137,6 +138,27 @@ class FeatureModel:
             )
             self._prepared = want
         return self._compiled if self._compiled is not None else self.model
+
+    def auto_batch(self, opts: InferenceOptions = InferenceOptions(), cap: int = 512) -> int:
+        """The largest inference batch (a power of two <= cap) that fits the GPU; 16 on CPU."""
+        device = self.device
+        h, w = self.size
+
+        @torch.no_grad()
+        def step(b: int) -> None:
+            model, amp = self.prepared(opts), self.autocast_dtype(opts)
+            x = torch.randn(b, 3 * self.n_rgb, h, w, device=device)
+            x = x.contiguous(
+                memory_format=torch.channels_last if opts.channels_last else torch.contiguous_format
+            )
+            with torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext():
+                model(x)
+
+        arch = (type(self.model.flow_generator).__name__, type(self.model).__name__, self.n_rgb)
+        key = ("infer", arch, self.size, self.autocast_dtype(opts))
+        return auto_batch(
+            "auto", device, cpu_default=16, gpu_default=64, step=step, key=key, cap=cap
+        )
 
     def autocast_dtype(self, opts: InferenceOptions) -> torch.dtype | None:
         """bf16 where the GPU has it, else fp16; None: float32."""
@@ -302,7 +324,7 @@ def write_video_outputs(
     video: Path,
     n_frames: int,
     out_path: Path,
-    batch: int = 16,
+    batch: int | str = 16,
     progress=None,
     opts: InferenceOptions = InferenceOptions(),
 ) -> None:
@@ -310,7 +332,24 @@ def write_video_outputs(
 
     Batches are gathered to ``opts.write_frames`` frames and written as one slice per
     dataset (HDF5 per-write overhead dominates small writes); memory stays O(that).
+    ``batch`` ``auto``: the largest that fits the GPU (16 on CPU). Out of device memory
+    mid-video, the video restarts at half the batch (one warning), down to batch 1.
     """
+    size = fm.auto_batch(opts) if batch == "auto" else int(batch)
+
+    def restart(_: int) -> None:
+        if progress is not None and hasattr(progress, "reset"):
+            progress.reset()
+
+    with_fallback(
+        lambda b: _write_outputs(fm, key, video, n_frames, out_path, b, progress, opts),
+        size,
+        f"{video.name}: feature inference",
+        on_halve=restart,
+    )
+
+
+def _write_outputs(fm, key, video, n_frames, out_path, batch, progress, opts) -> None:
     k = len(fm.behaviors)
     with writing_group(out_path, fm.run.name, fm.behaviors, fm.thresholds, video=key) as g:
         dims = {"spatial_features": 512, "flow_features": 512}
@@ -331,12 +370,10 @@ def write_video_outputs(
             if not pending:
                 return
             for name in DATASETS:
-                arr = (
-                    pending[0][name]
-                    if len(pending) == 1
-                    else np.concatenate([p[name] for p in pending])
+                parts = [p[name] for p in pending]
+                ds[name][first : first + held] = (
+                    parts[0] if len(parts) == 1 else np.concatenate(parts)
                 )
-                ds[name][first : first + held] = arr
             first, held, pending = first + held, 0, []
 
         for start, arrays in video_features(fm, video, n_frames, batch, opts):

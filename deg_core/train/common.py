@@ -51,11 +51,21 @@ def input_size(cfg: DegConfig) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def batch_size(value: int | str, device: torch.device, cpu_default: int, gpu_default: int) -> int:
-    """``auto`` -> a size that fits common devices (a GPU-memory probe comes later)."""
-    if value == "auto":
-        return gpu_default if device.type == "cuda" else cpu_default
-    return int(value)
+def batch_size(
+    value: int | str,
+    device: torch.device,
+    cpu_default: int,
+    gpu_default: int,
+    probe=None,
+    key=None,
+) -> int:
+    """``auto`` -> the CPU default, or on CUDA the largest batch whose ``probe(b)`` (one
+    training step) fits the GPU (deg_core.autobatch; ``gpu_default`` without a probe)."""
+    from deg_core.autobatch import auto_batch
+
+    return auto_batch(
+        value, device, cpu_default=cpu_default, gpu_default=gpu_default, step=probe, key=key
+    )
 
 
 def num_workers(value: int | str) -> int:
