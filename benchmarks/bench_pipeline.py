@@ -1,0 +1,542 @@
+"""Pipeline throughput, stage by stage, per preset at 256x256 (issue 7); one command.
+
+Usage::
+
+    uv run python benchmarks/bench_pipeline.py                           # every preset, auto device
+    uv run python benchmarks/bench_pipeline.py --presets fast --frames 64 --device cpu
+    uv run python benchmarks/bench_pipeline.py --mode optimisations      # each optimisation's gain
+    uv run python benchmarks/bench_pipeline.py --append benchmarks/RESULTS.md
+
+Throughput mode, on each video (../shared/data/*.mp4 when present, and a generated
+256x256 video of ``--long-frames`` frames):
+
+- decode: sequential decode + resize to 256x256, frames/s (preset-independent);
+- per preset: flow-generator inference frames/s (stacks in memory: compute only),
+  feature inference end to end (mp4 in, HDF5 out: ``deg_core.infer.write_video_outputs``
+  on the first ``--frames`` frames), sequence inference frames/s (random (T, 1024)
+  features), and training steps/s and clips/s for the flow, feature and sequence stages,
+  with the fraction of training time spent waiting on the data loader (GPU idle);
+- each with peak host RSS (VmHWM, reset per measurement through /proc/self/clear_refs)
+  and, on CUDA, peak device memory (torch.cuda.max_memory_allocated).
+
+Optimisations mode: end-to-end feature inference of the fast preset, adding one
+optimisation at a time to the float32 synchronous reference: decode-ahead thread,
+channels_last, batched HDF5 writes, autocast (bf16/fp16), torch.compile (CUDA only).
+Weights are random: throughput does not depend on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import nullcontext, suppress
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_features import commit, machine  # noqa: E402
+from deg_core.config import PRESETS, AugsSection, SequenceSection  # noqa: E402
+from deg_core.data.clips import ClipAugment, ClipDataset, VideoItem, denormalize  # noqa: E402
+from deg_core.infer import (  # noqa: E402
+    REFERENCE,
+    FeatureModel,
+    InferenceOptions,
+    stacks,
+    write_video_outputs,
+)
+from deg_core.infer_sequence import sequence_logits  # noqa: E402
+from deg_core.losses import MaskedBCELoss  # noqa: E402
+from deg_core.models.feature import HiddenTwoStream  # noqa: E402
+from deg_core.models.flow import build_flow_generator  # noqa: E402
+from deg_core.models.flow.losses import MotionNetLoss  # noqa: E402
+from deg_core.models.sequence import sequence_model_from_config  # noqa: E402
+from deg_core.video import open_video, probe_video, write_video  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+N_RGB, K, D_SEQ = 11, 3, 1024
+NORM = {"mean": [0.45, 0.45, 0.45], "std": [0.25, 0.25, 0.25]}
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_peaks(device: torch.device) -> None:
+    with suppress(OSError):  # "5" resets the peak RSS (VmHWM) to the current RSS (Linux >= 4.0)
+        Path("/proc/self/clear_refs").write_text("5")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peaks(device: torch.device) -> tuple[float, float]:
+    """(peak host RSS MiB, peak device MiB or nan)."""
+    rss = float("nan")
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                rss = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    dev = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
+    return rss, dev
+
+
+@dataclass
+class Row:
+    video: str
+    preset: str
+    stage: str
+    value: float  # frames/s or steps/s
+    unit: str
+    rss_mb: float
+    dev_mb: float
+    note: str = ""
+
+
+def measure(device, fn: Callable[[], tuple[float, str, str]], video, preset, stage) -> Row:
+    """Run ``fn`` (a partial: bound now, not late) with fresh memory peaks; print the row."""
+    reset_peaks(device)
+    value, unit, note = fn()
+    rss, dev = peaks(device)
+    row = Row(video, preset, stage, value, unit, rss, dev, note)
+    print(
+        f"  {preset:<6} {stage:<34} {value:10.2f} {unit:<9} rss {rss:7.0f} MiB  "
+        f"dev {dev:7.0f} MiB  {note}",
+        flush=True,
+    )
+    return row
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def feature_model(preset: str, device: torch.device, size: int) -> FeatureModel:
+    arches = PRESETS[preset]
+    torch.manual_seed(0)
+    flow = build_flow_generator(arches["flow_generator"]["arch"], num_frames=N_RGB)
+    model = HiddenTwoStream.build(arches["feature_extractor"]["arch"], flow, K, N_RGB)
+    return FeatureModel(
+        model=model.to(device).eval(),
+        run=Path(f"bench_{preset}"),
+        n_rgb=N_RGB,
+        size=(size, size),
+        mean=torch.tensor(NORM["mean"]).view(1, 3, 1, 1),
+        std=torch.tensor(NORM["std"]).view(1, 3, 1, 1),
+        thresholds=np.full(K, 0.5, np.float32),
+        behaviors=[f"b{i}" for i in range(K)],
+    )
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def bench_decode(video: Path, frames: int, size: int) -> tuple[float, str, str]:
+    t0, done = time.perf_counter(), 0
+    with open_video(video) as r:
+        for _, chunk in r.iter_chunks(chunk=64, size=(size, size), stop=frames):
+            done += len(chunk)
+    return done / (time.perf_counter() - t0), "frames/s", f"{done} frames"
+
+
+def bench_flow_inference(fm, video, frames, batch, amp) -> tuple[float, str, str]:
+    """The flow generator alone on decoded stacks already in memory (compute only)."""
+    device = fm.device
+    with open_video(video) as r:
+        decoded = np.concatenate([c for _, c in r.iter_chunks(64, fm.size, stop=frames)])
+    net = fm.model.flow_generator
+    scale = (1.0 / (255.0 * fm.std)).to(device).unsqueeze(0)
+    shift = (-fm.mean / fm.std).to(device).unsqueeze(0)
+    batches = list(stacks(iter([decoded]), len(decoded), N_RGB, batch))
+
+    def run(items):
+        for _, s in items:
+            x = torch.from_numpy(s).to(device).permute(0, 1, 4, 2, 3).float()
+            x = torch.addcmul(shift, x, scale).flatten(1, 2)
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.no_grad(), autocast(device, amp):
+                net(x)
+
+    run(batches[:1])  # warm-up (allocator, cuDNN autotune)
+    sync(device)
+    t0 = time.perf_counter()
+    run(batches)
+    sync(device)
+    return len(decoded) / (time.perf_counter() - t0), "frames/s", f"batch {batch}"
+
+
+def clip(video: Path, frames: int, tmp: Path) -> Path:
+    """The first ``frames`` frames of ``video`` as an mp4 at its own size (so the
+    end-to-end run covers a whole video: decode, stacks, model, HDF5)."""
+    if probe_video(video).frames <= frames:
+        return video
+    with open_video(video) as r:
+        data = np.concatenate([c for _, c in r.iter_chunks(64, stop=frames)])
+    out = tmp / f"{video.stem}_{frames}.mp4"
+    write_video(out, data, fps=30)
+    return out
+
+
+def bench_feature_inference(fm, video, batch, opts, tmp) -> tuple[float, str, str]:
+    n = probe_video(video).frames
+    out = tmp / f"out_{time.monotonic_ns()}.h5"
+    # warm-up: a few frames through the same options (compile, cuDNN autotune, layout)
+    warm = clip(video, min(n, 2 * batch), tmp)
+    write_video_outputs(fm, "w", warm, probe_video(warm).frames, out, batch, opts=opts)
+    out.unlink()
+    sync(fm.device)
+    t0 = time.perf_counter()
+    write_video_outputs(fm, "v", video, n, out, batch, opts=opts)
+    sync(fm.device)
+    fps = n / (time.perf_counter() - t0)
+    out.unlink()
+    return fps, "frames/s", f"{n} frames, batch {batch}"
+
+
+def bench_sequence_inference(device, t_frames, amp: bool) -> tuple[float, str, str]:
+    torch.manual_seed(0)
+    model = sequence_model_from_config(SequenceSection(), D_SEQ, K).to(device).eval()
+    feats = np.random.default_rng(0).normal(size=(t_frames, D_SEQ)).astype(np.float32)
+    sequence_logits(model, feats[:1000], autocast=amp)  # warm-up
+    sync(device)
+    t0 = time.perf_counter()
+    sequence_logits(model, feats, autocast=amp)
+    sync(device)
+    return t_frames / (time.perf_counter() - t0), "frames/s", f"T={t_frames}, D={D_SEQ}"
+
+
+def timed_steps(loader, step, device, steps) -> tuple[float, float, int]:
+    """(steps/s, fraction of the time waiting on the loader, clips) over steps after a warm-up."""
+    it = iter(loader)
+    step(next(it))  # warm-up
+    sync(device)
+    wait, clips, t0 = 0.0, 0, time.perf_counter()
+    for _ in range(steps):
+        w0 = time.perf_counter()
+        b = next(it)
+        wait += time.perf_counter() - w0
+        clips += step(b)
+    sync(device)
+    total = time.perf_counter() - t0
+    return steps / total, wait / total, clips
+
+
+def bench_training(preset, stage, video, size, batch, steps, device, workers, amp):
+    n = probe_video(video).frames
+    item = VideoItem(path=video, n_frames=n, labels=np.zeros((n, K), np.int8))
+    rng = np.random.default_rng(0)
+    count = batch * (steps + 1)
+    samples = np.stack([np.zeros(count, int), rng.integers(0, n, count)], 1)
+    data = ClipDataset(
+        [item], samples, N_RGB, (size, size), NORM["mean"], NORM["std"], ClipAugment(AugsSection())
+    )
+    loader = torch.utils.data.DataLoader(
+        data,
+        batch_size=batch,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        multiprocessing_context="forkserver" if workers else None,
+    )
+    model = feature_model(preset, device, size).model.train()
+    mean = torch.tensor(NORM["mean"], device=device)
+    std = torch.tensor(NORM["std"], device=device)
+    if stage == "flow":
+        net = model.flow_generator.train().requires_grad_(True)
+        loss_fn: torch.nn.Module = MotionNetLoss(num_frames=N_RGB).to(device)
+    else:
+        net, loss_fn = model, MaskedBCELoss().to(device)
+    net = net.to(memory_format=torch.channels_last) if _all_4d(net) else net
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4)
+
+    def step(b) -> int:
+        x = b["images"].to(device, non_blocking=True)
+        with autocast(device, amp):
+            if stage == "flow":
+                loss, _ = loss_fn(denormalize(x, mean, std), net(x))
+            else:
+                loss = loss_fn(net(x)["logits"].float(), b["labels"].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return len(x)
+
+    sps, idle, _ = timed_steps(loader, step, device, steps)
+    note = f"batch {batch}, {sps * batch:.2f} clips/s, loader wait {100 * idle:.0f} %"
+    return sps, "steps/s", note
+
+
+def bench_sequence_training(device, batch, steps, amp):
+    torch.manual_seed(0)
+    cfg = SequenceSection()
+    model = sequence_model_from_config(cfg, D_SEQ, K).to(device).train()
+    loss_fn = MaskedBCELoss().to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    data = [
+        {
+            "features": torch.randn(batch, cfg.sequence_length, D_SEQ, generator=g),
+            "labels": (torch.rand(batch, cfg.sequence_length, K, generator=g) > 0.5).float(),
+        }
+        for _ in range(steps + 1)
+    ]
+
+    def step(b) -> int:
+        x, y = b["features"].to(device), b["labels"].to(device)
+        with autocast(device, amp):
+            loss = loss_fn(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return len(x)
+
+    sps, _, _ = timed_steps(data, step, device, steps)
+    note = f"batch {batch}x{cfg.sequence_length}, {sps * batch:.1f} windows/s (data in memory)"
+    return sps, "steps/s", note
+
+
+def autocast(device: torch.device, amp: torch.dtype | None):
+    return torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext()
+
+
+def _all_4d(net: torch.nn.Module) -> bool:
+    return all(p.dim() != 5 for p in net.parameters())
+
+
+# ----------------------------------------------------------------------------- modes
+
+
+def throughput(args, device, videos, tmp, amp) -> list[Row]:
+    rows = []
+    gpu = device.type == "cuda"
+    workers = (
+        args.workers if args.workers is not None else min(8, max((os.cpu_count() or 1) - 1, 0))
+    )
+    for video in videos:
+        name = video.name
+        print(f"{name}: {probe_video(video).frames} frames", flush=True)
+        rows.append(
+            measure(
+                device,
+                partial(bench_decode, video, args.frames, args.size),
+                name,
+                "-",
+                "decode 256x256",
+            )
+        )
+        short = clip(video, args.frames, tmp)
+        for preset in args.presets:
+            few = args.frames if preset == "fast" else max(args.frames // args.heavy_div, N_RGB)
+            vid = short if few == args.frames else clip(video, few, tmp)
+            fm = feature_model(preset, device, args.size)
+            batch = args.batch or (fm.auto_batch() if gpu else 8)
+            opts = InferenceOptions(autocast=amp is not None)
+            rows.append(
+                measure(
+                    device,
+                    partial(bench_flow_inference, fm, vid, few, batch, amp),
+                    name,
+                    preset,
+                    "flow inference",
+                )
+            )
+            rows.append(
+                measure(
+                    device,
+                    partial(bench_feature_inference, fm, vid, batch, opts, tmp),
+                    name,
+                    preset,
+                    "feature inference mp4->HDF5",
+                )
+            )
+            del fm
+            tb = args.train_batch or (32 if gpu else 2)
+            for stage in ("flow", "features"):
+                rows.append(
+                    measure(
+                        device,
+                        partial(
+                            bench_training,
+                            preset,
+                            stage,
+                            video,
+                            args.size,
+                            tb,
+                            args.train_steps,
+                            device,
+                            workers,
+                            amp,
+                        ),
+                        name,
+                        preset,
+                        f"{stage} training",
+                    )
+                )
+        rows.append(
+            measure(
+                device,
+                partial(bench_sequence_inference, device, args.seq_frames, amp is not None),
+                name,
+                "-",
+                "sequence inference",
+            )
+        )
+        rows.append(
+            measure(
+                device,
+                partial(bench_sequence_training, device, 32 if gpu else 8, args.train_steps, amp),
+                name,
+                "-",
+                "sequence training",
+            )
+        )
+    return rows
+
+
+def optimisations(args, device, videos, tmp) -> list[Row]:
+    """Cumulative: each step adds one optimisation to the float32 synchronous reference."""
+    video = clip(videos[0], args.frames, tmp)
+    gpu = device.type == "cuda"
+    fm = feature_model("fast", device, args.size)
+    batch = args.batch or (fm.auto_batch() if gpu else 8)
+    steps = [
+        ("baseline: float32, sync decode, 1 write/batch", REFERENCE),
+        ("+ decode-ahead thread", replace(REFERENCE, prefetch=4)),
+        ("+ channels_last", replace(REFERENCE, prefetch=4, channels_last=True)),
+        ("+ batched HDF5 writes", InferenceOptions(autocast=False)),
+        ("+ autocast (bf16/fp16)", InferenceOptions(autocast=True)),
+    ]
+    if gpu:
+        steps.append(("+ torch.compile", InferenceOptions(autocast=True, compile=True)))
+    rows: list[Row] = []
+    base = prev = None
+    for label, opts in steps:
+        row = measure(
+            device,
+            partial(bench_feature_inference, fm, video, batch, opts, tmp),
+            videos[0].name,
+            "fast",
+            label,
+        )
+        base = base or row.value
+        gain = f"x{row.value / prev:.2f} vs previous, x{row.value / base:.2f} vs baseline"
+        row.note = f"{row.note}; {gain}" if prev else row.note
+        prev = row.value
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[Row], device: torch.device) -> str:
+    lines = [
+        "| video | preset | stage | throughput | peak host RSS MiB | peak device MiB | notes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        dev = "-" if np.isnan(r.dev_mb) else f"{r.dev_mb:.0f}"
+        lines.append(
+            f"| {r.video} | {r.preset} | {r.stage} | {r.value:.2f} {r.unit} "
+            f"| {r.rss_mb:.0f} | {dev} | {r.note} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mode", choices=["throughput", "optimisations", "all"], default="throughput")
+    ap.add_argument("--presets", nargs="+", default=["fast", "medium", "slow"])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--frames", type=int, default=None, help="frames per video (CPU 32, GPU 4096)")
+    ap.add_argument("--heavy-div", type=int, default=4, help="medium/slow get frames / this")
+    ap.add_argument(
+        "--long-frames", type=int, default=None, help="generated video (CPU 64, GPU 20000)"
+    )
+    ap.add_argument(
+        "--videos",
+        nargs="*",
+        type=Path,
+        default=None,
+        help="default: ../shared/data/*.mp4 (when present) + a generated video",
+    )
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=None, help="inference batch (CPU 8, GPU auto)")
+    ap.add_argument("--train-batch", type=int, default=None, help="CPU 2, GPU 32")
+    ap.add_argument("--train-steps", type=int, default=None, help="CPU 3, GPU 30")
+    ap.add_argument("--seq-frames", type=int, default=None, help="CPU 50000, GPU 1000000")
+    ap.add_argument("--workers", type=int, default=None, help="training loader workers")
+    ap.add_argument(
+        "--amp", action="store_true", help="autocast in throughput mode (default on CUDA)"
+    )
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--append", type=Path, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    )
+    gpu = device.type == "cuda"
+    args.frames = args.frames or (4096 if gpu else 32)
+    args.long_frames = args.long_frames or (20_000 if gpu else 64)
+    args.train_steps = args.train_steps or (30 if gpu else 3)
+    args.seq_frames = args.seq_frames or (1_000_000 if gpu else 50_000)
+    amp_on = gpu or args.amp
+    amp = (
+        (torch.bfloat16 if not gpu or torch.cuda.is_bf16_supported() else torch.float16)
+        if amp_on
+        else None
+    )
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        videos = args.videos
+        if videos is None:
+            videos = sorted(SHARED.glob("*.mp4"))
+            if not gpu:  # a CPU does a few frames/s: the design's reference video only
+                videos = [v for v in videos if v.name.startswith("openfield")][:1]
+            gen = tmp / f"generated_{args.long_frames}.mp4"
+            from deg_core.synthetic import SyntheticSpec, write_synthetic_video
+
+            t0 = time.perf_counter()
+            write_synthetic_video(gen, SyntheticSpec(n_frames=args.long_frames, size=args.size))
+            print(f"generated {gen.name} in {time.perf_counter() - t0:.1f} s", flush=True)
+            videos.append(gen)
+        rows = []
+        if args.mode in ("throughput", "all"):
+            rows += throughput(args, device, videos, tmp, amp)
+        if args.mode in ("optimisations", "all"):
+            rows += optimisations(args, device, videos, tmp)
+    cmd = "uv run python benchmarks/bench_pipeline.py " + " ".join(sys.argv[1:])
+    text = (
+        "\n".join(
+            [
+                f"### {dt.date.today()} · commit {commit()} · {args.mode} · {device.type}",
+                f"Machine: {machine(device)}; torch threads {torch.get_num_threads()}",
+                f"Command: `{cmd}`",
+                f"Settings: {args.size}x{args.size}, N={N_RGB}, K={K}, autocast "
+                f"{amp if args.mode != 'optimisations' else 'per row'}, random weights",
+                "",
+                table(rows, device),
+            ]
+        )
+        + "\n"
+    )
+    print(text)
+    if args.append:
+        with open(args.append, "a", encoding="utf-8") as f:
+            f.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
