@@ -125,8 +125,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = train_sequence(
             project, cfg, feature_run=args.feature_run, device=args.device, resume=args.run
         )
+    from deg_core import distributed
     from deg_core.runs import read_metrics
 
+    if not distributed.is_main():  # under torchrun rank 0 reports for all
+        return 0
     history = read_metrics(run)
     print(f"trained {run.name}")
     if history:
@@ -141,6 +144,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
+    from deg_core import distributed
     from deg_core.infer import infer_features
     from deg_core.infer_sequence import SequenceModel, infer_sequence
 
@@ -156,6 +160,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
     compute = project.resolve_config(args.set, preset=args.preset).compute
     device = compute.device if args.device == "auto" else args.device
     videos, kw = args.videos or None, {"device": device, "overwrite": args.overwrite}
+    # under torchrun each rank takes its share of the videos (deg_core.distributed.shard);
+    # rank 0 prints the summary of all of them
     if args.stage == "features":
         batch = compute.batch_size if isinstance(compute.batch_size, int) else 16
         result = infer_features(project, args.run, videos, batch_size=batch, **kw)
@@ -164,12 +170,18 @@ def cmd_infer(args: argparse.Namespace) -> int:
     else:  # all: the features the sequence run was trained on, then the sequence model
         feature_run = SequenceModel.load(project, args.run).feature_run
         batch = compute.batch_size if isinstance(compute.batch_size, int) else 16
-        states = infer_features(project, feature_run, videos, batch_size=batch, **kw)
+        # the same shard both times: a rank's sequence inputs are the features it wrote
+        states = distributed.merged(
+            infer_features(project, feature_run, videos, batch_size=batch, **kw)
+        )
         for key, state in states.items():
-            print(f"{key}: features {state}")
+            if distributed.is_main():
+                print(f"{key}: features {state}")
         result = infer_sequence(project, args.run, videos, **kw)
-    for key, state in result.items():
-        print(f"{key}: {args.stage if args.stage != 'all' else 'sequence'} {state}")
+    result = distributed.merged(result)
+    if distributed.is_main():
+        for key, state in result.items():
+            print(f"{key}: {args.stage if args.stage != 'all' else 'sequence'} {state}")
     return 0
 
 

@@ -120,13 +120,14 @@ def barrier() -> None:
 
 
 def all_reduce(value: float, op: str = "mean") -> float:
-    """``value`` combined over ranks: ``mean`` or ``sum`` (the value itself on one process)."""
+    """``value`` combined over ranks: ``mean``, ``sum`` or ``min`` (one process: ``value``)."""
     if not active():
         return float(value)
+    ops = {"mean": dist.ReduceOp.SUM, "sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN}
     t = torch.tensor([float(value)], dtype=torch.float64, device=_comm_device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    total = float(t.item())
-    return total / world() if op == "mean" else total
+    dist.all_reduce(t, op=ops[op])
+    out = float(t.item())
+    return out / world() if op == "mean" else out
 
 
 def broadcast(obj: T) -> T:

@@ -12,9 +12,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from deg_core import distributed
 from deg_core.config import DegConfig, to_dict
 from deg_core.data.clips import EpochBatchSampler, VideoItem
-from deg_core.errors import ProjectError
+from deg_core.errors import DegError, ProjectError
 from deg_core.fileio import save_yaml
 from deg_core.project import Project
 from deg_core.runs import RUN_CONFIG, new_run_dir
@@ -60,12 +61,20 @@ def batch_size(
     key=None,
 ) -> int:
     """``auto`` -> the CPU default, or on CUDA the largest batch whose ``probe(b)`` (one
-    training step) fits the GPU (deg_core.autobatch; ``gpu_default`` without a probe)."""
+    training step) fits the GPU (deg_core.autobatch; ``gpu_default`` without a probe).
+
+    The result is the global batch (split over torchrun's ranks by :func:`epoch_loader`):
+    a number is taken as it is, ``auto`` sizes one process's share, so under torchrun
+    it is the smallest share any rank found times the number of ranks.
+    """
     from deg_core.autobatch import auto_batch
 
-    return auto_batch(
+    per = auto_batch(
         value, device, cpu_default=cpu_default, gpu_default=gpu_default, step=probe, key=key
     )
+    if value == "auto" and distributed.world() > 1:  # every rank must draw the same batches
+        return int(distributed.all_reduce(per, "min")) * distributed.world()
+    return per
 
 
 def num_workers(value: int | str) -> int:
@@ -74,13 +83,45 @@ def num_workers(value: int | str) -> int:
     return int(value)
 
 
+class RankBatchSampler(EpochBatchSampler):
+    """An :class:`EpochBatchSampler` of global batches of which this rank takes a slice.
+
+    Every rank draws the same global batches (same seed and epoch); rank r keeps
+    positions r, r + world, ... of each, so the ranks' slices are disjoint and
+    together are exactly the one-process batch. With DDP averaging the gradients,
+    a step then equals one process's step on the global batch (up to float
+    rounding, BatchNorm statistics per slice and random augmentation draws).
+    A global batch not divisible by the world gives slices differing by one.
+    """
+
+    def __init__(self, n: int, batch_size: int, steps: int, seed: int, rank: int, world: int):
+        if batch_size < world:
+            raise DegError(
+                f"batch size {batch_size} is smaller than the {world} processes: "
+                "each needs at least one clip (raise the batch size or start fewer)"
+            )
+        super().__init__(n, batch_size, steps, seed, 0)
+        self.rank, self.world = rank, world
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            yield batch[self.rank :: self.world]
+
+
 def epoch_loader(dataset: Dataset, batch: int, steps: int, seed: int, workers: int):
     """A LoaderFn for the Trainer: (epoch, first step) -> that epoch's batches.
 
     One DataLoader serves every epoch: its workers persist (starting a worker pool
     costs seconds per epoch) and only the main-process sampler moves to the epoch.
+    ``batch`` is the global batch: under torchrun each rank loads its slice of it
+    (:class:`RankBatchSampler`), so the stage's settings mean the same at any scale.
     """
-    sampler = EpochBatchSampler(len(cast(Sized, dataset)), batch, steps, seed, 0)
+    n = len(cast(Sized, dataset))
+    sampler: EpochBatchSampler
+    if distributed.world() > 1:
+        sampler = RankBatchSampler(n, batch, steps, seed, distributed.rank(), distributed.world())
+    else:
+        sampler = EpochBatchSampler(n, batch, steps, seed, 0)
     loader = DataLoader(
         dataset,
         batch_sampler=sampler,
@@ -120,15 +161,32 @@ def _worker_context(workers: int) -> str | None:
 def start_run(
     project: Project, stage: str, arch: str, cfg: DegConfig, resume: str | None, info: dict
 ) -> Path:
-    """A new run folder with its config.yaml, or the folder of the run to resume."""
+    """A new run folder with its config.yaml, or the folder of the run to resume.
+
+    Under torchrun rank 0 creates the folder and the others take its name (two
+    ranks starting in different seconds would otherwise name different folders).
+    """
     if resume is not None:
         run = project.models_dir / resume
         if not (run / RUN_CONFIG).is_file():
             raise ProjectError(f"no run {resume!r} to resume", project.models_dir)
         return run
-    run = new_run_dir(project.models_dir, stage, arch)
-    save_yaml(run / RUN_CONFIG, {"stage": stage, "arch": arch, **info, "config": to_dict(cfg)})
-    return run
+    name: str | None = None
+    error = ""
+    if distributed.is_main():
+        try:
+            run = new_run_dir(project.models_dir, stage, arch)
+            record = {"stage": stage, "arch": arch, **info, "config": to_dict(cfg)}
+            save_yaml(run / RUN_CONFIG, record)
+            name = run.name
+        except (OSError, DegError) as e:  # every rank stops, not just rank 0
+            if distributed.world() == 1:
+                raise
+            error = str(e)
+    name, error = distributed.broadcast((name, error))
+    if name is None:
+        raise ProjectError(f"rank 0 could not create the run folder: {error}", project.models_dir)
+    return project.models_dir / name
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -157,10 +215,22 @@ def fit(
     callbacks=(),
     progress: bool = True,
     extra_state=None,
+    find_unused_parameters: bool = False,
 ) -> Path:
-    """Adam + plateau LR schedule + the shared Trainer, resumed from ``last.pt`` if present."""
-    from deg_core.train.loop import Trainer
+    """Adam + plateau LR schedule + the shared Trainer, resumed from ``last.pt`` if present.
 
+    Under torchrun (process group joined by :func:`resolve_device`, the model on the
+    device it returned) the model trains inside DistributedDataParallel, which gets
+    ``find_unused_parameters`` (see :func:`deg_core.distributed.wrap`). Returns once
+    every rank is done, so the run's files are complete for whatever runs next on any rank.
+    """
+    from deg_core.train.loop import Trainer, seed_everything
+
+    if distributed.rank() > 0:
+        # the same seed made every rank build the same model (DDP also broadcasts
+        # rank 0's weights); from here on augmentation and dropout draws must differ
+        # between ranks, which see different clips. Rank 0 keeps one process's stream.
+        seed_everything(torch.initial_seed() + 7919 * distributed.rank())
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -168,7 +238,7 @@ def fit(
     )
     trainer = Trainer(
         run_dir=run,
-        model=model,
+        model=distributed.wrap(model, find_unused_parameters),
         optimizer=optimizer,
         step_fn=step_fn,
         validate_fn=validate_fn,
@@ -183,14 +253,19 @@ def fit(
     )
     trainer.resume()
     trainer.fit()
+    distributed.barrier()
     return run
 
 
 def resolve_device(device: str, cfg: DegConfig) -> torch.device:
-    """An explicit ``device`` wins; ``auto`` defers to ``compute.device``."""
+    """An explicit ``device`` wins; ``auto`` defers to ``compute.device``.
+
+    Under torchrun this joins the process group and a CUDA device becomes this
+    rank's GPU (``cuda:LOCAL_RANK``).
+    """
     from deg_core.train.loop import pick_device
 
-    return pick_device(device if device != "auto" else cfg.compute.device)
+    return distributed.init(pick_device(device if device != "auto" else cfg.compute.device))
 
 
 def threshold_metrics(

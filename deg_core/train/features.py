@@ -170,4 +170,6 @@ def train_features(
         callbacks=callbacks,
         progress=progress,
         extra_state=lambda: {"thresholds": latest["thresholds"], "class_names": behaviors},
+        # concatenate fusion: the per-stream heads exist but the loss does not use them
+        find_unused_parameters=ecfg.fusion == "concatenate",
     )

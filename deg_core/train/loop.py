@@ -6,6 +6,12 @@ kept the highest, a real bug) and ``metrics.jsonl`` (one JSON record per epoch).
 Batches come from :class:`deg_core.data.clips.EpochBatchSampler`, seeded per epoch,
 so a run is repeatable on CPU and a resumed run continues with the batches it would
 have seen. Ctrl-C (KeyboardInterrupt) saves ``last.pt`` at the current step first.
+
+Under torchrun (``model`` wrapped in DistributedDataParallel) every rank trains on
+its slice of each batch; rank 0 alone validates (on the plain model), writes the
+files, shows progress and calls callbacks, and its validation record is broadcast
+so the LR schedule, ``best_loss`` and early stop agree on every rank. Checkpoints
+hold the plain model's ``state_dict`` (loadable by one process).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deg_core import distributed
 from deg_core.models.weights import load_checkpoint, save_checkpoint
 from deg_core.runs import BEST, LAST, METRICS
 
@@ -82,7 +89,7 @@ class Trainer:
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
         return {
-            "model": self.model.state_dict(),
+            "model": distributed.unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "epoch": self.epoch,
@@ -97,8 +104,8 @@ class Trainer:
         path = self.run_dir / LAST
         if not path.is_file():
             return False
-        ckpt = load_checkpoint(path)
-        self.model.load_state_dict(ckpt["model"])
+        ckpt = load_checkpoint(path)  # every rank reads the same file: they start in step
+        distributed.unwrap(self.model).load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and ckpt.get("scheduler") is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -106,7 +113,9 @@ class Trainer:
         self.global_step, self.best_loss = int(ckpt["global_step"]), float(ckpt["best_loss"])
         # epochs not completed before the interruption are recorded again
         self.history = [r for r in _read_jsonl(self.run_dir / METRICS) if r["epoch"] < self.epoch]
-        _write_jsonl(self.run_dir / METRICS, self.history)
+        distributed.barrier()  # every rank has read metrics.jsonl before rank 0 rewrites it
+        if distributed.is_main():
+            _write_jsonl(self.run_dir / METRICS, self.history)
         return True
 
     # ------------------------------------------------------------------ loop
@@ -118,7 +127,8 @@ class Trainer:
                 if self._lr() < self.min_lr:  # the plateau scheduler has given up
                     break
         except KeyboardInterrupt:
-            save_checkpoint(self.run_dir / LAST, self.state())
+            if distributed.is_main():
+                save_checkpoint(self.run_dir / LAST, self.state())
             raise
         return self.history
 
@@ -128,12 +138,14 @@ class Trainer:
     def _epoch(self) -> dict[str, Any]:
         self.model.train()
         start_step, clips, losses = self.step_in_epoch, 0, []
+        main = distributed.is_main()
+        callbacks = self.callbacks if main else ()
         t0 = time.perf_counter()
         bar = _progress(
             self.steps_per_epoch,
             start_step,
             f"epoch {self.epoch + 1}/{self.num_epochs}",
-            self.progress,
+            self.progress and main,
         )
         for batch in self.loader_fn(self.epoch, start_step):
             loss, n = self.step_fn(self.model, batch)
@@ -148,20 +160,28 @@ class Trainer:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.4f}")
-            for cb in self.callbacks:
+            for cb in callbacks:
                 cb.on_step(self, value)
             if self.step_in_epoch >= self.steps_per_epoch:
                 break
         if bar is not None:
             bar.close()
         train_seconds = time.perf_counter() - t0
+        # over all ranks: the mean of their mean losses (equal slices: the global mean)
+        train_loss = distributed.all_reduce(float(np.mean(losses)) if losses else math.nan)
+        clips = int(distributed.all_reduce(clips, "sum"))
+        distributed.broadcast_buffers(self.model)  # one model on every rank, rank 0's
         self.model.eval()
-        with torch.no_grad():
-            val = self.validate_fn(self.model, self.epoch)
+        val: dict[str, Any] | None = None
+        if main:  # the plain model: no DDP collectives while the other ranks wait
+            with torch.no_grad():
+                val = self.validate_fn(distributed.unwrap(self.model), self.epoch)
+        val = distributed.broadcast(val)
+        assert val is not None
         record = {
             "epoch": self.epoch,
             "step": self.global_step,
-            "train_loss": float(np.mean(losses)) if losses else None,
+            "train_loss": train_loss if losses else None,
             "val_loss": float(val["loss"]),
             "lr": self._lr(),
             "clips_per_s": clips / train_seconds if train_seconds > 0 else None,
@@ -175,12 +195,14 @@ class Trainer:
         self.step_in_epoch = 0
         if improved:
             self.best_loss = record["val_loss"]
-            save_checkpoint(self.run_dir / BEST, self.state())
-        save_checkpoint(self.run_dir / LAST, self.state())
         self.history.append(record)
-        with open(self.run_dir / METRICS, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        for cb in self.callbacks:
+        if main:
+            if improved:
+                save_checkpoint(self.run_dir / BEST, self.state())
+            save_checkpoint(self.run_dir / LAST, self.state())
+            with open(self.run_dir / METRICS, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        for cb in callbacks:
             cb.on_epoch_end(self, record)
         return record
 
