@@ -194,10 +194,12 @@ def clip(video: Path, frames: int, tmp: Path) -> Path:
 def bench_feature_inference(fm, video, batch, opts, tmp) -> tuple[float, str, str]:
     n = probe_video(video).frames
     out = tmp / f"out_{time.monotonic_ns()}.h5"
-    # warm-up: a few frames through the same options (compile, cuDNN autotune, layout)
-    warm = clip(video, min(n, 2 * batch), tmp)
-    write_video_outputs(fm, "w", warm, probe_video(warm).frames, out, batch, opts=opts)
-    out.unlink()
+    if fm.device.type == "cuda":  # warm-up: compile, cuDNN autotune, allocator
+        warm = clip(video, min(n, 2 * batch), tmp)
+        write_video_outputs(fm, "w", warm, probe_video(warm).frames, out, batch, opts=opts)
+        out.unlink()
+    else:  # CPU: one batch through the model (layout conversion, oneDNN primitives)
+        fm.prepared(opts)
     sync(fm.device)
     t0 = time.perf_counter()
     write_video_outputs(fm, "v", video, n, out, batch, opts=opts)
@@ -432,8 +434,9 @@ def optimisations(args, device, videos, tmp) -> list[Row]:
             label,
         )
         base = base or row.value
-        gain = f"x{row.value / prev:.2f} vs previous, x{row.value / base:.2f} vs baseline"
-        row.note = f"{row.note}; {gain}" if prev else row.note
+        if prev:
+            gain = f"x{row.value / prev:.2f} vs previous, x{row.value / base:.2f} vs baseline"
+            row.note = f"{row.note}; {gain}"
         prev = row.value
         rows.append(row)
     return rows
