@@ -18,6 +18,7 @@ so every rank's scheduler and bookkeeping stay in step.
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -97,12 +98,14 @@ def init(device: torch.device | str) -> torch.device:
             )
         device = torch.device("cuda", where.local_rank)
     if not dist.is_initialized():
+        # the other ranks wait while rank 0 alone validates and saves: allow for a long one
+        timeout = dt.timedelta(minutes=30)
         if device.type == "cuda":
             torch.cuda.set_device(device)
-            dist.init_process_group("nccl", device_id=device)
+            dist.init_process_group("nccl", device_id=device, timeout=timeout)
             _comm_device = device
         else:
-            dist.init_process_group("gloo")
+            dist.init_process_group("gloo", timeout=timeout)
             _comm_device = torch.device("cpu")
         atexit.register(cleanup)
     return device
