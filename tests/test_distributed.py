@@ -368,6 +368,21 @@ def test_ranks_end_with_identical_parameters(ddp):
             assert torch.equal(a[k], b[k]), f"{stage}: {k} differs between ranks"
 
 
+def test_a_distributed_run_resumes_in_one_process(ddp):
+    """Plain checkpoints and global batches: one process continues a torchrun run."""
+    from deg_core.train.flow import train_flow
+
+    project: Project = ddp["project"]
+    src = project.models_dir / ddp["reports"][0]["flow"]
+    copy = src.with_name(src.name + "_copy")  # the original stays as the other tests expect
+    shutil.copytree(src, copy)
+    cfg = project.resolve_config([*BASE, "flow_generator.num_epochs=3"])
+    assert train_flow(project, cfg, device="cpu", resume=copy.name, progress=False) == copy
+    records = read_metrics(copy)
+    assert [r["epoch"] for r in records] == [0, 1, 2]
+    assert records[:2] == read_metrics(src)
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_stage_matches_one_process(ddp, stage):
     """Same data, seed and global batch: the validation loss agrees with one process.
