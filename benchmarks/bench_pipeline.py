@@ -146,6 +146,7 @@ def feature_model(preset: str, device: torch.device, size: int) -> FeatureModel:
 
 
 def bench_decode(video: Path, frames: int, size: int) -> tuple[float, str, str]:
+    frames = min(frames, probe_video(video).frames)
     t0, done = time.perf_counter(), 0
     with open_video(video) as r:
         for _, chunk in r.iter_chunks(chunk=64, size=(size, size), stop=frames):
@@ -333,7 +334,7 @@ def throughput(args, device, videos, tmp, amp) -> list[Row]:
         rows.append(
             measure(
                 device,
-                partial(bench_decode, video, args.frames, args.size),
+                partial(bench_decode, video, args.decode_frames, args.size),
                 name,
                 "-",
                 "decode 256x256",
@@ -469,10 +470,10 @@ def main() -> None:
     ap.add_argument(
         "--videos",
         nargs="*",
-        type=Path,
         default=None,
-        help="default: ../shared/data/*.mp4 (when present) + a generated video",
+        help="paths, and/or 'generated' (default: ../shared/data/*.mp4 when present + generated)",
     )
+    ap.add_argument("--decode-frames", type=int, default=None, help="CPU 600, GPU all")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batch", type=int, default=None, help="inference batch (CPU 8, GPU auto)")
     ap.add_argument("--train-batch", type=int, default=None, help="CPU 2, GPU 32")
@@ -494,6 +495,7 @@ def main() -> None:
     args.frames = args.frames or (4096 if gpu else 32)
     args.long_frames = args.long_frames or (20_000 if gpu else 64)
     args.train_steps = args.train_steps or (30 if gpu else 3)
+    args.decode_frames = args.decode_frames or (10**9 if gpu else 600)
     args.seq_frames = args.seq_frames or (1_000_000 if gpu else 50_000)
     amp_on = gpu or args.amp
     amp = (
@@ -503,18 +505,23 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
-        videos = args.videos
-        if videos is None:
-            videos = sorted(SHARED.glob("*.mp4"))
-            if not gpu:  # a CPU does a few frames/s: the design's reference video only
-                videos = [v for v in videos if v.name.startswith("openfield")][:1]
-            gen = tmp / f"generated_{args.long_frames}.mp4"
-            from deg_core.synthetic import SyntheticSpec, write_synthetic_video
+        videos: list[Path] = []
+        for v in args.videos or ["shared", "generated"]:
+            if v == "shared":
+                shared = sorted(SHARED.glob("*.mp4"))
+                if not gpu:  # a CPU does a few frames/s: the design's reference video only
+                    shared = [v for v in shared if v.name.startswith("openfield")][:1]
+                videos += shared
+            elif v == "generated":
+                gen = tmp / f"generated_{args.long_frames}.mp4"
+                from deg_core.synthetic import SyntheticSpec, write_synthetic_video
 
-            t0 = time.perf_counter()
-            write_synthetic_video(gen, SyntheticSpec(n_frames=args.long_frames, size=args.size))
-            print(f"generated {gen.name} in {time.perf_counter() - t0:.1f} s", flush=True)
-            videos.append(gen)
+                t0 = time.perf_counter()
+                write_synthetic_video(gen, SyntheticSpec(n_frames=args.long_frames, size=args.size))
+                print(f"generated {gen.name} in {time.perf_counter() - t0:.1f} s", flush=True)
+                videos.append(gen)
+            else:
+                videos.append(Path(v))
         rows = []
         if args.mode in ("throughput", "all"):
             rows += throughput(args, device, videos, tmp, amp)

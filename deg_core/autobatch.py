@@ -143,6 +143,50 @@ def with_fallback(
                 on_halve(batch)
 
 
+def training_probe(
+    model: torch.nn.Module,
+    example: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    loss_fn: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> Callable[[int], None]:
+    """A ``step`` for :func:`find_batch`: forward + backward of ``model`` at batch ``b``.
+
+    ``example(b)`` -> (inputs, targets) on the model's device; ``loss_fn(model, x, y)``
+    -> a scalar. The model's parameters, buffers (BatchNorm statistics) and gradients are
+    restored afterwards, so probing changes nothing a training run would see. Adam's
+    state (2x the trainable parameters) is not allocated here: the margin covers it.
+    """
+
+    def step(b: int) -> None:
+        saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        was_training = model.training
+        try:
+            model.train()
+            x, y = example(b)
+            loss_fn(model, x, y).backward()
+        finally:
+            model.load_state_dict(saved)
+            model.zero_grad(set_to_none=True)
+            model.train(was_training)
+
+    return step
+
+
+def random_probe(
+    model: torch.nn.Module,
+    loss_fn: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
+    x_shape: tuple[int, ...],
+    y_shape: tuple[int, ...],
+    device: torch.device,
+) -> Callable[[int], None]:
+    """:func:`training_probe` on random (b, *x_shape) inputs and 0/1 (b, *y_shape) targets."""
+
+    def example(b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.randn(b, *x_shape, device=device)
+        return x, (torch.rand(b, *y_shape, device=device) > 0.5).float()
+
+    return training_probe(model, example, loss_fn)
+
+
 def clear_cache() -> None:
     _CACHE.clear()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import h5py
@@ -110,3 +111,53 @@ def test_feature_inference_restarts_a_video_at_half_the_batch(make_video, tmp_pa
         assert np.isfinite(f["run_x"]["spatial_features"][:]).all()
     assert not list(Path(tmp_path).glob(".*.tmp"))  # the failed attempts left nothing behind
     assert fm.auto_batch() == 16  # CPU: the default, no probe
+
+
+def test_training_probe_runs_forward_backward_and_leaves_the_model_as_it_was():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen = []
+
+    def example(b):
+        seen.append(b)
+        return torch.randn(b, 3, 8, 8), torch.zeros(b)
+
+    def loss(m, x, y):
+        return m(x).mean() + y.sum()
+
+    step = autobatch.training_probe(model, example, loss)
+    assert find_batch(step, CPU, "conv", cap=8) == 8 and seen == [1, 2, 4, 8]
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BatchNorm stats restored
+    assert all(p.grad is None for p in model.parameters()) and not model.training
+
+
+class Probed(Exception):
+    """Stops a trainer right after it chose its batch size."""
+
+
+@pytest.mark.parametrize("stage", ["flow", "features"])
+def test_trainers_probe_with_a_real_training_step(stage, tiny_project, request, monkeypatch):
+    from deg_core.train import common
+    from deg_core.train.features import train_features
+    from deg_core.train.flow import train_flow
+    from tests.pipeline import TINY
+
+    seen = {}
+
+    def fake_batch_size(value, device, cpu_default, gpu_default, probe=None, key=None):
+        probe(2)  # forward + backward at batch 2 on the CPU: the probe is a real step
+        seen.update(key=key, value=value)
+        raise Probed
+
+    cfg = tiny_project.resolve_config(TINY)
+    if stage == "flow":
+        run = partial(train_flow, tiny_project, cfg)
+    else:  # needs the session's trained flow generator
+        flow_run = request.getfixturevalue("flow_run")
+        run = partial(train_features, tiny_project, cfg, flow_run=flow_run.name)
+    monkeypatch.setattr(common, "batch_size", fake_batch_size)
+    with pytest.raises(Probed):
+        run(device="cpu", progress=False)
+    assert seen["key"][0] == stage and seen["key"][2] == (64, 64)

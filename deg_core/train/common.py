@@ -60,8 +60,9 @@ def batch_size(
     probe=None,
     key=None,
 ) -> int:
-    """``auto`` -> the CPU default, or on CUDA the largest batch whose ``probe(b)`` (one
-    training step) fits the GPU (deg_core.autobatch; ``gpu_default`` without a probe).
+    """``auto`` -> the CPU default, or on CUDA the largest power of two up to ``gpu_default``
+    whose ``probe(b)`` (one training step) fits the GPU (deg_core.autobatch): the usual
+    batch where it fits, a smaller one on small cards; ``gpu_default`` without a probe.
 
     The result is the global batch (split over torchrun's ranks by :func:`epoch_loader`):
     a number is taken as it is, ``auto`` sizes one process's share, so under torchrun
@@ -70,7 +71,13 @@ def batch_size(
     from deg_core.autobatch import auto_batch
 
     per = auto_batch(
-        value, device, cpu_default=cpu_default, gpu_default=gpu_default, step=probe, key=key
+        value,
+        device,
+        cpu_default=cpu_default,
+        gpu_default=gpu_default,
+        step=probe,
+        key=key,
+        cap=gpu_default,  # auto never raises the batch above the usual one (same training)
     )
     if value == "auto" and distributed.world() > 1:  # every rank must draw the same batches
         return int(distributed.all_reduce(per, "min")) * distributed.world()

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from deg_core import autobatch
 from deg_core.config import DegConfig
 from deg_core.data.clips import ClipAugment, ClipDataset, evenly_spaced, labelled_frames
 from deg_core.errors import ProjectError
@@ -101,7 +102,15 @@ def train_features(
     model.to(dev)
     pos_weight = pos_weight_from_counts(pos, neg, beta=cfg.train.loss_weight_exp)
     loss_fn = MaskedBCELoss.from_config(ecfg, pos_weight=pos_weight).to(dev)
-    batch = common.batch_size(ecfg.batch_size, dev, cpu_default=8, gpu_default=32)
+    probe = autobatch.random_probe(
+        model,
+        lambda m, x, y: loss_fn(m(x)["logits"], y),
+        (3 * n_rgb, *size),
+        (len(behaviors),),
+        dev,
+    )
+    key = ("features", ecfg.arch, size, n_rgb)
+    batch = common.batch_size(ecfg.batch_size, dev, 8, 32, probe=probe, key=key)
     workers = common.num_workers(cfg.compute.num_workers)
     run = common.start_run(
         project,

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from deg_core import autobatch
 from deg_core.config import DegConfig
 from deg_core.data.clips import (
     ClipAugment,
@@ -67,13 +68,19 @@ def train_flow(
     train_s, val_s = _samples(items, [k in split["val"] for k in keys])
     size = common.input_size(cfg)
     norm = project.normalization()
-    batch = common.batch_size(fcfg.batch_size, dev, cpu_default=4, gpu_default=32)
     workers = common.num_workers(cfg.compute.num_workers)
 
     model = build_flow_generator(fcfg.arch, num_frames=fcfg.n_rgb)
     weights = init_flow_generator(model, fcfg.weights, project.models_dir / "pretrained")
     model.to(dev)
     loss_fn = MotionNetLoss.from_config(fcfg).to(dev)
+    h, w = size
+    probe = autobatch.random_probe(  # a step on [0, 1] frames, as the photometric loss sees
+        model, lambda m, x, _: loss_fn(x.sigmoid(), m(x))[0], (3 * fcfg.n_rgb, h, w), (1,), dev
+    )
+    batch = common.batch_size(
+        fcfg.batch_size, dev, 4, 32, probe=probe, key=("flow", fcfg.arch, size, fcfg.n_rgb)
+    )
     run = common.start_run(
         project,
         "flow",

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from deg_core import autobatch
 from deg_core.config import DegConfig
 from deg_core.data.sequences import SequenceItem, WindowDataset, features_or_explain
 from deg_core.errors import ProjectError
@@ -90,7 +91,12 @@ def train_sequence(
     loss_fn = MaskedBCELoss.from_config(
         scfg, pos_weight=pos_weight_from_counts(pos, neg, beta=cfg.train.loss_weight_exp)
     ).to(dev)
-    batch = common.batch_size(scfg.batch_size, dev, cpu_default=8, gpu_default=32)
+    window = (scfg.sequence_length, int(n_features))
+    probe = autobatch.random_probe(
+        model, lambda m, x, y: loss_fn(m(x), y), window, (window[0], len(behaviors)), dev
+    )
+    key = ("sequence", scfg.arch, window)
+    batch = common.batch_size(scfg.batch_size, dev, 8, 32, probe=probe, key=key)
     run = common.start_run(
         project,
         "sequence",
