@@ -69,10 +69,12 @@ BASE = [
     "sequence.lr=1e-2",
 ]
 STAGES = ("flow", "features", "sequence")
-# relative (val_loss, train_loss) tolerance against one process. Training losses are
-# computed in train mode, where a ResNet's BatchNorm normalises by the statistics of
-# a 2-clip slice instead of the 4-clip batch; the sequence model has no BatchNorm
-TOLERANCE = {"flow": (0.02, 0.05), "features": (0.02, 0.2), "sequence": (1e-4, 1e-4)}
+# relative (val_loss, train_loss) tolerance against one process. The flow generator and
+# the ResNets have BatchNorm, which in training normalises by the statistics of a 2-clip
+# slice instead of the 4-clip batch: a few % apart, more for the training loss (measured
+# in train mode). The sequence model has none and must agree to float rounding: that,
+# with the toy model, is the sharp check that slices are disjoint and gradients averaged.
+TOLERANCE = {"flow": (0.1, 0.1), "features": (0.1, 0.2), "sequence": (1e-4, 1e-4)}
 
 
 # ---------------------------------------------------------------- shared pieces
