@@ -678,3 +678,25 @@ def test_encode_png_greyscale_roundtrip():
         return
     with Image.open(io.BytesIO(data)) as im:
         np.testing.assert_array_equal(np.asarray(im), img)
+
+
+@pytest.mark.parametrize("arch", FLOW_ARCHS)
+def test_fresh_generator_starts_near_zero_flow_but_not_at_it(arch):
+    """Flow heads start small: a fresh generator's flows are a fraction of a pixel (torch's
+    default init gives flows of pixels whose loss is far above zero flow's, and a short training
+    then only shrinks them, erasing the motion the flow stream needs), yet depend on the input."""
+    torch.manual_seed(0)
+    n, size = 5, 64
+    g = torch.Generator().manual_seed(1)
+    images = torch.stack([moving_square_clip(n, size, g) for _ in range(2)])
+    model = build_flow_generator(arch, num_frames=n).train()  # batch statistics, as in training
+    with torch.no_grad():
+        flows, other = model(images), model(images.flip(-1))
+    for f in flows:
+        assert 0 < float(f.abs().mean()) < 0.05
+    # the finest flow (the one the flow stream reads) still varies with the input
+    assert float((flows[0] - other[0]).abs().mean()) > 0.01 * float(flows[0].abs().mean())
+    if arch == "TinyMotionNet":  # the demo's generator: its loss starts near zero flow's
+        loss, _ = MotionNetLoss(num_frames=n)(images, flows)
+        zero, _ = MotionNetLoss(num_frames=n)(images, constant_flows(2, n, size, 0.0))
+        assert float(loss) < 1.2 * float(zero)

@@ -88,9 +88,15 @@ def flow_head(in_ch: int, out_ch: int) -> nn.Conv2d:
     Its default random weights are scaled by FLOW_HEAD_INIT_GAIN, so a fresh generator
     emits small flows that are still random projections of its features (see the constant).
     """
-    head = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, bias=False)
+    return shrink_flow_head_(nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, bias=False))
+
+
+def shrink_flow_head_(head: nn.Conv2d | nn.Conv3d) -> nn.Conv2d | nn.Conv3d:
+    """Scale a fresh flow head's random weights by FLOW_HEAD_INIT_GAIN and zero its bias."""
     with torch.no_grad():
         head.weight.mul_(FLOW_HEAD_INIT_GAIN)
+        if head.bias is not None:
+            head.bias.zero_()
     return head
 
 

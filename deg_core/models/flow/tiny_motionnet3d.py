@@ -52,6 +52,7 @@ from .tiny_motionnet import (
     check_stack,
     init_bilinear_,
     rename_deg_key,
+    shrink_flow_head_,
 )
 
 _Size3 = tuple[int, int, int]
@@ -141,9 +142,9 @@ class TinyMotionNet3D(nn.Module):
         self.deconv2 = _up_conv3d(c2, c1)
         self.fuse3 = _conv3d(c3 + c2 + 2, c2, (3, 3, 3), act=False, bias=True)
         self.fuse2 = _conv3d(c2 + c1 + 2, c1, (3, 3, 3), act=False, bias=True)
-        self.predict8 = nn.Conv3d(c2, 2, 3, padding=1)
-        self.predict4 = nn.Conv3d(c2, 2, 3, padding=1)
-        self.predict2 = nn.Conv3d(c1, 2, 3, padding=1)
+        self.predict8 = shrink_flow_head_(nn.Conv3d(c2, 2, 3, padding=1))
+        self.predict4 = shrink_flow_head_(nn.Conv3d(c2, 2, 3, padding=1))
+        self.predict2 = shrink_flow_head_(nn.Conv3d(c1, 2, 3, padding=1))
         self.upflow8 = _flow_upsampler3d()
         self.upflow4 = _flow_upsampler3d()
 
