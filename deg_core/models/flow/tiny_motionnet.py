@@ -45,6 +45,7 @@ instead of cropped.
 from __future__ import annotations
 
 from collections.abc import Container, Sequence
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -91,7 +92,10 @@ def flow_head(in_ch: int, out_ch: int) -> nn.Conv2d:
     return shrink_flow_head_(nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, bias=False))
 
 
-def shrink_flow_head_(head: nn.Conv2d | nn.Conv3d) -> nn.Conv2d | nn.Conv3d:
+_Head = TypeVar("_Head", nn.Conv2d, nn.Conv3d)
+
+
+def shrink_flow_head_(head: _Head) -> _Head:
     """Scale a fresh flow head's random weights by FLOW_HEAD_INIT_GAIN and zero its bias."""
     with torch.no_grad():
         head.weight.mul_(FLOW_HEAD_INIT_GAIN)
