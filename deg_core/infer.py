@@ -154,8 +154,9 @@ class FeatureModel:
             with torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext():
                 model(x)
 
-        arch = (type(self.model.flow_generator).__name__, type(self.model).__name__, self.n_rgb)
-        key = ("infer", arch, self.size, self.autocast_dtype(opts))
+        # the run names the architecture; the parameter count tells presets apart without one
+        n_params = sum(p.numel() for p in self.model.parameters())
+        key = ("infer", self.run.name, n_params, self.n_rgb, self.size, self.autocast_dtype(opts))
         return auto_batch(
             "auto", device, cpu_default=16, gpu_default=64, step=step, key=key, cap=cap
         )
