@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from deg_core.demo import DEMO_SETTINGS, DEMO_SIZE, demo_project  # noqa: E402
 from deg_core.infer import infer_features  # noqa: E402
 from deg_core.infer_sequence import infer_sequence  # noqa: E402
+from deg_core.project import Project  # noqa: E402
 from deg_core.scoring import evaluate_project  # noqa: E402
 from deg_core.train.features import train_features  # noqa: E402
 from deg_core.train.flow import train_flow  # noqa: E402
@@ -50,34 +51,55 @@ def run_once(out: Path, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     base = [*DEMO_SETTINGS, *args.set]
     cfg = project.resolve_config(base)
     kw: dict[str, Any] = {"device": args.device, "progress": False}
-    results: dict[str, Any] = {}
     t0 = time.perf_counter()
     train_flow(project, cfg, **kw)
     seconds = {"flow": time.perf_counter() - t0}
-
-    def score(stage: str, run: str) -> dict[str, Any]:
-        return {s: evaluate_project(project, s, stage, run) for s in ("val", "test")}
-
     t0 = time.perf_counter()
     spatial = train_features(
         project, project.resolve_config([*base, "feature_extractor.flow_weight=0"]), **kw
     )
     infer_features(project, spatial.name, **kw)
-    results["(a) spatial stream"] = score("features", spatial.name)
     seconds["spatial"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     two = train_features(project, cfg, **kw)
     infer_features(project, two.name, **kw)
-    results["(b) two-stream"] = score("features", two.name)
     seconds["two-stream"] = time.perf_counter() - t0
     for arch in SEQUENCE_ARCHS:
         t0 = time.perf_counter()
         scfg = project.resolve_config([*base, f"sequence.arch={arch}"])
         seq = train_sequence(project, scfg, feature_run=two.name, **kw)
         infer_sequence(project, seq.name, device=args.device)
-        results[f"(c) two-stream + {arch}"] = score("sequence", seq.name)
         seconds[arch] = time.perf_counter() - t0
+    results = score_project(project)
     results["seconds"] = seconds
+    (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return results
+
+
+def score_project(project: Project) -> dict[str, Any]:
+    """Val and test metrics of each variant's run in a project that run_once trained.
+
+    The spatial-only run is the feature run trained with flow_weight 0; the two-stream run is
+    the other one; each sequence architecture's latest run is (c).
+    """
+    from deg_core.runs import read_run_config
+
+    features, sequences = {}, {}
+    for run in sorted(p for p in project.models_dir.iterdir() if (p / "config.yaml").is_file()):
+        info = read_run_config(run)
+        if info["stage"] == "features":
+            spatial = float(info["config"]["feature_extractor"]["flow_weight"]) == 0
+            features["(a) spatial stream" if spatial else "(b) two-stream"] = run.name
+        elif info["stage"] == "sequence":
+            sequences[f"(c) two-stream + {info['arch']}"] = run.name
+
+    def score(stage: str, run: str) -> dict[str, Any]:
+        return {s: evaluate_project(project, s, stage, run) for s in ("val", "test")}
+
+    results = {name: score("features", run) for name, run in sorted(features.items())}
+    for name in (f"(c) two-stream + {arch}" for arch in SEQUENCE_ARCHS):
+        if name in sequences:
+            results[name] = score("sequence", sequences[name])
     return results
 
 
@@ -94,7 +116,7 @@ def table(runs: list[dict[str, Any]], behaviors: list[str]) -> str:
     for name in variants:
         test = [r[name]["test"] for r in runs]
         row = [name]
-        row += [cell([t["per_behavior"]["f1"][b] for t in test]) for b in behaviors]
+        row += [cell([t["f1"][b] for t in test]) for b in behaviors]
         row += [cell([t["macro"]["f1"] for t in test])]
         row += [cell([r[name]["val"]["macro"]["f1"] for r in runs])]
         row += [cell([t["macro"]["auroc"] for t in test])]
@@ -111,16 +133,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--set", action="append", default=[], help="config override key=value")
     ap.add_argument("--out", type=Path, default=None, help="keep the projects here")
     ap.add_argument("--append", type=Path, default=None, help="append the table to this file")
+    ap.add_argument(
+        "--tabulate", action="store_true", help="score the projects kept in --out; train nothing"
+    )
     args = ap.parse_args(argv)
     runs = []
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.tabulate:  # re-score projects an earlier run kept with --out
+        if args.out is None:
+            ap.error("--tabulate needs --out DIR (the folder holding seed<N>/)")
         for seed in args.seeds:
+            runs.append(score_project(Project.open(args.out / f"seed{seed}" / "demo_deepethogram")))
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in [] if args.tabulate else args.seeds:
             out = (args.out or Path(tmp)) / f"seed{seed}"
             out.mkdir(parents=True, exist_ok=True)
             t0 = time.perf_counter()
             runs.append(run_once(out, seed, args))
             print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", json.dumps(runs[-1]["seconds"]))
-    behaviors = list(next(iter(runs[0].values()))["test"]["per_behavior"]["f1"])
+    behaviors = list(next(iter(runs[0].values()))["test"]["f1"])
     text = table(runs, behaviors)
     print(text)
     if args.append:
