@@ -71,7 +71,8 @@ def test_cpu_autocast_stays_within_mixed_precision_tolerance(make_video):
     fm = tiny_feature_model()
     ref = collect(fm, video, 9, 3, REFERENCE)
     amp = collect(fm, video, 9, 3, InferenceOptions(autocast=True))
-    assert fm.autocast_dtype(InferenceOptions()) is None  # off on CPU unless asked
+    assert fm.autocast_dtype(InferenceOptions()) is None  # off unless compute.fp16 or asked
+    assert fm.autocast_dtype(InferenceOptions(autocast=True)) == torch.bfloat16
     np.testing.assert_allclose(amp["spatial_features"], ref["spatial_features"], atol=0.1, rtol=0.1)
     assert np.corrcoef(amp["logits"].ravel(), ref["logits"].ravel())[0, 1] > 0.99
 
