@@ -134,3 +134,27 @@ def test_sequence_inference_of_a_long_video_holds_one_chunk():
         lo, hi = max(a - ctx, 0), min(a + 300 + ctx, 200_000)
         whole = sequence_logits(model, feats[lo:hi], chunk=10**9)
         np.testing.assert_allclose(chunked[a : a + 300], whole[a - lo : a - lo + 300], atol=1e-5)
+
+
+def test_stacks_of_a_long_video_hold_a_few_batches_not_the_video():
+    """16,000 frames (49 MB) stream through stacks() holding O(batch) frames at a time."""
+    import tracemalloc
+
+    from deg_core.infer import stacks
+
+    n, chunk, batch = 16_000, 32, 16
+
+    def frames():
+        for i in range(0, n, chunk):
+            yield np.full((chunk, 32, 32, 3), i % 251, np.uint8)
+
+    tracemalloc.start()
+    count = 0
+    for start, stack in stacks(frames(), n, 11, batch):
+        assert start == count and stack.shape[1:] == (11, 32, 32, 3)
+        count += len(stack)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert count == n
+    frame = 32 * 32 * 3
+    assert peak < 20 * (chunk + batch * 11) * frame  # a few chunks and stacks: ~4 MB, not 49
