@@ -163,13 +163,13 @@ def cmd_infer(args: argparse.Namespace) -> int:
     # under torchrun each rank takes its share of the videos (deg_core.distributed.shard);
     # rank 0 prints the summary of all of them
     if args.stage == "features":
-        batch = compute.batch_size if isinstance(compute.batch_size, int) else 16
+        batch = compute.batch_size  # auto: the largest that fits the GPU (16 on CPU)
         result = infer_features(project, args.run, videos, batch_size=batch, **kw)
     elif args.stage == "sequence":
         result = infer_sequence(project, args.run, videos, **kw)
     else:  # all: the features the sequence run was trained on, then the sequence model
         feature_run = SequenceModel.load(project, args.run).feature_run
-        batch = compute.batch_size if isinstance(compute.batch_size, int) else 16
+        batch = compute.batch_size
         # the same shard both times: a rank's sequence inputs are the features it wrote
         states = distributed.merged(
             infer_features(project, feature_run, videos, batch_size=batch, **kw)

@@ -405,7 +405,7 @@ def infer_features(
     keys: list[str] | None = None,
     *,
     device: str = "auto",
-    batch_size: int = 16,
+    batch_size: int | str = 16,
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict[str, str]:
