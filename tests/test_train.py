@@ -279,3 +279,57 @@ def test_cuda_training_and_inference_match_cpu_shapes(tiny_project, flow_run):
     assert set(result.values()) == {"done"}
     with h5py.File(tiny_project.record("v0").outputs_path, "r") as f:
         assert f[run.name]["P"].shape == (48, 2)
+
+
+def test_out_of_memory_splits_the_batch_into_accumulated_pieces(tmp_path):
+    """A step too big for the device runs as pieces whose gradients add up to the same step;
+    at one sample per piece it stops with one clear line."""
+    from deg_core.autobatch import BatchSizeWarning
+    from deg_core.errors import DegError
+
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 3), torch.randn(8, 1)
+    batch = {"x": x, "y": y, "frame": list(range(8))}
+
+    def run(limit: int) -> tuple[Trainer, torch.nn.Module]:
+        torch.manual_seed(1)
+        model = torch.nn.Linear(3, 1)
+
+        def step(m, b):
+            if len(b["x"]) > limit:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            return torch.nn.functional.mse_loss(m(b["x"]), b["y"]), len(b["x"])
+
+        trainer = Trainer(
+            run_dir=tmp_path / f"limit{limit}",
+            model=model,
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+            step_fn=step,
+            validate_fn=lambda m, e: {"loss": 0.0},
+            loader_fn=lambda epoch, start: [batch] * (2 - start),
+            num_epochs=1,
+            steps_per_epoch=2,
+            progress=False,
+        )
+        (tmp_path / f"limit{limit}").mkdir()
+        return trainer, model
+
+    whole, model_whole = run(8)
+    whole.fit()
+    split, model_split = run(3)
+    with pytest.warns(BatchSizeWarning) as caught:
+        split.fit()
+    assert [str(w.message)[-40:] for w in caught] == [
+        "w runs as 2 pieces (gradients accumulated)",
+        "w runs as 4 pieces (gradients accumulated)",
+    ]
+    assert split.micro_batches == 4  # 8 -> 2 pieces (4 each, too big) -> 4 pieces of 2
+    for a, b in zip(model_whole.parameters(), model_split.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert split.history[0]["train_loss"] == pytest.approx(whole.history[0]["train_loss"])
+    hopeless, _ = run(0)
+    with (
+        pytest.raises(DegError, match="out of device memory at 1 clip"),
+        pytest.warns(BatchSizeWarning),
+    ):
+        hopeless.fit()

@@ -16,10 +16,12 @@ hold the plain model's ``state_dict`` (loadable by one process).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,8 @@ import torch
 from torch import nn
 
 from deg_core import distributed
+from deg_core.autobatch import BatchSizeWarning, is_oom
+from deg_core.errors import DegError
 from deg_core.models.weights import load_checkpoint, save_checkpoint
 from deg_core.runs import BEST, LAST, METRICS
 
@@ -85,6 +89,7 @@ class Trainer:
     global_step: int = 0
     best_loss: float = math.inf
     history: list[dict[str, Any]] = field(default_factory=list)
+    micro_batches: int = 1  # > 1 after running out of device memory (see _step)
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -135,6 +140,43 @@ class Trainer:
     def _lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
+    def _step(self, batch: dict[str, Any]) -> tuple[float, int]:
+        """One optimisation step; out of device memory, the batch is split into more pieces
+        whose gradients add up (same step, less memory), with a warning. Returns (loss, n)."""
+        while True:
+            try:
+                self.optimizer.zero_grad(set_to_none=True)
+                pieces = split_batch(batch, self.micro_batches)
+                total = sum(_batch_len(p) for p in pieces) if len(pieces) > 1 else 1
+                value, count = 0.0, 0
+                for piece in pieces:
+                    loss, n = self.step_fn(self.model, piece)
+                    share = _batch_len(piece) / total if len(pieces) > 1 else 1.0
+                    (loss * share).backward()  # the mean over the whole batch
+                    value += float(loss.detach()) * share
+                    count += n
+                self.optimizer.step()
+                return value, count
+            except Exception as err:  # only out-of-memory is handled
+                if not is_oom(err):
+                    raise
+                self.optimizer.zero_grad(set_to_none=True)
+                size = _batch_len(batch)
+                if distributed.world() > 1 or self.micro_batches >= size:
+                    raise DegError(
+                        f"out of device memory at {size // self.micro_batches} clip(s) per "
+                        f"step: set a smaller batch_size for this stage, a smaller "
+                        f"augs.resize, or a lighter --preset"
+                    ) from None
+                self.micro_batches = min(2 * self.micro_batches, size)
+                torch.cuda.empty_cache()
+                warnings.warn(
+                    f"out of device memory: each batch of {size} now runs as "
+                    f"{self.micro_batches} pieces (gradients accumulated)",
+                    BatchSizeWarning,
+                    stacklevel=2,
+                )
+
     def _epoch(self) -> dict[str, Any]:
         self.model.train()
         start_step, clips, losses = self.step_in_epoch, 0, []
@@ -148,11 +190,7 @@ class Trainer:
             self.progress and main,
         )
         for batch in self.loader_fn(self.epoch, start_step):
-            loss, n = self.step_fn(self.model, batch)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            value = float(loss.detach())
+            value, n = self._step(batch)
             losses.append(value)
             clips += n
             self.step_in_epoch += 1
@@ -205,6 +243,24 @@ class Trainer:
         for cb in callbacks:
             cb.on_epoch_end(self, record)
         return record
+
+
+def _batch_len(batch: dict[str, Any]) -> int:
+    """Samples in a collated batch: the length of its first tensor or list (1 if none)."""
+    return next((len(v) for v in batch.values() if isinstance(v, torch.Tensor | list)), 1)
+
+
+def split_batch(batch: dict[str, Any], parts: int) -> list[dict[str, Any]]:
+    """A collated batch (tensors and lists along dim 0) cut into ``parts`` near-equal pieces."""
+    if parts <= 1:
+        return [batch]
+    size = _batch_len(batch)
+    bounds = np.linspace(0, size, parts + 1).round().astype(int)
+    return [
+        {k: v[a:b] if isinstance(v, torch.Tensor | list) else v for k, v in batch.items()}
+        for a, b in itertools.pairwise(bounds)
+        if b > a
+    ]
 
 
 def _progress(total: int, start: int, desc: str, enabled: bool):
