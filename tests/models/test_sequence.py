@@ -223,7 +223,8 @@ def test_from_config():
     assert (tcn.receptive_field, tcn.proj.out_features) == (7, 64)
     built = sequence_model_from_config(SimpleNamespace(arch="tcn", num_layers=2), 32, 3)
     assert isinstance(built, TCN) and built.receptive_field == 3
-    assert isinstance(sequence_model_from_config(SimpleNamespace(), 32, 3), TGMJ)
+    assert isinstance(sequence_model_from_config(SimpleNamespace(), 32, 3), TCN)  # the default
+    assert SequenceSection().arch == "tcn"  # chosen by validation F1 (RESULTS.md)
     assert all(isinstance(build_sequence_model(a, 8, 1), SequenceModel) for a in SEQUENCE_ARCHS)
 
 

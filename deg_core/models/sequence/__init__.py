@@ -40,8 +40,8 @@ def build_sequence_model(
 def sequence_model_from_config(
     cfg: Any, num_features: int, num_classes: int, arch: str | None = None
 ) -> SequenceModel:
-    """``from_config`` of ``arch`` (default ``cfg.arch``, else "tgmj") for a config section."""
-    name = arch or getattr(cfg, "arch", None) or "tgmj"
+    """``from_config`` of ``arch`` (default ``cfg.arch``, else "tcn") for a config section."""
+    name = arch or getattr(cfg, "arch", None) or "tcn"
     return _model_class(name).from_config(cfg, num_features, num_classes)
 
 
