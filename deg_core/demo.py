@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from deg_core.errors import ProjectError
-from deg_core.ethogram import save_ethogram
 from deg_core.infer import infer_features
 from deg_core.infer_sequence import infer_sequence
-from deg_core.labels import read_labels
 from deg_core.project import Project
+from deg_core.report import ethogram
 from deg_core.scoring import evaluate_project
 from deg_core.synthetic import SyntheticSpec, make_synthetic_project
 from deg_core.train.features import train_features
@@ -110,10 +109,8 @@ def run_demo(
     infer_sequence(project, sequence.name, device=device)
     result = evaluate_project(project, "test", "sequence", sequence.name)
     key = result["videos"][0]
-    rec = project.record(key)
-    labels = project.labels(key).array
-    pred = read_labels(rec.predictions_path, project.behaviors, len(labels)).array
-    result["ethogram"] = str(save_ethogram(out / "ethogram.png", labels, pred))
+    title = f"{key} (held-out test video): labels above predictions"
+    result["ethogram"] = str(ethogram(project, key, title=title).save(out / "ethogram.png"))
     result["project"] = str(project.root)
     result["seconds"] = time.perf_counter() - t0
     step("done")

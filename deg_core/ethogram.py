@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-
-from deg_core.models.flow.viz import save_png
 
 # distinguishable colours (Okabe-Ito), cycled for many behaviours
 _COLOURS = np.array(
@@ -45,11 +41,3 @@ def ethogram_image(
             bands.append(np.full((1, width, 3), 255, np.uint8))
         bands.append(np.full((gap * 3, width, 3), 90, np.uint8))  # separates the rows
     return np.concatenate(bands[:-1])
-
-
-def save_ethogram(
-    path: str | Path, labels: np.ndarray, predictions: np.ndarray, width: int = 1200
-) -> Path:
-    """PNG with the labels (top) and predictions (bottom) of one video; returns the path."""
-    save_png(path, ethogram_image([("labels", labels), ("predictions", predictions)], width))
-    return Path(path)
