@@ -65,7 +65,6 @@ def flow_run(tiny_project):
             *TINY,
             "flow_generator.num_epochs=3",
             "flow_generator.steps_per_epoch=4",
-            "flow_generator.lr=1e-3",
         ]
     )
     return train_flow(tiny_project, cfg, device="cpu", progress=False)
