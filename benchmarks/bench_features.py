@@ -45,7 +45,8 @@ DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "openfield_mouse_640x480_30fps
 N_RGB, K = 11, 3
 
 
-def machine(device: torch.device) -> str:
+def machine(device: torch.device | None = None) -> str:
+    """CPU model, cores and torch version, plus the GPU's name when ``device`` is CUDA."""
     cpu = platform.processor() or "cpu"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -55,7 +56,7 @@ def machine(device: torch.device) -> str:
     except OSError:
         pass
     desc = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
-    if device.type == "cuda":
+    if device is not None and device.type == "cuda":
         desc += f", {torch.cuda.get_device_name(device)}"
     return desc
 
@@ -78,7 +79,7 @@ def build(preset: str, device: torch.device) -> HiddenTwoStream:
 
 
 def sync(device: torch.device) -> None:
-    if device.type == "cuda":
+    if device is not None and device.type == "cuda":
         torch.cuda.synchronize(device)
 
 

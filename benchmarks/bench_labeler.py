@@ -30,8 +30,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -41,6 +39,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_features import commit, machine  # noqa: E402
 
 CONFIG_ENV = "DEG_BENCH_LABELER"
 TARGET_MS = 50.0
@@ -277,28 +277,6 @@ def summarize(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, no GPU used"
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        )
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
-
-
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| case | samples | median ms | p95 ms | max ms | ≤ 50 ms | median: JPEG in / decoded |",
@@ -388,8 +366,9 @@ def main() -> None:
         head = (
             f"### {dt.date.today().isoformat()} · commit {commit()} · "
             f"{video.name} ({info.width}x{info.height}, {info.frames} frames)\n"
-            f"Machine: {machine()}; headless chromium {result['chromium']}, JupyterLab server, "
-            f"kernel and browser on the same cores. Labeler(frame_size={args.frame_size}).\n\n"
+            f"Machine: {machine()}, no GPU used; headless chromium {result['chromium']}, "
+            f"JupyterLab server, kernel and browser on the same cores. "
+            f"Labeler(frame_size={args.frame_size}).\n\n"
         )
         command = " ".join(["uv run python benchmarks/bench_labeler.py", *sys.argv[1:]])
         intro = "" if "## Labeler" in args.append.read_text() else f"\n{SECTION}"
