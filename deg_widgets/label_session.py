@@ -20,388 +20,38 @@ it. If the file has changed since, :meth:`save` refuses to write and raises
 :class:`LabelConflict`; ``reload()`` takes the other changes (and keeps ours), or
 ``save(force=True)`` overwrites them.
 
-The module also holds the review-queue searches (:func:`next_bout`,
-:func:`next_uncertain`, :func:`next_disagreement`): pure functions of arrays.
+The journal itself lives in :mod:`deg_widgets.label_journal`; predictions and the
+review-queue searches in :mod:`deg_widgets.label_review`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import hashlib
-import json
-import os
 import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from deg_core.errors import DegError, LabelError
-from deg_core.labels import Labels, read_labels
+from deg_core.labels import Labels
 from deg_core.project import Project
+from deg_widgets.label_journal import (
+    Fingerprint,
+    Journal,
+    diff_runs,
+    fingerprint,
+    replay,
+    same_file,
+)
 
-try:  # POSIX: journal appends and rewrites by different processes exclude each other
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
-__all__ = [
-    "Journal",
-    "LabelConflict",
-    "LabelSession",
-    "Predictions",
-    "diff_runs",
-    "next_bout",
-    "next_disagreement",
-    "next_uncertain",
-]
+__all__ = ["LabelConflict", "LabelSession"]
 
 UNDO_BYTES = 256 * 2**20  # undo history memory cap (oldest steps dropped first)
-Fingerprint = tuple[int, int, str] | None  # (mtime_ns, size, sha1) of the CSV; None: no file
 
 
 class LabelConflict(DegError):
     """The label CSV changed on disk since this session loaded or saved it."""
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def fingerprint(path: Path) -> Fingerprint:
-    """(mtime_ns, size, sha1) of ``path``, or None if it does not exist."""
-    try:
-        st = path.stat()
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    return st.st_mtime_ns, st.st_size, hashlib.sha1(data).hexdigest()
-
-
-def _same_file(a: Fingerprint, b: Fingerprint) -> bool:
-    """Same content (a touched but unchanged file is no conflict)."""
-    if a is None or b is None:
-        return a is b
-    return a[1:] == b[1:]
-
-
-def diff_runs(before: np.ndarray, after: np.ndarray, offset: int = 0) -> list[list[int]]:
-    """Runs ``[k, start, stop, value]`` of the cells where ``after`` differs from ``before``.
-
-    ``before``, ``after``: (n, K) int8 rows ``offset .. offset + n``. Each run is a maximal
-    stretch of changed cells in column k that all take ``value``; applying every run to
-    ``before`` gives ``after``.
-    """
-    out: list[list[int]] = []
-    for k in range(after.shape[1]):
-        changed = before[:, k] != after[:, k]
-        if not changed.any():
-            continue
-        key = np.where(changed, after[:, k].astype(np.int16), 99)  # 99: unchanged cell
-        edges = np.flatnonzero(np.diff(key)) + 1
-        starts = np.r_[0, edges]
-        stops = np.r_[edges, len(key)]
-        for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
-            if key[a] != 99:
-                out.append([k, a + offset, b + offset, int(key[a])])
-    return out
-
-
-def apply_runs(array: np.ndarray, runs: list[list[int]]) -> tuple[int, int] | None:
-    """Apply runs to ``array`` (T, K) in place; returns the rows touched [lo, hi) or None."""
-    t, k_count = array.shape
-    for run in runs:
-        k, a, b, v = (int(x) for x in run)
-        if not (0 <= k < k_count and 0 <= a < b <= t and v in (-1, 0, 1)):
-            raise LabelError(f"journal run {run} does not fit labels of shape {array.shape}")
-    if not runs:
-        return None
-    for k, a, b, v in runs:
-        array[a:b, k] = v
-    return min(r[1] for r in runs), max(r[2] for r in runs)
-
-
-# --------------------------------------------------------------------------- journal
-
-
-_LOCAL_LOCK = threading.Lock()  # where fcntl is missing, at least threads exclude each other
-
-
-class Journal:
-    """``.<key>_labels.journal``: JSON lines, one per change, tagged with a session id.
-
-    A session's first line is a header ``{"s", "behaviors", "n_frames", "pid", "opened"}``;
-    each change is ``{"s", "runs": [[k, start, stop, value], ...]}``. Lines are appended
-    with one ``write`` on an O_APPEND descriptor (under an exclusive lock where fcntl
-    exists), so lines of concurrent sessions never interleave; rewrites replace the file
-    atomically under the same lock.
-    """
-
-    def __init__(self, path: Path, session: str, behaviors: list[str], n_frames: int):
-        self.path = Path(path)
-        self.session = session
-        self.header = {
-            "s": session,
-            "behaviors": list(behaviors),
-            "n_frames": int(n_frames),
-            "pid": os.getpid(),
-        }
-        self._has_header = False
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[int]:
-        """An O_APPEND fd on the current file, held under an exclusive lock."""
-        with _LOCAL_LOCK:
-            while True:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                if fcntl is None:
-                    break
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                try:  # a rewrite may have replaced the file while we waited
-                    if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
-                        break
-                except FileNotFoundError:
-                    pass
-                os.close(fd)
-            try:
-                yield fd
-            finally:
-                os.close(fd)  # closing releases the lock
-
-    def append(self, runs: list[list[int]]) -> None:
-        """Record one change (nothing for an empty one)."""
-        if not runs:
-            return
-        lines = []
-        if not self._has_header:
-            opened = dt.datetime.now().isoformat(timespec="seconds")
-            lines.append(json.dumps({**self.header, "opened": opened}))
-        lines.append(json.dumps({"s": self.session, "runs": runs}, separators=(",", ":")))
-        with self._locked() as fd:
-            os.write(fd, ("\n".join(lines) + "\n").encode())
-        self._has_header = True
-
-    def entries(self) -> list[dict[str, Any]]:
-        """Every complete line in file order (a line cut short by a crash is skipped)."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []
-        out = []
-        for line in text.splitlines():
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(item, dict) and isinstance(item.get("s"), str):
-                out.append(item)
-        return out
-
-    def _rewrite(self, keep: list[dict[str, Any]]) -> None:
-        """Replace the file with ``keep`` (or remove it when empty); caller holds the lock."""
-        if not keep:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
-            return
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text("".join(json.dumps(e) + "\n" for e in keep), encoding="utf-8")
-        os.replace(tmp, self.path)
-
-    def drop_own(self) -> None:
-        """Remove this session's lines (its changes are saved)."""
-        with self._locked():
-            keep = [e for e in self.entries() if e["s"] != self.session]
-            self._rewrite(keep)
-        self._has_header = False
-
-    def adopt(self, base: np.ndarray, replayed: np.ndarray, sessions: set[str]) -> None:
-        """Replace the lines of ``sessions`` (replayed into ``replayed`` over ``base``) by
-        one change of this session, so they are not replayed twice."""
-        runs = diff_runs(base, replayed)
-        with self._locked():
-            keep = [e for e in self.entries() if e["s"] not in sessions]
-            if runs:
-                opened = dt.datetime.now().isoformat(timespec="seconds")
-                keep += [{**self.header, "opened": opened}, {"s": self.session, "runs": runs}]
-            self._rewrite(keep)
-        self._has_header = bool(runs)
-
-    def set_aside(self) -> Path:
-        """Move an unusable journal out of the way (kept for the user); returns where."""
-        stamp = dt.datetime.now().strftime("%y%m%d_%H%M%S")
-        dst = self.path.with_name(f"{self.path.name}.stale-{stamp}")
-        os.replace(self.path, dst)
-        return dst
-
-
-def replay(
-    entries: list[dict[str, Any]], array: np.ndarray, behaviors: list[str], only: str | None
-) -> tuple[set[str], list[str]]:
-    """Apply journal ``entries`` (of session ``only``, or all) to ``array`` in place.
-
-    Returns (sessions replayed, problems): a session whose header names other behaviours
-    or another frame count is not replayed (its runs would land in the wrong cells).
-    """
-    headers = {e["s"]: e for e in entries if "behaviors" in e}
-    done: set[str] = set()
-    problems: list[str] = []
-    for e in entries:
-        s = e["s"]
-        if "runs" not in e or (only is not None and s != only):
-            continue
-        head = headers.get(s)
-        if head is None or head["behaviors"] != behaviors or head["n_frames"] != len(array):
-            msg = f"journal lines of session {s} are for other behaviours or another length"
-            if msg not in problems:
-                problems.append(msg)
-            continue
-        apply_runs(array, e["runs"])
-        done.add(s)
-    return done, problems
-
-
-# --------------------------------------------------------------------------- predictions
-
-
-@dataclass
-class Predictions:
-    """A video's model output, aligned with its labels.
-
-    ``probs``: (T, K) float32 P, or None; ``thresholds``: (K,) or None;
-    ``predicted``: (T, K) int8 thresholded + cleaned predictions, or None.
-    """
-
-    probs: np.ndarray | None = None
-    thresholds: np.ndarray | None = None
-    predicted: np.ndarray | None = None
-    source: str = ""  # where they came from, for messages
-
-    @classmethod
-    def load(cls, project: Project, key: str) -> Predictions:
-        """The latest sequence run's P and the predictions CSV (each may be missing)."""
-        from deg_core.outputs import read_group
-        from deg_core.status import output_groups
-
-        rec = project.record(key)
-        n, behaviors = rec.n_frames(), project.behaviors
-        out = cls()
-        group = _sequence_group(project, output_groups(rec.outputs_path))
-        if group is not None:
-            got = read_group(rec.outputs_path, group, ("P", "thresholds", "class_names"))
-            names = [c for c in got["class_names"].tolist() if c != "background"]
-            if names == behaviors and got["P"].shape == (n, len(behaviors)):
-                out.probs = np.asarray(got["P"], np.float32)
-                out.thresholds = np.asarray(got["thresholds"], np.float32).reshape(-1)
-                out.source = f"run {group}"
-        if rec.predictions_path.exists():
-            out.predicted = read_labels(rec.predictions_path, behaviors, n).array
-            out.source = out.source or rec.predictions_path.name
-        elif out.probs is not None and out.thresholds is not None:
-            out.predicted = (out.probs >= out.thresholds[None]).astype(np.int8)
-        return out
-
-
-def _sequence_group(project: Project, groups: list[str] | str) -> str | None:
-    """The latest sequence run's group in an outputs file (else the newest sequence group)."""
-    if isinstance(groups, str) or not groups:
-        return None
-    from deg_core.runs import resolve_run
-
-    with contextlib.suppress(DegError):
-        latest = resolve_run(project.models_dir, "sequence", "latest").name
-        if latest in groups:
-            return latest
-    seq = sorted(g for g in groups if "_sequence_" in g)
-    return seq[-1] if seq else None
-
-
-# --------------------------------------------------------------------------- seeks
-
-
-def _starts(mask: np.ndarray) -> np.ndarray:
-    """(T, K) or (T,) bool -> sorted unique frames where a stretch of True begins."""
-    m = mask.reshape(len(mask), -1)
-    prev = np.vstack([np.zeros((1, m.shape[1]), bool), m[:-1]])
-    return np.unique(np.flatnonzero((m & ~prev).any(axis=1)))
-
-
-def _pick(starts: np.ndarray, frame: int, direction: int) -> int | None:
-    """The first start after ``frame`` (direction 1) or the last before it (-1)."""
-    if direction >= 0:
-        after = starts[starts > frame]
-        return int(after[0]) if len(after) else None
-    before = starts[starts < frame]
-    return int(before[-1]) if len(before) else None
-
-
-def next_bout(
-    labels: np.ndarray,
-    frame: int,
-    direction: int = 1,
-    behavior: int | None = None,
-    predicted: np.ndarray | None = None,
-) -> int | None:
-    """Start of the next (previous) bout of ``behavior`` (any when None), or None.
-
-    ``labels``, ``predicted``: (T, K) int8. A frame counts as present where it is labelled
-    1, or where it is unlabelled (-1) and ``predicted`` says 1, so the search runs over the
-    predictions on stretches that nobody labelled yet. With ``behavior=None`` every
-    behaviour's bout starts count (not the starts of their union).
-    """
-    present = labels == 1
-    if predicted is not None:
-        present |= (labels == -1) & (predicted == 1)
-    if behavior is not None:
-        present = present[:, [behavior]]
-    return _pick(_starts(present), frame, direction)
-
-
-def next_uncertain(
-    probs: np.ndarray,
-    thresholds: np.ndarray,
-    frame: int,
-    direction: int = 1,
-    margin: float = 0.2,
-) -> int | None:
-    """The most uncertain frame of the next stretch of uncertain frames, or None.
-
-    ``probs``: (T, K) P; ``thresholds``: (K,). A frame's distance is min over behaviours
-    of |P - threshold| (the behaviour closest to flipping); uncertain frames are those
-    with distance < ``margin``. Stretches of uncertain frames are scanned from ``frame``
-    in ``direction``, skipping the one that holds ``frame`` (so pressing the key again
-    moves on); the answer is the stretch's frame of least distance (its local minimum).
-    """
-    dist = np.abs(probs - thresholds[None]).min(axis=1)
-    unsure = dist < margin
-    if not unsure.any():
-        return None
-    starts = _starts(unsure)
-    ends = _starts(unsure[::-1])  # reversed starts: last frame of each stretch
-    ends = np.sort(len(unsure) - 1 - ends)
-    if direction >= 0:
-        pick = np.flatnonzero(starts > frame)
-    else:
-        pick = np.flatnonzero(ends < frame)
-        pick = pick[::-1]
-    if not len(pick):
-        return None
-    a, b = int(starts[pick[0]]), int(ends[pick[0]])
-    return a + int(np.argmin(dist[a : b + 1]))
-
-
-def next_disagreement(
-    labels: np.ndarray, predicted: np.ndarray, frame: int, direction: int = 1
-) -> int | None:
-    """Start of the next (previous) stretch where labels and predictions differ, or None.
-
-    A frame disagrees where some behaviour is labelled (not -1) with a value other than
-    the prediction's. (T, K) int8 both.
-    """
-    differ = ((labels != -1) & (labels != predicted)).any(axis=1)
-    return _pick(_starts(differ), frame, direction)
 
 
 # --------------------------------------------------------------------------- session
@@ -461,7 +111,7 @@ class LabelSession:
         for _ in range(3):  # a writer may replace the file between stat and read
             fp = fingerprint(self.path)
             labels = self.project.labels(self.key).array
-            if _same_file(fp, fingerprint(self.path)):
+            if same_file(fp, fingerprint(self.path)):
                 return labels, fp
         return labels, fingerprint(self.path)
 
@@ -661,7 +311,7 @@ class LabelSession:
     # ------------------------------------------------------------------ saving
     def conflict(self) -> bool:
         """True if the CSV changed on disk since this session loaded or saved it."""
-        return not _same_file(fingerprint(self.path), self._fp)
+        return not same_file(fingerprint(self.path), self._fp)
 
     def save(self, force: bool = False) -> bool:
         """Write the CSV atomically if there are unsaved edits; returns True if written.

@@ -69,14 +69,8 @@ from deg_core.errors import DegError, ProjectError
 from deg_core.project import Project
 from deg_widgets.base import DegWidget, reported
 from deg_widgets.frames import FrameServer
-from deg_widgets.label_session import (
-    LabelConflict,
-    LabelSession,
-    Predictions,
-    next_bout,
-    next_disagreement,
-    next_uncertain,
-)
+from deg_widgets.label_review import Predictions, next_bout, next_disagreement, next_uncertain
+from deg_widgets.label_session import LabelConflict, LabelSession
 
 __all__ = ["Labeler"]
 log = logging.getLogger(__name__)

@@ -9,15 +9,9 @@ import pytest
 
 from deg_core.errors import LabelError
 from deg_core.labels import Labels, read_labels
-from deg_widgets.label_session import (
-    LabelConflict,
-    LabelSession,
-    apply_runs,
-    diff_runs,
-    next_bout,
-    next_disagreement,
-    next_uncertain,
-)
+from deg_widgets.label_journal import apply_runs, diff_runs
+from deg_widgets.label_review import next_bout, next_disagreement, next_uncertain
+from deg_widgets.label_session import LabelConflict, LabelSession
 
 T = 60
 

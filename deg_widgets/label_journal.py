@@ -1,0 +1,234 @@
+"""The label journal: every Labeler edit on disk at once, so a crash loses nothing.
+
+``DATA/<key>/.<key>_labels.journal`` holds JSON lines: a header per session (its
+behaviours and frame count) and, per edit, the new values of the changed cells as runs
+``[k, start, stop, v]`` (absolute values, not deltas), so replaying a session's lines over
+a newer label CSV applies its edits on top of someone else's. Appends by different
+processes exclude each other (fcntl where available). Also the CSV fingerprints the
+session uses to detect that another writer changed the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deg_core.errors import LabelError
+
+try:  # POSIX: journal appends and rewrites by different processes exclude each other
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "Fingerprint",
+    "Journal",
+    "apply_runs",
+    "diff_runs",
+    "fingerprint",
+    "replay",
+    "same_file",
+]
+
+Fingerprint = tuple[int, int, str] | None  # (mtime_ns, size, sha1) of the CSV; None: no file
+
+
+def fingerprint(path: Path) -> Fingerprint:
+    """(mtime_ns, size, sha1) of ``path``, or None if it does not exist."""
+    try:
+        st = path.stat()
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size, hashlib.sha1(data).hexdigest()
+
+
+def same_file(a: Fingerprint, b: Fingerprint) -> bool:
+    """Same content (a touched but unchanged file is no conflict)."""
+    if a is None or b is None:
+        return a is b
+    return a[1:] == b[1:]
+
+
+def diff_runs(before: np.ndarray, after: np.ndarray, offset: int = 0) -> list[list[int]]:
+    """Runs ``[k, start, stop, value]`` of the cells where ``after`` differs from ``before``.
+
+    ``before``, ``after``: (n, K) int8 rows ``offset .. offset + n``. Each run is a maximal
+    stretch of changed cells in column k that all take ``value``; applying every run to
+    ``before`` gives ``after``.
+    """
+    out: list[list[int]] = []
+    for k in range(after.shape[1]):
+        changed = before[:, k] != after[:, k]
+        if not changed.any():
+            continue
+        key = np.where(changed, after[:, k].astype(np.int16), 99)  # 99: unchanged cell
+        edges = np.flatnonzero(np.diff(key)) + 1
+        starts = np.r_[0, edges]
+        stops = np.r_[edges, len(key)]
+        for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
+            if key[a] != 99:
+                out.append([k, a + offset, b + offset, int(key[a])])
+    return out
+
+
+def apply_runs(array: np.ndarray, runs: list[list[int]]) -> tuple[int, int] | None:
+    """Apply runs to ``array`` (T, K) in place; returns the rows touched [lo, hi) or None."""
+    t, k_count = array.shape
+    for run in runs:
+        k, a, b, v = (int(x) for x in run)
+        if not (0 <= k < k_count and 0 <= a < b <= t and v in (-1, 0, 1)):
+            raise LabelError(f"journal run {run} does not fit labels of shape {array.shape}")
+    if not runs:
+        return None
+    for k, a, b, v in runs:
+        array[a:b, k] = v
+    return min(r[1] for r in runs), max(r[2] for r in runs)
+
+
+# --------------------------------------------------------------------------- journal
+
+
+_LOCAL_LOCK = threading.Lock()  # where fcntl is missing, at least threads exclude each other
+
+
+class Journal:
+    """``.<key>_labels.journal``: JSON lines, one per change, tagged with a session id.
+
+    A session's first line is a header ``{"s", "behaviors", "n_frames", "pid", "opened"}``;
+    each change is ``{"s", "runs": [[k, start, stop, value], ...]}``. Lines are appended
+    with one ``write`` on an O_APPEND descriptor (under an exclusive lock where fcntl
+    exists), so lines of concurrent sessions never interleave; rewrites replace the file
+    atomically under the same lock.
+    """
+
+    def __init__(self, path: Path, session: str, behaviors: list[str], n_frames: int):
+        self.path = Path(path)
+        self.session = session
+        self.header = {
+            "s": session,
+            "behaviors": list(behaviors),
+            "n_frames": int(n_frames),
+            "pid": os.getpid(),
+        }
+        self._has_header = False
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[int]:
+        """An O_APPEND fd on the current file, held under an exclusive lock."""
+        with _LOCAL_LOCK:
+            while True:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                if fcntl is None:
+                    break
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:  # a rewrite may have replaced the file while we waited
+                    if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                        break
+                except FileNotFoundError:
+                    pass
+                os.close(fd)
+            try:
+                yield fd
+            finally:
+                os.close(fd)  # closing releases the lock
+
+    def append(self, runs: list[list[int]]) -> None:
+        """Record one change (nothing for an empty one)."""
+        if not runs:
+            return
+        lines = []
+        if not self._has_header:
+            opened = dt.datetime.now().isoformat(timespec="seconds")
+            lines.append(json.dumps({**self.header, "opened": opened}))
+        lines.append(json.dumps({"s": self.session, "runs": runs}, separators=(",", ":")))
+        with self._locked() as fd:
+            os.write(fd, ("\n".join(lines) + "\n").encode())
+        self._has_header = True
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every complete line in file order (a line cut short by a crash is skipped)."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in text.splitlines():
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(item, dict) and isinstance(item.get("s"), str):
+                out.append(item)
+        return out
+
+    def _rewrite(self, keep: list[dict[str, Any]]) -> None:
+        """Replace the file with ``keep`` (or remove it when empty); caller holds the lock."""
+        if not keep:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            return
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text("".join(json.dumps(e) + "\n" for e in keep), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def drop_own(self) -> None:
+        """Remove this session's lines (its changes are saved)."""
+        with self._locked():
+            keep = [e for e in self.entries() if e["s"] != self.session]
+            self._rewrite(keep)
+        self._has_header = False
+
+    def adopt(self, base: np.ndarray, replayed: np.ndarray, sessions: set[str]) -> None:
+        """Replace the lines of ``sessions`` (replayed into ``replayed`` over ``base``) by
+        one change of this session, so they are not replayed twice."""
+        runs = diff_runs(base, replayed)
+        with self._locked():
+            keep = [e for e in self.entries() if e["s"] not in sessions]
+            if runs:
+                opened = dt.datetime.now().isoformat(timespec="seconds")
+                keep += [{**self.header, "opened": opened}, {"s": self.session, "runs": runs}]
+            self._rewrite(keep)
+        self._has_header = bool(runs)
+
+    def set_aside(self) -> Path:
+        """Move an unusable journal out of the way (kept for the user); returns where."""
+        stamp = dt.datetime.now().strftime("%y%m%d_%H%M%S")
+        dst = self.path.with_name(f"{self.path.name}.stale-{stamp}")
+        os.replace(self.path, dst)
+        return dst
+
+
+def replay(
+    entries: list[dict[str, Any]], array: np.ndarray, behaviors: list[str], only: str | None
+) -> tuple[set[str], list[str]]:
+    """Apply journal ``entries`` (of session ``only``, or all) to ``array`` in place.
+
+    Returns (sessions replayed, problems): a session whose header names other behaviours
+    or another frame count is not replayed (its runs would land in the wrong cells).
+    """
+    headers = {e["s"]: e for e in entries if "behaviors" in e}
+    done: set[str] = set()
+    problems: list[str] = []
+    for e in entries:
+        s = e["s"]
+        if "runs" not in e or (only is not None and s != only):
+            continue
+        head = headers.get(s)
+        if head is None or head["behaviors"] != behaviors or head["n_frames"] != len(array):
+            msg = f"journal lines of session {s} are for other behaviours or another length"
+            if msg not in problems:
+                problems.append(msg)
+            continue
+        apply_runs(array, e["runs"])
+        done.add(s)
+    return done, problems
