@@ -42,7 +42,8 @@ def is_oom(err: BaseException) -> bool:
     )
 
 
-def _free_cache() -> None:
+def free_device_memory() -> None:
+    """Return cached CUDA blocks after an out-of-memory error (no-op without CUDA)."""
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
@@ -66,7 +67,7 @@ def fits(step: Callable[[int], object], batch: int, device: torch.device, margin
             raise
         return False
     finally:
-        _free_cache()
+        free_device_memory()
 
 
 def find_batch(
@@ -130,7 +131,7 @@ def with_fallback(
         except Exception as e:
             if not is_oom(e):
                 raise
-            _free_cache()
+            free_device_memory()
             if batch <= 1:
                 raise DegError(f"{what}: out of device memory even at batch 1: {ADVICE}") from None
             batch //= 2

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from deg_core import distributed
-from deg_core.autobatch import BatchSizeWarning, is_oom
+from deg_core.autobatch import ADVICE, BatchSizeWarning, free_device_memory, is_oom
 from deg_core.errors import DegError
 from deg_core.models.weights import load_checkpoint, save_checkpoint
 from deg_core.runs import BEST, LAST, METRICS
@@ -146,12 +146,11 @@ class Trainer:
         while True:
             try:
                 self.optimizer.zero_grad(set_to_none=True)
-                pieces = split_batch(batch, self.micro_batches)
-                total = sum(_batch_len(p) for p in pieces) if len(pieces) > 1 else 1
+                total = _batch_len(batch)
                 value, count = 0.0, 0
-                for piece in pieces:
+                for piece in split_batch(batch, self.micro_batches):
                     loss, n = self.step_fn(self.model, piece)
-                    share = _batch_len(piece) / total if len(pieces) > 1 else 1.0
+                    share = _batch_len(piece) / total
                     (loss * share).backward()  # the mean over the whole batch
                     value += float(loss.detach()) * share
                     count += n
@@ -165,11 +164,10 @@ class Trainer:
                 if distributed.world() > 1 or self.micro_batches >= size:
                     raise DegError(
                         f"out of device memory at {size // self.micro_batches} clip(s) per "
-                        f"step: set a smaller batch_size for this stage, a smaller "
-                        f"augs.resize, or a lighter --preset"
+                        f"step: set a smaller batch_size for this stage, or {ADVICE}"
                     ) from None
                 self.micro_batches = min(2 * self.micro_batches, size)
-                torch.cuda.empty_cache()
+                free_device_memory()
                 warnings.warn(
                     f"out of device memory: each batch of {size} now runs as "
                     f"{self.micro_batches} pieces (gradients accumulated)",
