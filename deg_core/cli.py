@@ -160,16 +160,15 @@ def cmd_infer(args: argparse.Namespace) -> int:
     compute = project.resolve_config(args.set, preset=args.preset).compute
     device = compute.device if args.device == "auto" else args.device
     videos, kw = args.videos or None, {"device": device, "overwrite": args.overwrite}
+    batch = compute.batch_size  # auto: the largest that fits the GPU (16 on CPU)
     # under torchrun each rank takes its share of the videos (deg_core.distributed.shard);
     # rank 0 prints the summary of all of them
     if args.stage == "features":
-        batch = compute.batch_size  # auto: the largest that fits the GPU (16 on CPU)
         result = infer_features(project, args.run, videos, batch_size=batch, **kw)
     elif args.stage == "sequence":
         result = infer_sequence(project, args.run, videos, **kw)
     else:  # all: the features the sequence run was trained on, then the sequence model
         feature_run = SequenceModel.load(project, args.run).feature_run
-        batch = compute.batch_size
         # the same shard both times: a rank's sequence inputs are the features it wrote
         states = distributed.merged(
             infer_features(project, feature_run, videos, batch_size=batch, **kw)
@@ -331,15 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
 
-    def stage_options(p: argparse.ArgumentParser) -> None:
+    def stage_options(
+        p: argparse.ArgumentParser,
+        set_help: str = "override a setting, e.g. feature_extractor.num_epochs=5 (see deg config)",
+    ) -> None:
         p.add_argument("--preset", choices=["fast", "medium", "slow"], default=None)
-        p.add_argument(
-            "--set",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a setting, e.g. feature_extractor.num_epochs=5 (see deg config)",
-        )
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
 
     p = sub.add_parser("train", help="train a stage: flow, then features, then sequence")
     p.add_argument("stage", choices=["flow", "features", "sequence"])
@@ -357,14 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--videos", nargs="*", default=None, metavar="KEY")
     p.add_argument("--run", default="latest", help="latest or a run folder name")
     p.add_argument("--device", default="auto", help="auto (compute.device), cpu, cuda, cuda:N")
-    p.add_argument("--preset", choices=["fast", "medium", "slow"], default=None)
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a compute.* setting, e.g. compute.batch_size=64 (the model's come from its run)",
-    )
+    stage_options(p, "a compute.* setting, e.g. compute.batch_size=64 (model settings: the run's)")
     p.add_argument("--overwrite", action="store_true", help="recompute videos already done")
     p.set_defaults(func=cmd_infer)
 
