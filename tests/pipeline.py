@@ -34,20 +34,24 @@ TINY = [
 ]
 
 
+def square_project(root, name: str, n_frames: int, size: int, splits: list[str]) -> Project:
+    """A project with behaviours groom and rear and one moving-square video per split entry
+    (video i drawn with seed i, added in order), labels left to the caller."""
+    from deg_core.video import write_video
+
+    project = Project.create(root, name, ["groom", "rear"])
+    for i, split in enumerate(splits):
+        path = root / f"v{i}.mp4"
+        write_video(path, moving_square_frames(n_frames, size, size, seed=i), fps=30)
+        project.add_videos([path], split=split)
+    return project
+
+
 @pytest.fixture(scope="session")
 def tiny_project(tmp_path_factory):
     """Three 48-frame videos; groom = the square in the top half, rear = in the left half."""
-    from deg_core.video import write_video
-
     root = tmp_path_factory.mktemp("train")
-    project = Project.create(root, "tiny", ["groom", "rear"])
-    paths = []
-    for i in range(3):
-        p = root / f"v{i}.mp4"
-        write_video(p, moving_square_frames(48, 64, 64, seed=i), fps=30)
-        paths.append(p)
-    project.add_videos(paths[:2], split="train")
-    project.add_videos(paths[2:], split="val")
+    project = square_project(root, "tiny", 48, 64, ["train", "train", "val"])
     for i, key in enumerate(project.video_keys()):
         lab = Labels.empty(48, project.behaviors)
         t = np.arange(48)  # the square's position, as moving_square_frames draws it

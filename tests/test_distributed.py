@@ -83,18 +83,9 @@ TOLERANCE = {"flow": (0.1, 0.1), "features": (0.1, 0.2), "sequence": (1e-4, 1e-4
 
 def make_project(root: Path) -> Project:
     """Four 24-frame videos (train, train, val, test), every frame labelled (no -1)."""
-    from deg_core.video import write_video
-    from tests.conftest import moving_square_frames
+    from tests.pipeline import square_project
 
-    project = Project.create(root, "ddp", ["groom", "rear"])
-    paths = []
-    for i in range(4):
-        p = root / f"v{i}.mp4"
-        write_video(p, moving_square_frames(24, 32, 32, seed=i), fps=30)
-        paths.append(p)
-    project.add_videos(paths[:2], split="train")
-    project.add_videos(paths[2:3], split="val")
-    project.add_videos(paths[3:], split="test")
+    project = square_project(root, "ddp", 24, 32, ["train", "train", "val", "test"])
     t = np.arange(24)
     for i, key in enumerate(project.video_keys()):
         lab = Labels.empty(24, project.behaviors)
