@@ -1,0 +1,406 @@
+"""Unsupervised animal tracking: find the animal in every frame of a fixed-camera video.
+
+One animal in an arena, camera fixed: a per-video background (temporal median of
+frames sampled over the whole video) leaves the animal as the largest foreground blob,
+whatever its colour against the floor (white rat on black, dark mouse on white). The
+track is computed on a small copy of the video (longest side ``max_side`` px), smoothed
+over time and returned in full-frame pixels, so the pipeline can cut one fixed-size
+window around the animal and use the track itself as per-frame features.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from deg_core.fileio import atomic_open
+from deg_core.video import open_video, resize_frames
+
+__all__ = ["TRACK_VERSION", "Track", "compute_track", "crop_frames", "load_track"]
+
+TRACK_VERSION = 1
+
+_FLOOR = 20.0  # grey levels: below this a difference is compression noise or flicker
+_NOISE_K = 6.0  # threshold in units of the robust noise level of the difference image
+_MIN_PIXELS = 9  # at the working scale: one 3x3 opening kernel; smaller = not found
+_MIN_WINDOW = 32
+
+
+@dataclass
+class Track:
+    """Per-frame animal track of one video (full-frame pixel units)."""
+
+    center: np.ndarray  # (T, 2) float32 x, y of the animal, smoothed over time
+    extent: np.ndarray  # (T, 2) float32 width, height of its foreground box, smoothed
+    area: np.ndarray  # (T,) float32 foreground fraction of the frame (raw)
+    motion: np.ndarray  # (T,) float32 fraction of foreground pixels changed since t-1
+    found: np.ndarray  # (T,) bool foreground found (else values interpolated / held)
+    frame_size: tuple[int, int]  # (height, width) of the video
+    window: int  # side of the fixed square crop window, full-frame pixels
+
+    def boxes(self) -> np.ndarray:
+        """(T, 4) int64 x0, y0, x1, y1, each ``window`` wide and high, centred on ``center``.
+
+        Shifted to stay inside the frame; where ``window`` exceeds a frame dimension the
+        box is centred on the frame in that dimension (and extends beyond it).
+        """
+        n = self.window
+        h, w = self.frame_size
+        out = np.empty((len(self.center), 4), np.int64)
+        for axis, size in ((0, w), (1, h)):
+            if n <= size:
+                # pixel-centre convention: a box [x0, x0 + n) is centred on x0 + (n - 1) / 2
+                lo = np.rint(self.center[:, axis] - (n - 1) / 2).astype(np.int64)
+                lo = np.clip(lo, 0, size - n)
+            else:
+                lo = np.full(len(self.center), (size - n) // 2, np.int64)
+            out[:, axis] = lo
+            out[:, axis + 2] = lo + n
+        return out
+
+    @staticmethod
+    def feature_names() -> list[str]:
+        """Names of the columns of :meth:`features`, in order."""
+        return ["x", "y", "vx", "vy", "speed", "w", "h", "aspect", "log_area", "motion", "found"]
+
+    def features(self) -> np.ndarray:
+        """(T, F) float32 scale-free per-frame features (see :meth:`feature_names`).
+
+        Position as a fraction of the frame; velocity and extent in units of the median
+        animal size (median over frames of the larger side of its box), so they transfer
+        across cameras and resolutions; area as log of its ratio to the median area.
+        """
+        h, w = self.frame_size
+        t = len(self.center)
+        if t == 0:
+            return np.zeros((0, len(self.feature_names())), np.float32)
+        c = self.center.astype(np.float64)
+        ext = np.maximum(self.extent.astype(np.float64), 1.0)
+        size = max(float(np.median(ext.max(axis=1))), 1.0)
+        vel = np.diff(c, axis=0, prepend=c[:1]) / size
+        ok = self.found & (self.area > 0)
+        med_area = float(np.median(self.area[ok])) if ok.any() else 1.0
+        log_area = np.log(np.maximum(self.area, 1e-6) / max(med_area, 1e-6))
+        cols = [
+            c[:, 0] / w,
+            c[:, 1] / h,
+            vel[:, 0],
+            vel[:, 1],
+            np.hypot(vel[:, 0], vel[:, 1]),
+            ext[:, 0] / size,
+            ext[:, 1] / size,
+            np.log(ext[:, 1] / ext[:, 0]),
+            np.clip(log_area, -5.0, 5.0),  # absent frames: area 0 would be -inf
+            self.motion,
+            self.found,
+        ]
+        out = np.stack(cols, axis=1).astype(np.float32)
+        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _small_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    f = min(1.0, max_side / max(height, width))
+    return max(1, round(height * f)), max(1, round(width * f))
+
+
+def _to_chw(frames: np.ndarray) -> torch.Tensor:
+    """(n, h, w, 3) uint8 -> (n, 3, h, w) float32."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+
+
+def _difference(frames: torch.Tensor, bg: torch.Tensor) -> torch.Tensor:
+    """(n, 3, h, w) frames, (3, h, w) background -> (n, h, w) absolute difference.
+
+    Each frame's per-channel median difference is removed first, so a global change of
+    exposure or lighting does not light up the whole frame; the max over channels keeps
+    an animal that differs from the floor in colour more than in brightness.
+    """
+    d = frames - bg
+    # the median of every 7th pixel is as good an offset and several times cheaper
+    d = d - d.flatten(2)[:, :, ::7].median(dim=2).values[:, :, None, None]
+    return d.abs().amax(dim=1)
+
+
+def _open(mask: torch.Tensor) -> torch.Tensor:
+    """Morphological 3x3 opening of a (n, h, w) float 0/1 mask: drops specks and thin lines."""
+    m = mask[:, None]
+    m = -F.max_pool2d(-m, 3, stride=1, padding=1)  # erosion
+    return F.max_pool2d(m, 3, stride=1, padding=1)[:, 0]  # dilation
+
+
+def _largest_component(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Largest 8-connected component of each (n, h, w) 0/1 mask.
+
+    Union-find done in bulk (Shiloach-Vishkin style) on the foreground pixels: every
+    round hooks the root of each edge's larger end onto the smaller one, then pointer
+    jumping flattens the trees; rounds grow ~log(blob size), not with blob diameter as
+    plain label propagation does. Returns (component (n, h, w) bool, its pixels (n,) long).
+    """
+    n, h, w = mask.shape
+    hw = h * w
+    m = mask.bool()
+    comp = torch.zeros(n * hw, dtype=torch.bool)
+    pixels = torch.zeros(n, dtype=torch.long)
+    fg = m.flatten().nonzero()[:, 0]
+    k = len(fg)
+    if k == 0:
+        return comp.view(n, h, w), pixels
+    pos = torch.full((n * hw,), -1, dtype=torch.long)
+    pos[fg] = torch.arange(k)
+    # edges to the right, down, down-right and down-left neighbours that are foreground
+    x, y = fg % w, (fg // w) % h
+    a_parts, b_parts = [], []
+    for dy, dx, ok in (
+        (0, 1, x < w - 1),
+        (1, 0, y < h - 1),
+        (1, 1, (x < w - 1) & (y < h - 1)),
+        (1, -1, (x > 0) & (y < h - 1)),
+    ):
+        src = ok.nonzero()[:, 0]
+        dst = pos[fg[src] + dy * w + dx]
+        hit = dst >= 0
+        a_parts.append(src[hit])
+        b_parts.append(dst[hit])
+    a, b = torch.cat(a_parts), torch.cat(b_parts)
+    parent = torch.arange(k)
+    while len(a):
+        pa, pb = parent[a], parent[b]
+        open_ = pa != pb
+        if not bool(open_.any()):
+            break
+        a, b, pa, pb = a[open_], b[open_], pa[open_], pb[open_]
+        # pa, pb are roots (trees are flat): hook the larger root below the smaller
+        parent.scatter_reduce_(0, torch.maximum(pa, pb), torch.minimum(pa, pb), "amin")
+        while True:
+            jumped = parent[parent]
+            if torch.equal(jumped, parent):
+                break
+            parent = jumped
+    counts = torch.bincount(parent, minlength=k)
+    frame = fg // hw
+    # per frame the root with most pixels (ties: lowest index), as one scatter-max
+    score = counts[parent] * (k + 1) + (k - parent)
+    best = torch.zeros(n, dtype=torch.long).scatter_reduce_(0, frame, score, "amax")
+    win = score == best[frame]
+    comp[fg[win]] = True
+    pixels.scatter_add_(0, frame[win], torch.ones(int(win.sum()), dtype=torch.long))
+    return comp.view(n, h, w), pixels
+
+
+def _fill_missing(x: np.ndarray, found: np.ndarray, default: np.ndarray) -> np.ndarray:
+    """(T, k) values: rows where ``found`` is False linearly interpolated (held at ends)."""
+    if not found.any():
+        return np.repeat(default[None].astype(np.float64), len(x), axis=0)
+    t = np.arange(len(x))
+    out = x.astype(np.float64).copy()
+    for j in range(x.shape[1]):
+        out[:, j] = np.interp(t, t[found], x[found, j])
+    return out
+
+
+def _smooth(x: np.ndarray, median: int, mean: int) -> np.ndarray:
+    """(T, k): running median of ``median`` frames, then a moving average of ``mean``.
+
+    Edges are padded by replication, so the length and the ends are kept.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    for size, fn in ((median, np.median), (mean, np.mean)):
+        if size > 1 and len(x) > 1:
+            pad = size // 2
+            xp = np.pad(x, ((pad, size - 1 - pad), (0, 0)), mode="edge")
+            x = fn(sliding_window_view(xp, size, axis=0), axis=-1)
+    return x
+
+
+def compute_track(
+    path: str | Path, *, scale: float = 1.5, max_side: int = 160, sample: int = 200
+) -> Track:
+    """Track the single animal of a fixed-camera video, without labels.
+
+    ``scale``: crop window side / the animal's size (90th percentile over frames of the
+    larger side of its box). ``max_side``: longest side of the working copy in px.
+    ``sample``: frames (evenly spread) whose per-pixel median is the background.
+    """
+    reader = open_video(path)
+    try:
+        info = reader.info
+        big_h, big_w = info.height, info.width
+        h, w = _small_size(big_h, big_w, max_side)
+        t_all = info.frames
+        center = np.zeros((t_all, 2), np.float64)
+        extent = np.zeros((t_all, 2), np.float64)
+        area = np.zeros(t_all, np.float32)
+        motion = np.zeros(t_all, np.float32)
+        found = np.zeros(t_all, bool)
+        if t_all > 0:
+            idx = np.unique(np.linspace(0, t_all - 1, max(1, min(sample, t_all))).round())
+            bgs = _to_chw(reader.get_batch(idx.astype(np.int64), size=(h, w)))
+            bg = bgs.median(dim=0).values
+            # robust noise level of |frame - background|: median abs deviation as sigma
+            sigma = 1.4826 * float(_difference(bgs, bg).median())
+            thr = max(_FLOOR, _NOISE_K * sigma)
+            del bgs
+            xs = torch.arange(w, dtype=torch.float32)
+            ys = torch.arange(h, dtype=torch.float32)
+            prev: torch.Tensor | None = None
+            with torch.inference_mode():
+                for first, chunk in reader.iter_chunks(chunk=64, size=(h, w)):
+                    f = _to_chw(chunk)
+                    n = len(f)
+                    sl = slice(first, first + n)
+                    mask = _open((_difference(f, bg) > thr).float())
+                    # connect fragments a few px apart (dark body, bright paws) for the
+                    # labelling only; the component keeps just the real foreground pixels
+                    near = F.max_pool2d(mask[:, None], 5, stride=1, padding=2)[:, 0]
+                    comp, _ = _largest_component(near)
+                    comp &= mask.bool()
+                    pixels = comp.flatten(1).sum(1)
+                    ok = pixels >= max(_MIN_PIXELS, round(1e-4 * h * w))
+                    px = pixels.clamp(min=1).float()
+                    compf = comp.float()
+                    col = compf.sum(dim=1)  # (n, w) pixels per column
+                    row = compf.sum(dim=2)  # (n, h)
+                    cx = (col * xs).sum(dim=1) / px
+                    cy = (row * ys).sum(dim=1) / px
+                    colx, rowy = col > 0, row > 0
+                    bw = w - colx.int().argmax(1) - colx.flip(1).int().argmax(1)
+                    bh = h - rowy.int().argmax(1) - rowy.flip(1).int().argmax(1)
+                    # motion: share of the animal's pixels that changed since the last frame
+                    before = torch.cat([f[:1] if prev is None else prev, f[:-1]])
+                    changed = (f - before).abs().amax(dim=1) > thr
+                    mot = (changed & comp).flatten(1).sum(1).float() / px
+                    if prev is None:
+                        mot[0] = 0.0
+                    prev = f[-1:]
+                    center[sl] = torch.stack([cx, cy], 1).numpy()
+                    extent[sl] = torch.stack([bw, bh], 1).float().numpy()
+                    area[sl] = (pixels.float() / (h * w) * ok).numpy()
+                    motion[sl] = (mot * ok).numpy()
+                    found[sl] = ok.numpy()
+        fps = info.fps if info.fps > 0 else 25.0
+    finally:
+        reader.close()
+
+    sx, sy = big_w / w, big_h / h
+    # small-image pixel centres -> full-frame pixel centres
+    center = (center + 0.5) * (sx, sy) - 0.5
+    extent = extent * (sx, sy)
+    center = _fill_missing(center, found, np.array([(big_w - 1) / 2, (big_h - 1) / 2]))
+    extent = _fill_missing(extent, found, np.array([big_w, big_h], np.float64))
+    mean = max(1, round(0.2 * fps)) | 1  # ~0.2 s, odd so it stays centred
+    center = _smooth(center, 5, mean).astype(np.float32)
+    extent = _smooth(extent, 5, mean).astype(np.float32)
+    return Track(
+        center=center,
+        extent=extent,
+        area=area,
+        motion=motion,
+        found=found,
+        frame_size=(big_h, big_w),
+        window=_window(extent, scale, big_h, big_w),
+    )
+
+
+def _window(extent: np.ndarray, scale: float, height: int, width: int) -> int:
+    """One crop side per video: ``scale`` x the 90th percentile of the animal's size."""
+    if len(extent) == 0:
+        return max(_MIN_WINDOW, min(height, width))
+    size = float(np.percentile(extent.max(axis=1), 90))
+    return max(_MIN_WINDOW, min(round(scale * size), max(height, width)))
+
+
+def crop_frames(frames: np.ndarray, boxes: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """Cut each frame to its box, then resize.
+
+    ``frames``: (N, H, W, 3) uint8; ``boxes``: (N, 4) int x0, y0, x1, y1 (may reach
+    beyond the frame: outside pixels replicate the nearest edge pixel). ``size``:
+    (h, w) output size, or None for the crops at box size (all boxes must then be the
+    same size). Each frame's result depends only on that frame and its box, so single
+    and batched calls give identical crops. Returns: (N, h, w, 3) uint8.
+    """
+    frames = np.asarray(frames)
+    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or len(boxes) != len(frames):
+        raise ValueError(
+            f"need (N, H, W, 3) frames and (N, 4) boxes, got {frames.shape} and {boxes.shape}"
+        )
+    n, big_h, big_w = frames.shape[:3]
+    sides = np.stack([boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]], 1)
+    if (sides < 1).any():
+        raise ValueError("boxes must have x1 > x0 and y1 > y0")
+    if size is None:
+        if n and (sides != sides[0]).any():
+            raise ValueError("boxes differ in size: pass size to resize them to one")
+        out_h, out_w = (int(sides[0, 0]), int(sides[0, 1])) if n else (0, 0)
+    else:
+        out_h, out_w = size
+    out = np.empty((n, out_h, out_w, 3), np.uint8)
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        yy = np.clip(np.arange(y0, y1), 0, big_h - 1)
+        xx = np.clip(np.arange(x0, x1), 0, big_w - 1)
+        crop = frames[i][yy[:, None], xx[None, :]]
+        out[i] = crop if size is None else resize_frames(crop[None], (out_h, out_w))[0]
+    return out
+
+
+def _fingerprint(path: Path) -> np.ndarray:
+    st = path.stat()
+    return np.array([st.st_size, st.st_mtime_ns], np.int64)
+
+
+def load_track(video_path: str | Path, cache: str | Path, *, scale: float = 1.5) -> Track:
+    """The track of ``video_path``, computed once and cached in the .npz file ``cache``.
+
+    The cache is reused when its track version, ``scale`` and the video's size and
+    modification time match; otherwise (or when it is unreadable) it is recomputed and
+    rewritten atomically.
+    """
+    video_path, cache = Path(video_path), Path(cache)
+    fp = _fingerprint(video_path)
+    if cache.exists():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                if (
+                    int(z["version"]) == TRACK_VERSION
+                    and float(z["scale"]) == float(scale)
+                    and np.array_equal(z["fingerprint"], fp)
+                ):
+                    fs = z["frame_size"]
+                    return Track(
+                        center=z["center"].astype(np.float32),
+                        extent=z["extent"].astype(np.float32),
+                        area=z["area"].astype(np.float32),
+                        motion=z["motion"].astype(np.float32),
+                        found=z["found"].astype(bool),
+                        frame_size=(int(fs[0]), int(fs[1])),
+                        window=int(z["window"]),
+                    )
+        except Exception:  # corrupt / truncated / foreign file: recompute below
+            pass
+    track = compute_track(video_path, scale=scale)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(cache, "wb") as f:
+        np.savez(
+            f,
+            center=track.center,
+            extent=track.extent,
+            area=track.area,
+            motion=track.motion,
+            found=track.found,
+            frame_size=np.array(track.frame_size, np.int64),
+            window=np.int64(track.window),
+            version=np.int64(TRACK_VERSION),
+            scale=np.float64(scale),
+            fingerprint=fp,
+        )
+    # mkstemp creates 0o600; give the cache normal permissions
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(cache, 0o644 & ~umask)
+    return track
