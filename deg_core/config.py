@@ -77,6 +77,14 @@ class AugsSection:
     crop_size: list[int] | None = _f(None, "random crop (height, width) before resize, or None")
     pad: list[int] | None = _f(None, "padding before cropping, or None")
     random_resize: bool = _f(False, "random scale jitter")
+    crop: Literal["full", "animal"] = _f(
+        "full",
+        "full: the whole frame is resized; animal: a fixed-size square that follows the "
+        "animal (tracked per video without labels, cached in DATA/<key>/<key>_track.npz)",
+    )
+    crop_scale: float = _f(
+        1.5, "animal crop: window side = this x the animal's typical length (90th percentile)"
+    )
 
     # deg computes normalisation from each video's record.yaml stats instead of caching it here.
     deg_ignored: ClassVar[frozenset[str]] = frozenset({"normalization"})
@@ -109,6 +117,11 @@ class TrainSection:
     reduction_factor: float = _f(0.1, "LR multiplier on plateau")
     min_lr: float = _f(5e-7, "stop when the LR falls below this")
     loss_weight_exp: float = _f(0.25, "beta in pos_weight = (neg/pos)^beta (DEG paper: 0.25)")
+    threshold_smoothing: float = _f(
+        0.0,
+        "thresholds maximise validation F1 averaged over a threshold error of this many "
+        "logits (robust to few validation bouts; 0: DEG's plain maximum)",
+    )
 
     deg_ignored: ClassVar[frozenset[str]] = frozenset(
         {
@@ -199,6 +212,11 @@ class SequenceSection:
     batch_size: int | Literal["auto"] = _f("auto", "windows per batch, or auto")
     lr: float = _f(1e-4, "Adam learning rate")
     weight_decay: float = _f(0.0, "Adam weight decay")
+    track_features: bool = _f(
+        False,
+        "append the animal track (position, speed, extent, motion; z-scored per video) "
+        "to the per-frame features",
+    )
     focal_gamma: float = _f(0.0, "focal-loss gamma (0: plain BCE)")
     label_smoothing: float = _f(0.0, "label smoothing epsilon")
 
@@ -209,8 +227,9 @@ class SequenceSection:
     )
 
 
-# --preset: DEG's paper presets (Table 2)
-PRESETS: dict[str, dict[str, dict[str, str]]] = {
+# --preset: DEG's paper presets (Table 2), and cpu: sized for a 2-core machine (benchmarks/
+# RESULTS.md, "Real-video benchmark": <= 20 minutes per fold of bench_real.py)
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "fast": {
         "flow_generator": {"arch": "TinyMotionNet"},
         "feature_extractor": {"arch": "resnet18"},
@@ -219,6 +238,31 @@ PRESETS: dict[str, dict[str, dict[str, str]]] = {
     "slow": {
         "flow_generator": {"arch": "TinyMotionNet3D"},
         "feature_extractor": {"arch": "resnet3d_34"},
+    },
+    "cpu": {
+        "augs": {"resize": [96, 96]},
+        "flow_generator": {
+            "arch": "TinyMotionNet",
+            "num_epochs": 3,
+            "steps_per_epoch": 40,
+            "val_steps": 4,
+            "batch_size": 8,
+        },
+        "feature_extractor": {
+            "arch": "resnet18",
+            "num_epochs": 8,
+            "steps_per_epoch": 40,
+            "val_steps": 10,
+            "batch_size": 16,
+            "lr": 1e-3,
+        },
+        "sequence": {
+            "sequence_length": 90,
+            "num_epochs": 20,
+            "steps_per_epoch": 20,
+            "batch_size": 8,
+            "lr": 1e-3,
+        },
     },
 }
 # the section(s) each CLI stage reads
@@ -413,7 +457,7 @@ def preset_overrides(preset: str) -> dict:
     """Nested overrides for a preset name (fast/medium/slow, or DEG's deg_f/deg_m/deg_s)."""
     name = {"deg_f": "fast", "deg_m": "medium", "deg_s": "slow"}.get(preset, preset)
     if name not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}: choose fast, medium or slow")
+        raise ConfigError(f"unknown preset {preset!r}: choose {', '.join(PRESETS)}")
     return copy.deepcopy(PRESETS[name])
 
 

@@ -33,6 +33,7 @@ import torch
 
 from deg_core import distributed
 from deg_core.autobatch import auto_batch, with_fallback
+from deg_core.crop import crop_boxes, open_frames
 from deg_core.errors import DegError
 from deg_core.models.feature import HiddenTwoStream
 from deg_core.models.flow import build_flow_generator
@@ -41,7 +42,6 @@ from deg_core.outputs import has_group, writing_group
 from deg_core.project import Project
 from deg_core.runs import BEST, read_run_config, resolve_run
 from deg_core.train.loop import pick_device
-from deg_core.video import open_video
 
 DATASETS = ("spatial_features", "flow_features", "logits", "P")
 
@@ -76,6 +76,7 @@ class FeatureModel:
     std: torch.Tensor
     thresholds: np.ndarray  # (K,)
     behaviors: list[str]
+    augs: dict = field(default_factory=dict)  # the run's augs: its crop is inference's too
     fp16: bool = False  # compute.fp16: mixed precision where the device has it
     _prepared: tuple = field(default=(), repr=False)  # (channels_last, compile) applied
     _compiled: torch.nn.Module | None = field(default=None, repr=False)
@@ -118,6 +119,7 @@ class FeatureModel:
             std=torch.tensor(norm["std"], dtype=torch.float32).view(1, 3, 1, 1),
             thresholds=np.asarray(ckpt["extra"]["thresholds"], dtype=np.float32),
             behaviors=behaviors,
+            augs=dict(cfg["augs"]),
             fp16=fp16,
         )
 
@@ -214,9 +216,12 @@ def stacks(frames: Iterator[np.ndarray], n_frames: int, n_rgb: int, batch: int):
         raise DegError(f"decoded {start} frames, expected {n_frames}")
 
 
-def _stack_batches(fm: FeatureModel, video: Path, n_frames: int, batch: int, pin: bool):
-    """(first centre, (B, N, H, W, 3) uint8 tensor) batches, decoded sequentially."""
-    with open_video(video) as reader:
+def _stack_batches(fm: FeatureModel, video: Path, n_frames: int, batch: int, pin: bool, boxes=None):
+    """(first centre, (B, N, H, W, 3) uint8 tensor) batches, decoded sequentially.
+
+    ``boxes``: (T, 4) crop boxes (deg_core.crop) or None for whole frames.
+    """
+    with open_frames(video, boxes) as reader:
         chunks = (c for _, c in reader.iter_chunks(chunk=max(batch, 32), size=fm.size))
         for start, stack in stacks(chunks, n_frames, fm.n_rgb, batch):
             # a one-stack batch can come back as a read-only view of the window buffer
@@ -281,8 +286,11 @@ def video_features(
     n_frames: int,
     batch: int = 16,
     opts: InferenceOptions = InferenceOptions(),
+    boxes: np.ndarray | None = None,
 ):
     """Yield (first frame, dict of (B, D) float32 numpy arrays for that batch of frames).
+
+    ``boxes``: (T, 4) per-frame crop boxes when the run crops (see deg_core.crop).
 
     uint8 stacks go to the device (4x fewer bytes than float; pinned and non-blocking
     on CUDA) and are normalised there; ``opts`` picks decode-ahead, layout and autocast.
@@ -295,7 +303,7 @@ def video_features(
     scale = (1.0 / (255.0 * fm.std)).to(device).unsqueeze(0)  # (1, 1, 3, 1, 1)
     shift = (-fm.mean / fm.std).to(device).unsqueeze(0)
     layout = torch.channels_last if opts.channels_last else torch.contiguous_format
-    batches: Iterator = _stack_batches(fm, video, n_frames, batch, pin=cuda)
+    batches: Iterator = _stack_batches(fm, video, n_frames, batch, pin=cuda, boxes=boxes)
     if opts.prefetch > 0:
         batches = decode_ahead(batches, opts.prefetch)
     k = len(fm.behaviors)
@@ -338,9 +346,11 @@ def write_video_outputs(
     batch: int | str = 16,
     progress=None,
     opts: InferenceOptions = InferenceOptions(),
+    boxes: np.ndarray | None = None,
 ) -> None:
     """Compute one video's features and add them atomically as group ``fm.run.name``.
 
+    ``boxes``: (T, 4) crop boxes of the video when the run crops (deg_core.crop).
     Batches are gathered to ``opts.write_frames`` frames and written as one slice per
     dataset (HDF5 per-write overhead dominates small writes); memory stays O(that).
     ``batch`` ``auto``: the largest that fits the GPU (16 on CPU). Out of device memory
@@ -353,14 +363,14 @@ def write_video_outputs(
             progress.reset()
 
     with_fallback(
-        lambda b: _write_outputs(fm, key, video, n_frames, out_path, b, progress, opts),
+        lambda b: _write_outputs(fm, key, video, n_frames, out_path, b, progress, opts, boxes),
         size,
         f"{video.name}: feature inference",
         on_halve=restart,
     )
 
 
-def _write_outputs(fm, key, video, n_frames, out_path, batch, progress, opts) -> None:
+def _write_outputs(fm, key, video, n_frames, out_path, batch, progress, opts, boxes) -> None:
     k = len(fm.behaviors)
     with writing_group(out_path, fm.run.name, fm.behaviors, fm.thresholds, video=key) as g:
         dims = {"spatial_features": 512, "flow_features": 512}
@@ -387,7 +397,7 @@ def _write_outputs(fm, key, video, n_frames, out_path, batch, progress, opts) ->
                 )
             first, held, pending = first + held, 0, []
 
-        for start, arrays in video_features(fm, video, n_frames, batch, opts):
+        for start, arrays in video_features(fm, video, n_frames, batch, opts, boxes):
             if start != first + held:  # batches arrive in order; anything else is a bug
                 raise DegError(f"{video}: batch at frame {start}, expected {first + held}")
             pending.append(arrays)
@@ -427,7 +437,8 @@ def infer_features(
 
             bar = tqdm(total=n, desc=key, unit="frame", leave=False)
         try:
-            write_video_outputs(fm, key, rec.video, n, out, batch_size, bar)  # type: ignore[arg-type]
+            boxes = crop_boxes(project, key, fm.augs)
+            write_video_outputs(fm, key, rec.video, n, out, batch_size, bar, boxes=boxes)  # type: ignore[arg-type]
         finally:
             if bar is not None:
                 bar.close()

@@ -38,6 +38,7 @@ class SequenceModel:
     thresholds: np.ndarray  # (K,)
     min_lengths: np.ndarray  # (K,) int
     behaviors: list[str]
+    track_features: bool = False  # the run's inputs end with the animal-track features
 
     @classmethod
     def load(cls, project: Project, run: str = "latest", device: str = "cpu") -> SequenceModel:
@@ -59,6 +60,7 @@ class SequenceModel:
             thresholds=np.asarray(extra["thresholds"], dtype=np.float32),
             min_lengths=np.asarray(extra.get("min_lengths", [1] * len(behaviors)), dtype=int),
             behaviors=behaviors,
+            track_features=cfg.sequence.track_features,
         )
 
 
@@ -112,7 +114,8 @@ def infer_sequence(
     todo = [
         k for k in keys if overwrite or not has_group(project.record(k).outputs_path, sm.run.name)
     ]
-    feats = features_or_explain(project, todo, sm.feature_run)  # all missing named at once
+    # all missing named at once
+    feats = features_or_explain(project, todo, sm.feature_run, track=sm.track_features)
     for key in todo:
         rec = project.record(key)
         logits = sequence_logits(sm.model, feats[key])

@@ -178,6 +178,28 @@ def _plateau_centre(f1: np.ndarray) -> int:
     return (start + end) // 2
 
 
+# logit-spaced candidates for smoothed fitting: sigmoid(-9.2) ~ 1e-4 .. sigmoid(9.2)
+_LOGIT_STEP = 0.05
+_LOGIT_GRID = np.arange(-9.2, 9.2 + _LOGIT_STEP / 2, _LOGIT_STEP)
+
+
+def smoothed_f1_grid(sigma: float) -> np.ndarray:
+    """Candidate thresholds for :func:`fit_thresholds` with ``smooth=sigma`` > 0 (ascending)."""
+    return 1.0 / (1.0 + np.exp(-_LOGIT_GRID))
+
+
+def _smooth(f1: np.ndarray, sigma: float) -> np.ndarray:
+    """``f1`` over :data:`_LOGIT_GRID` averaged under a Gaussian of ``sigma`` logits.
+
+    Outside the grid the curve continues at its end values (edge padding)."""
+    half = int(np.ceil(3 * sigma / _LOGIT_STEP))
+    x = np.arange(-half, half + 1) * _LOGIT_STEP
+    w = np.exp(-0.5 * (x / sigma) ** 2)
+    w /= w.sum()
+    padded = np.pad(f1, half, mode="edge")
+    return np.convolve(padded, w, mode="valid")
+
+
 def fit_thresholds(
     probs: np.ndarray,
     labels: np.ndarray,
@@ -186,6 +208,7 @@ def fit_thresholds(
     fallback: float = 0.5,
     min_f1: float = 0.05,
     class_names: Sequence[str] | None = None,
+    smooth: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Choose a per-behaviour probability threshold maximising F1 on labelled frames.
 
@@ -201,6 +224,12 @@ def fit_thresholds(
         probs: ``(T, K)`` float probabilities.
         labels: ``(T, K)`` in {1, 0, -1}; -1 frames are ignored.
         n_steps, min_threshold, fallback, min_f1: as above (DEG's values by default).
+        smooth: when > 0, thresholds are scanned on a logit grid and the one maximising
+            the *expected* F1 under a threshold error of ``smooth`` logits (a Gaussian) is
+            taken. A new video's probabilities sit higher or lower than validation's; F1
+            falls off a cliff above the highest positives but only slowly as negatives
+            come in below, so the expected F1 steers away from the cliff. ``n_steps`` is
+            then unused.
         class_names: ``K`` names used in warnings; None -> "behaviour <k>".
 
     Returns:
@@ -212,7 +241,7 @@ def fit_thresholds(
     probs = np.asarray(probs)
     _check_same_shape(probs, labels, "probs")
     is_pos, is_neg = label_masks(labels)
-    grid = threshold_grid(n_steps)
+    grid = smoothed_f1_grid(smooth) if smooth > 0 else threshold_grid(n_steps)
     names = _names(class_names, probs.shape[1])
 
     k_total = probs.shape[1]
@@ -240,7 +269,8 @@ def fit_thresholds(
             tp = _count_above(p_pos, grid)
             fp = _count_above(p_neg, grid)
             f1 = _f1_from_counts(tp, fp, n_pos - tp)  # n_pos > 0: never NaN
-            th = max(float(grid[_plateau_centre(f1)]), float(min_threshold))
+            ranked = _smooth(f1, smooth) if smooth > 0 else f1
+            th = max(float(grid[_plateau_centre(ranked)]), float(min_threshold))
             if f1.max() < min_f1:
                 warnings.append(
                     f"{name}: best F1 {f1.max():.3f} < {min_f1}; threshold set to {fallback}"

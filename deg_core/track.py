@@ -357,29 +357,27 @@ def _fingerprint(path: Path) -> np.ndarray:
 def load_track(video_path: str | Path, cache: str | Path, *, scale: float = 1.5) -> Track:
     """The track of ``video_path``, computed once and cached in the .npz file ``cache``.
 
-    The cache is reused when its track version, ``scale`` and the video's size and
-    modification time match; otherwise (or when it is unreadable) it is recomputed and
-    rewritten atomically.
+    The cache is reused when its track version and the video's size and modification
+    time match (``scale`` only sizes the window, derived from the cached extent);
+    otherwise, or when it is unreadable, it is recomputed and rewritten atomically.
     """
     video_path, cache = Path(video_path), Path(cache)
     fp = _fingerprint(video_path)
     if cache.exists():
         try:
             with np.load(cache, allow_pickle=False) as z:
-                if (
-                    int(z["version"]) == TRACK_VERSION
-                    and float(z["scale"]) == float(scale)
-                    and np.array_equal(z["fingerprint"], fp)
-                ):
+                if int(z["version"]) == TRACK_VERSION and np.array_equal(z["fingerprint"], fp):
                     fs = z["frame_size"]
+                    extent = z["extent"].astype(np.float32)
                     return Track(
                         center=z["center"].astype(np.float32),
-                        extent=z["extent"].astype(np.float32),
+                        extent=extent,
                         area=z["area"].astype(np.float32),
                         motion=z["motion"].astype(np.float32),
                         found=z["found"].astype(bool),
                         frame_size=(int(fs[0]), int(fs[1])),
-                        window=int(z["window"]),
+                        # the window follows from the extent: one cache serves every scale
+                        window=_window(extent, scale, int(fs[0]), int(fs[1])),
                     )
         except Exception:  # corrupt / truncated / foreign file: recompute below
             pass

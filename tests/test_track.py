@@ -195,8 +195,9 @@ def test_load_track_caches(videos, tracks, tmp_path, monkeypatch):
     monkeypatch.setattr(track_mod, "TRACK_VERSION", track_mod.TRACK_VERSION + 1)
     load_track(path, cache)
     assert len(calls) == 3
-    load_track(path, cache, scale=2.0)
-    assert calls[-1] == 2.0
+    wider = load_track(path, cache, scale=2.0)
+    assert len(calls) == 3  # another scale reuses the cache: only the window changes
+    assert wider.window > first.window
     assert [p.name for p in cache.parent.iterdir()] == [cache.name]  # no temp files left
 
 

@@ -20,16 +20,20 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from deg_core.config import AugsSection
-from deg_core.video import VideoReader, open_video
+from deg_core.video import VideoReader
 
 
 @dataclass
 class VideoItem:
-    """One video for a dataset. ``labels``: (T, K) int8 in {1, 0, -1}, or None (flow)."""
+    """One video for a dataset. ``labels``: (T, K) int8 in {1, 0, -1}, or None (flow).
+
+    ``boxes``: (T, 4) per-frame crop boxes (deg_core.crop), or None for whole frames.
+    """
 
     path: Path
     n_frames: int
     labels: np.ndarray | None = None
+    boxes: np.ndarray | None = None
 
 
 def clip_indices(center: int, num_frames: int, n_frames: int) -> np.ndarray:
@@ -116,7 +120,10 @@ class ClipDataset(Dataset):
 
     def reader(self, video: int) -> VideoReader:
         if video not in self._readers:
-            self._readers[video] = open_video(self.items[video].path)
+            from deg_core.crop import open_frames  # lazy: crop imports the project store
+
+            item = self.items[video]
+            self._readers[video] = open_frames(item.path, item.boxes)
         return self._readers[video]
 
     def frames(self, video: int, idx: np.ndarray) -> np.ndarray:

@@ -27,9 +27,13 @@ def read_features(path: Path, group: str) -> np.ndarray:
 
 
 def features_or_explain(
-    project: Project, keys: list[str], feature_run: str
+    project: Project, keys: list[str], feature_run: str, track: bool = False
 ) -> dict[str, np.ndarray]:
-    """Features of every video in ``keys``; one error naming all videos that lack them."""
+    """Features of every video in ``keys``; one error naming all videos that lack them.
+
+    ``track``: append each video's animal-track features (deg_core.crop.track_features):
+    (T, 1024 + F) instead of (T, 1024).
+    """
     out, missing = {}, []
     for key in keys:
         path = project.record(key).outputs_path
@@ -37,6 +41,11 @@ def features_or_explain(
             out[key] = read_features(path, feature_run)
         except DegError:
             missing.append(key)
+            continue
+        if track:
+            from deg_core.crop import track_features  # lazy: crop imports the project store
+
+            out[key] = np.concatenate([out[key], track_features(project, key)], axis=1)
     if missing:
         raise ProjectError(
             f"videos without features of run {feature_run}: {', '.join(missing)}; make them "

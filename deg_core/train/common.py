@@ -13,7 +13,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from deg_core import distributed
-from deg_core.config import DegConfig, to_dict
+from deg_core.config import AugsSection, DegConfig, to_dict
+from deg_core.crop import crop_boxes
 from deg_core.data.clips import EpochBatchSampler, VideoItem
 from deg_core.errors import DegError, ProjectError
 from deg_core.fileio import save_yaml
@@ -21,8 +22,13 @@ from deg_core.project import Project
 from deg_core.runs import RUN_CONFIG, new_run_dir
 
 
-def video_items(project: Project, keys: list[str], with_labels: bool) -> list[VideoItem]:
-    """Dataset items for ``keys``; with labels, videos without any labelled frame are dropped."""
+def video_items(
+    project: Project, keys: list[str], with_labels: bool, augs: AugsSection | None = None
+) -> list[VideoItem]:
+    """Dataset items for ``keys``; with labels, videos without any labelled frame are dropped.
+
+    ``augs``: its ``crop`` decides the crop boxes of each item (None: full frames).
+    """
     items = []
     for key in keys:
         rec = project.record(key)
@@ -35,7 +41,8 @@ def video_items(project: Project, keys: list[str], with_labels: bool) -> list[Vi
             labels = project.labels(key).array
             if not (labels != -1).any():
                 continue
-        items.append(VideoItem(path=rec.video, n_frames=rec.n_frames(), labels=labels))
+        boxes = crop_boxes(project, key, augs) if augs is not None else None
+        items.append(VideoItem(path=rec.video, n_frames=rec.n_frames(), labels=labels, boxes=boxes))
     return items
 
 
@@ -276,15 +283,20 @@ def resolve_device(device: str, cfg: DegConfig) -> torch.device:
 
 
 def threshold_metrics(
-    probs: list[np.ndarray], labels: list[np.ndarray], behaviors: list[str], losses: list[float]
+    probs: list[np.ndarray],
+    labels: list[np.ndarray],
+    behaviors: list[str],
+    losses: list[float],
+    smooth: float = 0.0,
 ) -> dict[str, Any]:
     """Validation record: mean loss, max-F1 thresholds and the per-behaviour metrics at them.
 
-    probs/labels: per-batch or per-video (T_i, K) arrays, pooled here.
+    probs/labels: per-batch or per-video (T_i, K) arrays, pooled here. ``smooth``: see
+    :func:`deg_core.metrics.fit_thresholds` (``train.threshold_smoothing``).
     """
     from deg_core.metrics import fit_thresholds, per_class_metrics
 
     p, y = np.concatenate(probs), np.concatenate(labels).astype(np.int8)
-    thresholds, _, _ = fit_thresholds(p, y, class_names=behaviors)
+    thresholds, _, _ = fit_thresholds(p, y, class_names=behaviors, smooth=smooth)
     metrics = per_class_metrics(p, y, thresholds, behaviors)
     return {"loss": mean_or_nan(losses), **metrics, "thresholds": thresholds.tolist()}

@@ -59,8 +59,8 @@ def train_features(
     dev = common.resolve_device(device, cfg)
     seed_everything(seed)
     split = common.split_keys(project)
-    train_items = common.video_items(project, split["train"], with_labels=True)
-    val_items = common.video_items(project, split["val"], with_labels=True)
+    train_items = common.video_items(project, split["train"], with_labels=True, augs=cfg.augs)
+    val_items = common.video_items(project, split["val"], with_labels=True, augs=cfg.augs)
     if not train_items:
         raise ProjectError("no labelled video in the train split: label some frames first")
     if not val_items:
@@ -161,7 +161,9 @@ def train_features(
             losses.append(float(loss_fn(out["logits"], b["labels"].to(dev))))
             probs.append(torch.sigmoid(out["logits"]).float().cpu().numpy())
             labels.append(b["labels"].numpy())
-        record = common.threshold_metrics(probs, labels, behaviors, losses)
+        record = common.threshold_metrics(
+            probs, labels, behaviors, losses, smooth=cfg.train.threshold_smoothing
+        )
         latest["thresholds"] = record["thresholds"]
         return record
 

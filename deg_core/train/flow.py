@@ -64,7 +64,7 @@ def train_flow(
     keys = split["train"] + split["val"] + split["test"]
     if not keys:
         raise ProjectError("no videos yet: add some with `deg add-videos`", project.root)
-    items = common.video_items(project, keys, with_labels=False)
+    items = common.video_items(project, keys, with_labels=False, augs=cfg.augs)
     train_s, val_s = _samples(items, [k in split["val"] for k in keys])
     size = common.input_size(cfg)
     norm = project.normalization()

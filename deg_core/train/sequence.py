@@ -75,7 +75,9 @@ def train_sequence(
     val_keys = _labelled_keys(project, split["val"])
     if not train_keys or not val_keys:
         raise ProjectError("the sequence model needs labelled videos in both train and val")
-    feats = features_or_explain(project, train_keys + val_keys, fdir.name)
+    feats = features_or_explain(
+        project, train_keys + val_keys, fdir.name, track=scfg.track_features
+    )
     train_items = labelled_items(project, train_keys, feats)
     val_items = labelled_items(project, val_keys, feats)
     pos, neg = label_counts(np.concatenate([it.labels for it in train_items]))
@@ -129,7 +131,9 @@ def train_sequence(
             losses.append(float(loss_fn(logits, y)))
             probs.append(torch.sigmoid(logits).float().cpu().numpy())
             labels.append(it.labels)
-        record = common.threshold_metrics(probs, labels, behaviors, losses)
+        record = common.threshold_metrics(
+            probs, labels, behaviors, losses, smooth=cfg.train.threshold_smoothing
+        )
         latest["thresholds"] = record["thresholds"]
         return record
 
