@@ -7,6 +7,8 @@ Usage::
     uv run python benchmarks/bench_real.py --folds 0 --set sequence.num_epochs=10
     uv run python benchmarks/bench_real.py --keep runs/ --label baseline
     uv run python benchmarks/bench_real.py --tabulate runs/ --label baseline   # re-score only
+    uv run python benchmarks/bench_real.py --tabulate runs/ --resequence \
+        --set sequence.track_features=false    # a sequence variant on the kept features
 
 Data: ``../shared/data/ratclips/`` (see SOURCES.md): three videos of a rat with
 per-frame labels for six behaviours. Fold k tests on video k (sorted: cage1, cage2,
@@ -202,6 +204,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tabulate", type=Path, default=None, help="re-score kept projects only")
     ap.add_argument("--append", type=Path, default=None, help="append the table to this file")
     ap.add_argument(
+        "--resequence",
+        action="store_true",
+        help="with --tabulate: train and score a new sequence run (--set) on the kept features "
+        "(the train and val labels only; thresholds from val)",
+    )
+    ap.add_argument(
         "--thresholds",
         type=float,
         nargs="+",
@@ -217,8 +225,17 @@ def main(argv: list[str] | None = None) -> None:
         for k in args.folds:
             fold_dir = args.tabulate / f"fold{k}"
             kept = json.loads((fold_dir / "results.json").read_text(encoding="utf-8"))
-            result = score(Project.open(fold_dir / f"fold{k}_deepethogram"))
-            folds[k] = {**result, "seconds": kept["seconds"], "videos": kept["videos"]}
+            project = Project.open(fold_dir / f"fold{k}_deepethogram")
+            seconds = dict(kept["seconds"])
+            if args.resequence:  # a sequence variant on the kept features (ablation)
+                cfg = project.resolve_config(args.set, preset=args.preset)
+                t0 = time.perf_counter()
+                run = train_sequence(project, cfg, device=args.device, progress=False)
+                seconds["sequence"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                infer_sequence(project, run.name, device=args.device)
+                seconds["infer sequence"] = time.perf_counter() - t0
+            folds[k] = {**score(project), "seconds": seconds, "videos": kept["videos"]}
     else:
         with tempfile.TemporaryDirectory() as tmp:
             for k in args.folds:

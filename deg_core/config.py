@@ -240,11 +240,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "feature_extractor": {"arch": "resnet3d_34"},
     },
     "cpu": {
-        "augs": {"resize": [96, 96]},
+        "augs": {"resize": [64, 64], "crop": "animal"},
         "flow_generator": {
             "arch": "TinyMotionNet",
-            "num_epochs": 3,
-            "steps_per_epoch": 40,
+            "num_epochs": 1,
+            "steps_per_epoch": 30,
             "val_steps": 4,
             "batch_size": 8,
         },
@@ -262,7 +262,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "steps_per_epoch": 20,
             "batch_size": 8,
             "lr": 1e-3,
+            "track_features": True,
         },
+        "train": {"threshold_smoothing": 1.0},
     },
 }
 # the section(s) each CLI stage reads

@@ -23,12 +23,13 @@ from deg_core.video import open_video, resize_frames
 
 __all__ = ["TRACK_VERSION", "Track", "compute_track", "crop_frames", "load_track"]
 
-TRACK_VERSION = 1
+TRACK_VERSION = 2
 
 _FLOOR = 20.0  # grey levels: below this a difference is compression noise or flicker
 _NOISE_K = 6.0  # threshold in units of the robust noise level of the difference image
 _MIN_PIXELS = 9  # at the working scale: one 3x3 opening kernel; smaller = not found
 _MIN_WINDOW = 32
+GRID = 4  # the silhouette and its motion in GRID x GRID cells of the animal's own box
 
 
 @dataclass
@@ -42,6 +43,9 @@ class Track:
     found: np.ndarray  # (T,) bool foreground found (else values interpolated / held)
     frame_size: tuple[int, int]  # (height, width) of the video
     window: int  # side of the fixed square crop window, full-frame pixels
+    # (T, 2, GRID, GRID) float32: share of each cell of the animal's box that is animal
+    # (its silhouette: posture) and that changed since t-1 (where it moves); 0 if not found
+    shape: np.ndarray | None = None
 
     def boxes(self) -> np.ndarray:
         """(T, 4) int64 x0, y0, x1, y1, each ``window`` wide and high, centred on ``center``.
@@ -66,7 +70,26 @@ class Track:
     @staticmethod
     def feature_names() -> list[str]:
         """Names of the columns of :meth:`features`, in order."""
-        return ["x", "y", "vx", "vy", "speed", "w", "h", "aspect", "log_area", "motion", "found"]
+        grid = [
+            f"{what}_r{r}_{part}"
+            for what in ("body", "moving")
+            for r in range(GRID)
+            for part in ("outer", "inner", "outer_asym", "inner_asym")
+        ]
+        return [
+            "x",
+            "y",
+            "vx",
+            "vy",
+            "speed",
+            "w",
+            "h",
+            "aspect",
+            "log_area",
+            "motion",
+            "found",
+            *grid,
+        ]
 
     def features(self) -> np.ndarray:
         """(T, F) float32 scale-free per-frame features (see :meth:`feature_names`).
@@ -99,8 +122,17 @@ class Track:
             self.motion,
             self.found,
         ]
-        out = np.stack(cols, axis=1).astype(np.float32)
-        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+        out = np.concatenate([np.stack(cols, axis=1), self._grid_features(t)], axis=1)
+        return np.nan_to_num(out.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+    def _grid_features(self, t: int) -> np.ndarray:
+        """(T, 2 * GRID * GRID): the shape grids folded left-right, so an animal facing
+        left and one facing right give the same values: per row, the sums of mirrored
+        cells (outer pair, inner pair) and their absolute differences (asymmetry)."""
+        g = np.zeros((t, 2, GRID, GRID)) if self.shape is None else self.shape.astype(np.float64)
+        left, right = g[..., : GRID // 2], g[..., ::-1][..., : GRID // 2]
+        folded = np.concatenate([left + right, np.abs(left - right)], axis=-1)
+        return folded.reshape(t, -1)
 
 
 def _small_size(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -238,6 +270,7 @@ def compute_track(
         area = np.zeros(t_all, np.float32)
         motion = np.zeros(t_all, np.float32)
         found = np.zeros(t_all, bool)
+        shape = np.zeros((t_all, 2, GRID, GRID), np.float32)
         if t_all > 0:
             idx = np.unique(np.linspace(0, t_all - 1, max(1, min(sample, t_all))).round())
             bgs = _to_chw(reader.get_batch(idx.astype(np.int64), size=(h, w)))
@@ -278,6 +311,7 @@ def compute_track(
                     if prev is None:
                         mot[0] = 0.0
                     prev = f[-1:]
+                    shape[sl] = _shape_grids(compf, changed.float(), colx, rowy, ok).numpy()
                     center[sl] = torch.stack([cx, cy], 1).numpy()
                     extent[sl] = torch.stack([bw, bh], 1).float().numpy()
                     area[sl] = (pixels.float() / (h * w) * ok).numpy()
@@ -304,7 +338,27 @@ def compute_track(
         found=found,
         frame_size=(big_h, big_w),
         window=_window(extent, scale, big_h, big_w),
+        shape=shape,
     )
+
+
+def _shape_grids(
+    body: torch.Tensor, changed: torch.Tensor, colx: torch.Tensor, rowy: torch.Tensor, ok
+) -> torch.Tensor:
+    """(n, 2, GRID, GRID): mean of ``body`` and ``changed`` (n, h, w) masks in a GRID x GRID
+    division of each frame's foreground box (columns ``colx``, rows ``rowy`` (n, w)/(n, h)
+    bool); zeros where ``ok`` is False."""
+    from torchvision.ops import roi_align
+
+    n, h, w = body.shape
+    x0 = colx.int().argmax(1).float()
+    x1 = w - colx.flip(1).int().argmax(1).float()
+    y0 = rowy.int().argmax(1).float()
+    y1 = h - rowy.flip(1).int().argmax(1).float()
+    rois = torch.stack([torch.arange(n, dtype=torch.float32), x0, y0, x1, y1], 1)
+    both = torch.stack([body, changed], 1)  # (n, 2, h, w)
+    grids = roi_align(both, rois, (GRID, GRID), spatial_scale=1.0, sampling_ratio=0, aligned=True)
+    return grids * ok.float().view(n, 1, 1, 1)
 
 
 def _window(extent: np.ndarray, scale: float, height: int, width: int) -> int:
@@ -375,6 +429,7 @@ def load_track(video_path: str | Path, cache: str | Path, *, scale: float = 1.5)
                         area=z["area"].astype(np.float32),
                         motion=z["motion"].astype(np.float32),
                         found=z["found"].astype(bool),
+                        shape=z["shape"].astype(np.float32) if z["shape"].size else None,
                         frame_size=(int(fs[0]), int(fs[1])),
                         # the window follows from the extent: one cache serves every scale
                         window=_window(extent, scale, int(fs[0]), int(fs[1])),
@@ -391,6 +446,7 @@ def load_track(video_path: str | Path, cache: str | Path, *, scale: float = 1.5)
             area=track.area,
             motion=track.motion,
             found=track.found,
+            shape=track.shape if track.shape is not None else np.zeros((0,), np.float32),
             frame_size=np.array(track.frame_size, np.int64),
             window=np.int64(track.window),
             version=np.int64(TRACK_VERSION),

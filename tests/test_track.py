@@ -237,3 +237,39 @@ def test_real_video_sane(tmp_path, name, bright):
         box = animal[i, max(y0, 0) : y1, max(x0, 0) : x1]
         inside.append(box.sum() / animal[i].sum())
     assert min(inside) > 0.75, inside
+
+
+def wedge_frames(mirror: bool = False, flip: bool = False, n: int = 16) -> np.ndarray:
+    """(n, H, W, 3): a bright wedge (wide top, narrow bottom, leaning right) on a dark
+    floor; ``mirror`` left-right, ``flip`` upside down. A posture, seen three ways."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:H, :W]
+    rows = (yy - 30) / 60.0  # 0 at the top of the wedge, 1 at its bottom
+    half = 25 * (1 - rows)
+    body = (rows >= 0) & (rows <= 1) & (np.abs(xx - (90 + 20 * rows)) <= half + 2)
+    if flip:
+        body = body[::-1]
+    if mirror:
+        body = body[:, ::-1]
+    frames = rng.integers(20, 40, size=(n, H, W, 3)).astype(np.uint8)
+    for t in range(n):  # it moves, or the background model would absorb it
+        frames[t, np.roll(body, 6 * t - 3 * n, axis=1)] = 220
+    return frames
+
+
+def test_shape_grids_describe_posture_whatever_the_facing(tmp_path):
+    """The silhouette grid features are the same for a posture and its mirror image, and
+    differ for another posture (upside down)."""
+    grid = [i for i, n in enumerate(Track.feature_names()) if n.startswith("body_")]
+    assert len(grid) == 2 * track_mod.GRID * track_mod.GRID // 2
+    feats = {}
+    for name, kw in {"a": {}, "mirror": {"mirror": True}, "flip": {"flip": True}}.items():
+        path = write_video(tmp_path / f"{name}.mp4", wedge_frames(**kw), fps=30, crf=12)
+        tr = compute_track(path, sample=16)
+        assert tr.shape is not None and tr.shape.shape == (16, 2, track_mod.GRID, track_mod.GRID)
+        feats[name] = tr.features()[:, grid].mean(axis=0)
+    np.testing.assert_allclose(feats["a"], feats["mirror"], atol=0.08)
+    assert np.abs(feats["a"] - feats["flip"]).max() > 0.3
+    # the wedge's top rows are fuller than its bottom rows
+    body = compute_track(tmp_path / "a.mp4", sample=16).shape[:, 0].mean(axis=0)
+    assert body[0].mean() > body[-1].mean() + 0.2
