@@ -106,17 +106,19 @@ def _no_seed(kw: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kw.items() if k != "seed"}
 
 
-def score(project: Project) -> dict[str, Any]:
-    """Test and validation metrics of the project's latest sequence and feature runs."""
+def score(project: Project, sequence: str = "latest", features: str = "latest") -> dict[str, Any]:
+    """Test and validation metrics of a sequence run and a feature run (default: the latest)."""
     return {
-        "test": evaluate_project(project, "test", "sequence"),
-        "val": evaluate_project(project, "val", "sequence"),
-        "features_test": evaluate_project(project, "test", "features"),
+        "test": evaluate_project(project, "test", "sequence", sequence),
+        "val": evaluate_project(project, "val", "sequence", sequence),
+        "features_test": evaluate_project(project, "test", "features", features),
     }
 
 
-def threshold_study(project: Project, sigmas: list[float]) -> dict[float, dict[str, Any]]:
-    """Test-video metrics of the latest sequence run with thresholds refitted on its stored
+def threshold_study(
+    project: Project, sigmas: list[float], run_name: str = "latest"
+) -> dict[float, dict[str, Any]]:
+    """Test-video metrics of a sequence run with thresholds refitted on its stored
     validation probabilities, for each ``train.threshold_smoothing`` value in ``sigmas``."""
     from deg_core.evaluate import evaluate
     from deg_core.metrics import fit_thresholds
@@ -125,7 +127,7 @@ def threshold_study(project: Project, sigmas: list[float]) -> dict[float, dict[s
     from deg_core.runs import BEST, resolve_run
     from deg_core.train.common import split_keys
 
-    run = resolve_run(project.models_dir, "sequence", "latest")
+    run = resolve_run(project.models_dir, "sequence", run_name)
     min_lengths = load_checkpoint(run / BEST)["extra"]["min_lengths"]
 
     def pooled(split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -178,10 +180,12 @@ def study_table(kept: Path, folds: list[int], sigmas: list[float]) -> str:
     """Markdown: test macro F1 (and its lowest behaviour) per threshold smoothing value."""
     rows = {s: [] for s in sigmas}  # type: dict[float, list[dict[str, Any]]]
     for k in folds:
-        study = threshold_study(Project.open(kept / f"fold{k}" / f"fold{k}_deepethogram"), sigmas)
+        fold_dir = kept / f"fold{k}"
+        run = json.loads((fold_dir / "results.json").read_text("utf-8"))["test"]["run"]
+        study = threshold_study(Project.open(fold_dir / f"fold{k}_deepethogram"), sigmas, run)
         for s, r in study.items():
             rows[s].append(r)
-    lines = ["| threshold_smoothing | macro F1 (test) | lowest behaviour F1 | per fold |"]
+    lines = ["| threshold_smoothing | macro F1 (test) | lowest behaviour F1 | macro F1 per fold |"]
     lines.append("|---|---|---|---|")
     for s, rs in rows.items():
         macro = [r["macro"]["f1"] for r in rs]
@@ -230,12 +234,22 @@ def main(argv: list[str] | None = None) -> None:
             if args.resequence:  # a sequence variant on the kept features (ablation)
                 cfg = project.resolve_config(args.set, preset=args.preset)
                 t0 = time.perf_counter()
-                run = train_sequence(project, cfg, device=args.device, progress=False)
+                run = train_sequence(
+                    project,
+                    cfg,
+                    feature_run=kept["features_test"]["run"],
+                    device=args.device,
+                    progress=False,
+                    seed=args.seed,
+                )
                 seconds["sequence"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 infer_sequence(project, run.name, device=args.device)
                 seconds["infer sequence"] = time.perf_counter() - t0
-            folds[k] = {**score(project), "seconds": seconds, "videos": kept["videos"]}
+                runs = ("latest", kept["features_test"]["run"])
+            else:  # the runs the benchmark trained
+                runs = (kept["test"]["run"], kept["features_test"]["run"])
+            folds[k] = {**score(project, *runs), "seconds": seconds, "videos": kept["videos"]}
     else:
         with tempfile.TemporaryDirectory() as tmp:
             for k in args.folds:

@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from deg_core.config import PRESETS
 from deg_core.errors import ConfigError, DegError
 
 
@@ -334,7 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
         p: argparse.ArgumentParser,
         set_help: str = "override a setting, e.g. feature_extractor.num_epochs=5 (see deg config)",
     ) -> None:
-        p.add_argument("--preset", choices=["fast", "medium", "slow"], default=None)
+        p.add_argument(
+            "--preset",
+            choices=list(PRESETS),
+            default=None,
+            help="fast/medium/slow: DeepEthogram's presets; cpu: sized for a 2-core machine "
+            "(64x64 animal crop, short training, track features; see README)",
+        )
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
 
     p = sub.add_parser("train", help="train a stage: flow, then features, then sequence")

@@ -121,7 +121,7 @@ class RetrainPlan:
         stages: the stages to consider (others are "not requested").
         settings: ``section.key=value`` overrides for every trained stage.
         epochs: sets every trained stage's number of epochs (None: the settings decide).
-        preset: fast, medium or slow (None: the project's settings).
+        preset: fast, medium, slow or cpu (None: the project's settings).
         force: True, or the stages to run even when their inputs are unchanged.
         device: auto, cpu, cuda or cuda:N.
         videos: the videos ``infer`` predicts (None or []: all).

@@ -215,3 +215,36 @@ def test_per_class_metrics_macro_excludes_false_alarm_only_behaviour():
 def test_per_class_metrics_checks_thresholds():
     with pytest.raises(ValueError, match="thresholds"):
         per_class_metrics(np.zeros((2, 2)), np.zeros((2, 2)), [0.5], ["a", "b"])
+
+
+def test_smoothed_thresholds_survive_a_confidence_shift():
+    """Validation: a few short bouts, all very confident (P 0.95-0.98), negatives up to
+    0.85. The plain maximum sits in the gap, just below the positives; a new video whose
+    positives score a little lower (0.86-0.87) then gets no detection at all. The
+    smoothed fit steps back from that cliff and still finds them."""
+    rng = np.random.default_rng(0)
+    # most negatives score low, a tail reaches 0.85 (as a model's do)
+    neg = np.concatenate([rng.uniform(0.0, 0.3, 570), rng.uniform(0.3, 0.85, 30)])
+    pos = rng.uniform(0.95, 0.98, 15)
+    probs = np.concatenate([neg, pos])[:, None]
+    labels = np.concatenate([np.zeros(600), np.ones(15)]).astype(np.int8)[:, None]
+    plain, _, _ = fit_thresholds(probs, labels)
+    smooth, f1_at, _ = fit_thresholds(probs, labels, smooth=1.0)
+    assert smooth[0] < plain[0] - 0.02 and plain[0] > 0.87
+    assert 0.5 < smooth[0] < 0.86 and f1_at[0] > 0.5  # still a good threshold on validation
+    test_pos = rng.uniform(0.86, 0.87, 15)
+    test_neg = rng.uniform(0.0, 0.5, 600)
+    test = np.concatenate([test_neg, test_pos])
+    truth = np.concatenate([np.zeros(600), np.ones(15)]).astype(bool)
+    assert not (test > plain[0]).any()  # F1 0 with the plain threshold
+    hits = test > smooth[0]
+    assert hits[truth].all() and not hits[~truth].any()
+
+
+def test_smoothing_keeps_fallbacks_and_clamps():
+    probs = np.array([[0.2, 0.001], [0.3, 0.002], [0.9, 0.003]])
+    labels = np.array([[0, 1], [0, 1], [1, 1]], dtype=np.int8)
+    th, _, warns = fit_thresholds(probs, labels, smooth=1.0, class_names=["a", "b"])
+    assert 0.3 <= th[0] < 0.9
+    assert th[1] >= 0.01  # clamped like the plain fit
+    assert any("no labelled negative" in w for w in warns)
