@@ -441,7 +441,7 @@ notebook(
     "videos alone; the feature extractor then sees motion as well as appearance.",
     """
 project_path = "~/deg_projects/my_experiment_deepethogram"
-preset = None  # fast, medium or slow; None: the project's settings
+preset = None  # fast, medium, slow or cpu (2-core machines); None: the project's settings
 device = "auto"  # auto, cpu, cuda or cuda:N
 epochs = None  # None: the settings decide
 # overrides, e.g. ["flow_generator.steps_per_epoch=500"]
@@ -508,7 +508,7 @@ notebook(
     """
 project_path = "~/deg_projects/my_experiment_deepethogram"
 flow_run = "latest"  # the flow run to use
-preset = None  # fast, medium or slow; None: the project's settings
+preset = None  # fast, medium, slow or cpu (2-core machines); None: the project's settings
 device = "auto"
 epochs = None
 # overrides, e.g. ["feature_extractor.batch_size=32"]
@@ -925,7 +925,7 @@ device = "auto"  # auto, cpu, cuda or cuda:N
 videos = []  # videos the infer stage predicts; []: all
 # overrides, e.g. ["sequence.num_epochs=40"]
 settings = []
-preset = None  # fast, medium or slow
+preset = None  # fast, medium, slow or cpu (2-core machines)
 force = False  # True, or a list of stages to run even if their inputs are unchanged
 ethograms = 3  # ethograms shown (first predicted videos)
 metrics_path = None  # where the recorded values go (deg retrain sets it)
