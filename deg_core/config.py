@@ -76,7 +76,9 @@ class AugsSection:
     grayscale: float = _f(0.5, "probability of converting a clip to grayscale")
     crop_size: list[int] | None = _f(None, "random crop (height, width) before resize, or None")
     pad: list[int] | None = _f(None, "padding before cropping, or None")
-    random_resize: bool = _f(False, "random scale jitter")
+    random_resize: bool = _f(
+        False, "random scale (0.85-1.15) and shift (up to 10 %) jitter, one draw per clip"
+    )
     crop: Literal["full", "animal"] = _f(
         "full",
         "full: the whole frame is resized; animal: a fixed-size square that follows the "

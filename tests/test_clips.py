@@ -41,6 +41,21 @@ def test_augmentation_is_identical_across_a_clips_frames():
     assert (flipped[:, :, :, 0] > flipped[:, :, :, -1]).all()
 
 
+def test_random_resize_shifts_and_scales_the_whole_clip_alike():
+    torch.manual_seed(0)
+    off = dict(LR=0.0, degrees=0, brightness=0, contrast=0, saturation=0, hue=0, grayscale=0)
+    frame = torch.zeros(1, 3, 32, 32)
+    frame[..., 12:20, 12:20] = 1.0  # a square in the middle
+    aug = ClipAugment(AugsSection(**off, random_resize=True))
+    moved = 0
+    for _ in range(20):
+        out = aug(frame.repeat(4, 1, 1, 1))
+        assert (out - out[:1]).abs().max() == 0  # one draw for the whole clip
+        moved += int(not torch.equal(out[0], frame[0]))
+    assert moved >= 15  # it does jitter
+    assert ClipAugment(AugsSection(**off)).transform is None  # off by default
+
+
 def test_dataset_stacks_frames_and_normalises(make_video):
     path = make_video("a.mp4", n=20, h=32, w=32)
     labels = np.full((20, 2), -1, np.int8)

@@ -58,6 +58,8 @@ class ClipAugment:
             steps.append(v2.RandomVerticalFlip(cfg.UD))
         if cfg.degrees > 0:
             steps.append(v2.RandomRotation(cfg.degrees))
+        if cfg.random_resize:  # the animal a little larger or smaller, off-centre
+            steps.append(v2.RandomAffine(degrees=0.0, translate=(0.1, 0.1), scale=(0.85, 1.15)))
         if max(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue) > 0:
             steps.append(v2.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue))
         if cfg.grayscale > 0:
