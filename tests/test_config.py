@@ -80,8 +80,14 @@ def test_presets_and_resolve():
     assert cfg.feature_extractor.arch == "resnet50"
     assert cfg.feature_extractor.lr == 0.01
     assert resolve({}, preset="deg_s").feature_extractor.arch == "resnet3d_34"
-    with pytest.raises(ConfigError, match="unknown preset"):
+    with pytest.raises(ConfigError, match="unknown preset .*cpu"):
         resolve({}, preset="turbo")
+    # cpu: the networks on the animal crop at 64x64, with the track and smoothed thresholds;
+    # a --set still wins over it
+    cpu = resolve({}, ["augs.crop=full"], preset="cpu")
+    assert (cpu.augs.resize, cpu.augs.crop) == ([64, 64], "full")
+    assert cpu.sequence.track_features and cpu.train.threshold_smoothing == 1.0
+    assert resolve({}, preset="cpu").augs.crop == "animal"
     with pytest.raises(ConfigError, match=r"feature_extractor\.fusion"):
         resolve({}, ["feature_extractor.fusion=sum"])
 
