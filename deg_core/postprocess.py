@@ -51,7 +51,10 @@ def _complete_bout_lengths(v: np.ndarray) -> list[int]:
 
 
 def min_bout_lengths(
-    labels_list: Sequence[np.ndarray], percentile: float = 1.0, floor: int = 1
+    labels_list: Sequence[np.ndarray],
+    percentile: float = 1.0,
+    floor: int = 1,
+    fraction: float = 1.0,
 ) -> np.ndarray:
     """Per behaviour, the ``percentile``-th percentile of complete labelled bout lengths.
 
@@ -62,6 +65,10 @@ def min_bout_lengths(
             that was actually labelled and that bout survives :func:`remove_short_bouts`.
         floor: lower bound of every result, and the value for behaviours without any complete
             bout (see ``_complete_bout_lengths``: bouts touching an edge or -1 do not count).
+        fraction: the result is this fraction of that length, rounded (1: DEG's rule). A
+            model's detection of a bout is usually shorter than the labelled bout (its edges
+            score lower), so removing every detection shorter than the shortest labelled bout
+            removes short behaviours entirely.
 
     Returns:
         ``(K,)`` int64 minimum bout lengths (``>= floor``).
@@ -80,7 +87,7 @@ def min_bout_lengths(
         lengths = [n for a in arrays for n in _complete_bout_lengths(a[:, k])]
         if lengths:
             value = np.percentile(np.asarray(lengths), percentile, method="lower")
-            out[k] = max(int(floor), int(value))
+            out[k] = max(int(floor), round(float(fraction) * int(value)))
     return out
 
 

@@ -80,7 +80,7 @@ def test_presets_and_resolve():
     assert cfg.feature_extractor.arch == "resnet50"
     assert cfg.feature_extractor.lr == 0.01
     assert resolve({}, preset="deg_s").feature_extractor.arch == "resnet3d_34"
-    with pytest.raises(ConfigError, match="unknown preset .*cpu"):
+    with pytest.raises(ConfigError, match=r"unknown preset .*cpu"):
         resolve({}, preset="turbo")
     # cpu: the networks on the animal crop at 64x64, with the track and smoothed thresholds;
     # a --set still wins over it

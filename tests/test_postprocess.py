@@ -49,6 +49,22 @@ def test_min_bout_lengths_by_hand():
     assert out.dtype == np.int64 and out.shape == (2,)
 
 
+def test_min_bout_fraction_keeps_the_core_of_short_bouts():
+    """A 10-frame labelled bout that the model detects on its 6 central frames: DEG's rule
+    (the shortest labelled bout) erases the detection, half of it keeps it."""
+    labels = np.zeros((40, 1), np.int8)
+    labels[10:20] = 1
+    labels[25:37] = 1
+    full = min_bout_lengths([labels], 0.0)
+    half = min_bout_lengths([labels], 0.0, fraction=0.5)
+    assert full.tolist() == [10] and half.tolist() == [5]
+    probs = np.zeros((40, 1))
+    probs[12:18] = 0.9
+    assert postprocess(probs, [0.5], full).sum() == 0
+    assert postprocess(probs, [0.5], half)[:, 0].tolist() == (probs[:, 0] > 0.5).tolist()
+    np.testing.assert_array_equal(min_bout_lengths([labels], 0.0, floor=3, fraction=0.1), [3])
+
+
 def test_min_bout_lengths_pools_videos():
     # pooled col 0 lengths [1, 2, 3, 4]: 50% -> index floor(3 * 0.5) = 1 -> 2; 100% -> 4
     np.testing.assert_array_equal(min_bout_lengths([VIDEO_A, VIDEO_B], 50.0), [2, 1])

@@ -116,7 +116,9 @@ def train_sequence(
     train_set = WindowDataset(train_items, scfg.sequence_length, stride=scfg.sequence_length // 2)
     latest: dict[str, Any] = {"thresholds": [0.5] * len(behaviors)}
     # shortest bouts people label: predictions shorter than these are noise
-    min_lengths = min_bout_lengths([it.labels for it in train_items]).tolist()
+    min_lengths = min_bout_lengths(
+        [it.labels for it in train_items], fraction=scfg.min_bout_fraction
+    ).tolist()
 
     def step(m: torch.nn.Module, b: dict[str, Any]) -> tuple[torch.Tensor, int]:
         logits = m(b["features"].to(dev, non_blocking=True))
