@@ -96,10 +96,10 @@ def test_feature_inference_restarts_a_video_at_half_the_batch(make_video, tmp_pa
     fm = tiny_feature_model()
     real = infer.video_features
 
-    def small_device(fm_, video_, n, batch, opts):
+    def small_device(fm_, video_, n, batch, opts, boxes=None):
         if batch > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
-        yield from real(fm_, video_, n, batch, opts)
+        yield from real(fm_, video_, n, batch, opts, boxes)
 
     monkeypatch.setattr(infer, "video_features", small_device)
     out = tmp_path / "o.h5"
