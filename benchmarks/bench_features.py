@@ -32,13 +32,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deg_core.config import PRESETS, AugsSection  # noqa: E402
+from deg_core.config import AugsSection  # noqa: E402
 from deg_core.data.clips import ClipAugment, ClipDataset, VideoItem, denormalize  # noqa: E402
 from deg_core.infer import FeatureModel, video_features  # noqa: E402
 from deg_core.losses import MaskedBCELoss  # noqa: E402
 from deg_core.models.feature import HiddenTwoStream  # noqa: E402
 from deg_core.models.flow import build_flow_generator  # noqa: E402
 from deg_core.models.flow.losses import MotionNetLoss  # noqa: E402
+from deg_core.presets import PRESETS  # noqa: E402
 from deg_core.video import channel_stats, probe_video  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "openfield_mouse_640x480_30fps.mp4"

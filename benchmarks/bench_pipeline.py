@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_features import commit, machine  # noqa: E402
-from deg_core.config import PRESETS, AugsSection, SequenceSection  # noqa: E402
+from deg_core.config import AugsSection, SequenceSection  # noqa: E402
 from deg_core.data.clips import ClipAugment, ClipDataset, VideoItem, denormalize  # noqa: E402
 from deg_core.infer import (  # noqa: E402
     REFERENCE,
@@ -61,6 +61,7 @@ from deg_core.models.feature import HiddenTwoStream  # noqa: E402
 from deg_core.models.flow import build_flow_generator  # noqa: E402
 from deg_core.models.flow.losses import MotionNetLoss  # noqa: E402
 from deg_core.models.sequence import sequence_model_from_config  # noqa: E402
+from deg_core.presets import PRESETS  # noqa: E402
 from deg_core.video import open_video, probe_video, write_video  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"

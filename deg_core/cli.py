@@ -12,8 +12,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from deg_core.config import PRESETS
 from deg_core.errors import ConfigError, DegError
+from deg_core.presets import PRESETS
 
 
 def _project(path: str):

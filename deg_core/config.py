@@ -28,6 +28,7 @@ import yaml
 
 from deg_core.errors import ConfigError, DegError
 from deg_core.fileio import load_yaml
+from deg_core.presets import preset_overrides
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -238,45 +239,6 @@ class SequenceSection:
     )
 
 
-# --preset: DEG's paper presets (Table 2), and cpu: sized for a 2-core machine (benchmarks/
-# RESULTS.md, "Real-video benchmark": <= 20 minutes per fold of bench_real.py)
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "fast": {
-        "flow_generator": {"arch": "TinyMotionNet"},
-        "feature_extractor": {"arch": "resnet18"},
-    },
-    "medium": {"flow_generator": {"arch": "MotionNet"}, "feature_extractor": {"arch": "resnet50"}},
-    "slow": {
-        "flow_generator": {"arch": "TinyMotionNet3D"},
-        "feature_extractor": {"arch": "resnet3d_34"},
-    },
-    "cpu": {
-        "augs": {"resize": [64, 64], "crop": "animal"},
-        "flow_generator": {
-            "arch": "TinyMotionNet",
-            "num_epochs": 1,
-            "steps_per_epoch": 30,
-            "val_steps": 4,
-            "batch_size": 8,
-        },
-        "feature_extractor": {
-            "arch": "resnet18",
-            "num_epochs": 8,
-            "steps_per_epoch": 40,
-            "val_steps": 10,
-            "batch_size": 16,
-            "lr": 1e-3,
-        },
-        "sequence": {
-            "sequence_length": 90,
-            "num_epochs": 20,
-            "steps_per_epoch": 20,
-            "batch_size": 8,
-            "lr": 1e-3,
-            "track_features": True,
-        },
-    },
-}
 # the section(s) each CLI stage reads
 STAGE_SECTIONS = {
     "flow": ("flow_generator", "augs", "compute"),
@@ -463,14 +425,6 @@ def merge_dicts(base: dict, over: dict) -> dict:
         else:
             out[k] = v
     return out
-
-
-def preset_overrides(preset: str) -> dict:
-    """Nested overrides for a preset name (fast/medium/slow, or DEG's deg_f/deg_m/deg_s)."""
-    name = {"deg_f": "fast", "deg_m": "medium", "deg_s": "slow"}.get(preset, preset)
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}: choose {', '.join(PRESETS)}")
-    return copy.deepcopy(PRESETS[name])
 
 
 def resolve(raw: dict, overrides: list[str] | None = None, preset: str | None = None) -> DegConfig:

@@ -1,0 +1,58 @@
+"""``--preset``: named bundles of settings, applied over a project's config.
+
+fast/medium/slow are DeepEthogram's paper presets (Table 2); cpu is sized for a 2-core
+machine (benchmarks/RESULTS.md, "Real-video benchmark": <= 20 minutes per fold).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from deg_core.errors import ConfigError
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "fast": {
+        "flow_generator": {"arch": "TinyMotionNet"},
+        "feature_extractor": {"arch": "resnet18"},
+    },
+    "medium": {"flow_generator": {"arch": "MotionNet"}, "feature_extractor": {"arch": "resnet50"}},
+    "slow": {
+        "flow_generator": {"arch": "TinyMotionNet3D"},
+        "feature_extractor": {"arch": "resnet3d_34"},
+    },
+    "cpu": {
+        "augs": {"resize": [64, 64], "crop": "animal"},
+        "flow_generator": {
+            "arch": "TinyMotionNet",
+            "num_epochs": 1,
+            "steps_per_epoch": 30,
+            "val_steps": 4,
+            "batch_size": 8,
+        },
+        "feature_extractor": {
+            "arch": "resnet18",
+            "num_epochs": 8,
+            "steps_per_epoch": 40,
+            "val_steps": 10,
+            "batch_size": 16,
+            "lr": 1e-3,
+        },
+        "sequence": {
+            "sequence_length": 90,
+            "num_epochs": 20,
+            "steps_per_epoch": 20,
+            "batch_size": 8,
+            "lr": 1e-3,
+            "track_features": True,
+        },
+    },
+}
+
+
+def preset_overrides(preset: str) -> dict:
+    """Nested overrides for a preset name (fast/medium/slow, or DEG's deg_f/deg_m/deg_s)."""
+    name = {"deg_f": "fast", "deg_m": "medium", "deg_s": "slow"}.get(preset, preset)
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}: choose {', '.join(PRESETS)}")
+    return copy.deepcopy(PRESETS[name])
