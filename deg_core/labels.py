@@ -24,7 +24,7 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 import numpy as np
 
@@ -388,21 +388,32 @@ def import_labels(
 # --------------------------------------------------------------------------- writing
 
 
-def write_labels(path: str | Path, labels: Labels) -> None:
-    """Write ``labels`` in DEG's format, atomically (a crash leaves the old file intact).
-
-    Header ``,background,<behaviours...>``; rows ``<frame>,<background>,<values...>``;
-    integers; ``\\n`` line endings; names quoted only when CSV requires it.
-    """
+def _write_rows(f: IO[str], labels: Labels) -> None:
     array = _check_array(labels.array, len(labels.behaviors))  # may have been edited in place
     labels = Labels(labels.behaviors, array)
     header = io.StringIO()
     csv.writer(header, lineterminator="\n").writerow(["", *labels.class_names])
     full = labels.with_background().astype(np.intp) + 1  # 0, 1, 2 index the texts below
     text_of = np.array(["-1", "0", "1"])
+    f.write(header.getvalue())
+    # chunked so a 1e6-frame file never holds all its cells as Python strings at once
+    for lo in range(0, labels.n_frames, _ROWS_PER_WRITE):
+        chunk = text_of[full[lo : lo + _ROWS_PER_WRITE]].tolist()
+        f.write("".join(f"{lo + i},{','.join(r)}\n" for i, r in enumerate(chunk)))
+
+
+def write_labels(path: str | Path, labels: Labels) -> None:
+    """Write ``labels`` in DEG's format, atomically (a crash leaves the old file intact).
+
+    Header ``,background,<behaviours...>``; rows ``<frame>,<background>,<values...>``;
+    integers; ``\\n`` line endings; names quoted only when CSV requires it.
+    """
     with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
-        f.write(header.getvalue())
-        # chunked so a 1e6-frame file never holds all its cells as Python strings at once
-        for lo in range(0, labels.n_frames, _ROWS_PER_WRITE):
-            chunk = text_of[full[lo : lo + _ROWS_PER_WRITE]].tolist()
-            f.write("".join(f"{lo + i},{','.join(r)}\n" for i, r in enumerate(chunk)))
+        _write_rows(f, labels)
+
+
+def labels_text(labels: Labels) -> str:
+    """The label file's text, exactly as :func:`write_labels` writes it."""
+    out = io.StringIO()
+    _write_rows(out, labels)
+    return out.getvalue()

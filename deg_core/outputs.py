@@ -1,8 +1,10 @@
 """``DATA/<key>/<key>_outputs.h5``: one group per model run, each written atomically.
 
-A group is built in a temporary copy of the file (so the other runs' groups stay)
-that replaces the file only when the group is complete; a crash leaves the previous
-file, and a group is trusted only if it carries ``complete=True``.
+A group is written into a temporary file of its own while inference runs (minutes,
+no lock held); when it is complete, under a lock on the outputs file, the current
+file is copied, the group copied in, and the copy replaces the file. So a crash
+leaves the previous file, two processes writing different runs' groups of one video
+both keep theirs, and a group is trusted only if it carries ``complete=True``.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import filelock
 import h5py
 import numpy as np
 
 from deg_core.errors import DegError
+from deg_core.fileio import fault_point, temp_sibling
 
 
 @contextlib.contextmanager
@@ -24,13 +28,10 @@ def writing_group(
     path: Path, group: str, class_names: Sequence[str], thresholds: np.ndarray, **attrs
 ) -> Iterator[h5py.Group]:
     """Yield a fresh group ``group``; on success add thresholds (K,), class_names (K,), attrs."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if path.exists():
-        shutil.copyfile(path, tmp)  # keep the other runs' groups
+    path = Path(path)
+    fresh = temp_sibling(path)
     try:
-        with h5py.File(tmp, "a") as f:
-            if group in f:
-                del f[group]
+        with h5py.File(fresh, "w") as f:
             g = f.create_group(group)
             yield g
             g.create_dataset("thresholds", data=np.asarray(thresholds, dtype=np.float32))
@@ -39,11 +40,30 @@ def writing_group(
             for k, v in attrs.items():
                 g.attrs[k] = v
             g.attrs["complete"] = True
-        os.replace(tmp, path)
-    except BaseException:
+        _merge(path, fresh, group)
+    finally:
         with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+            fresh.unlink()
+
+
+def _merge(path: Path, fresh: Path, group: str) -> None:
+    """Replace ``path`` by itself with ``group`` taken from ``fresh`` (under a file lock)."""
+    with filelock.FileLock(path.with_name(f".{path.name}.lock")):
+        merged = temp_sibling(path)
+        try:
+            if path.exists():
+                shutil.copyfile(path, merged)  # keep the other runs' groups
+            with h5py.File(merged, "a") as dst, h5py.File(fresh, "r") as src:
+                if group in dst:
+                    del dst[group]
+                src.copy(src[group], dst, name=group)
+            fault_point()
+            os.replace(merged, path)
+            fault_point()
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                merged.unlink()
+            raise
 
 
 def has_group(path: Path, group: str) -> bool:

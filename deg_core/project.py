@@ -12,16 +12,22 @@ Layout::
 
 Every change validates all its input first and only then writes, each file
 atomically, so bad input changes nothing on disk and a crash leaves either the old
-or the new version of each file. Opening a project never writes.
+or the new version of each file. Changes that touch several files (the behaviour
+list and every label file; a video folder and split.yaml) go through
+:mod:`deg_core.transaction`, so a kill at any point leaves the project as it was or
+as it was meant to be. Every change holds the project lock (:mod:`deg_core.locking`)
+and re-reads what it changes under it, so two processes never overwrite each
+other's work. Opening a project writes only to finish a change a killed process left.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,17 +35,19 @@ import numpy as np
 from deg_core import config as cfgmod
 from deg_core.config import DegConfig
 from deg_core.errors import DegError, ProjectError
-from deg_core.fileio import load_yaml, save_yaml
-from deg_core.labels import Labels, import_labels, read_labels, write_labels
+from deg_core.fileio import dump_yaml, load_yaml, save_yaml
+from deg_core.labels import Labels, import_labels, labels_text, read_labels, write_labels
+from deg_core.locking import project_lock
 from deg_core.records import VideoRecord, safe_key, strip_background
 from deg_core.runs import check_run, list_runs
 from deg_core.splits import SplitTable, check_fractions, check_split_name
+from deg_core.transaction import PARTIAL, Change, pending
 
 CONFIG_FILE = "project_config.yaml"
 SUFFIX = "_deepethogram"
 RESERVED = frozenset({"background", "none", "other", "misc"})
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
-_PARTIAL = ".partial"
+RENAMES_FILE = ".deg_renames.yaml"  # old -> new behaviour names, for crash journals
 
 
 def check_behavior_name(name: str, existing: Sequence[str] = ()) -> str:
@@ -108,24 +116,39 @@ class Project:
         }
         config = cfgmod.build(DegConfig, raw)
         # build in a temporary sibling and rename, so a failure leaves no half project
-        tmp = parent / f".{root.name}{_PARTIAL}"
+        tmp = parent / f".{root.name}.{os.getpid()}{PARTIAL}"
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "DATA").mkdir(parents=True)
         (tmp / "models").mkdir()
         save_yaml(tmp / CONFIG_FILE, raw)
-        tmp.rename(root)
+        try:
+            tmp.rename(root)
+        except OSError:  # another process created it meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ProjectError("already exists; open it instead of creating it", root) from None
         return cls(root, config, raw, [])
 
     @classmethod
     def open(cls, path: str | Path) -> Project:
-        """Open a project folder (or its project_config.yaml). Never writes."""
+        """Open a project folder (or its project_config.yaml).
+
+        Writes only to finish (or undo) a change that a killed process left unfinished.
+        """
         path = Path(path).expanduser()
         root = path.parent if path.name == CONFIG_FILE else path
         cfg_path = root / CONFIG_FILE
         if not root.exists():
             raise ProjectError("project folder not found", root)
+        if pending(root):
+            with project_lock(root):  # taking the lock recovers
+                pass
         if not cfg_path.is_file():
             raise ProjectError(f"not a deg project: no {CONFIG_FILE}", root)
+        raw, config, ignored = cls._read_config(cfg_path)
+        return cls(root, config, raw, ignored)
+
+    @staticmethod
+    def _read_config(cfg_path: Path) -> tuple[dict, DegConfig, list[str]]:
         try:
             raw = load_yaml(cfg_path, what="project config")
         except DegError as e:
@@ -139,14 +162,23 @@ class Project:
             config = cfgmod.build(DegConfig, raw, unknown=ignored if from_deg else None)
         except cfgmod.ConfigError as e:
             raise cfgmod.ConfigError(e.problem, cfg_path) from None
-        for i, n in enumerate(
-            strip_background(config.project.class_names)
-        ):  # DEG wrote what users typed; fail clearly on bad names
+        names = strip_background(config.project.class_names)
+        if not names:
+            raise cfgmod.ConfigError(
+                "project.class_names is missing or lists no behaviour "
+                "(e.g. class_names: [background, walk, groom])",
+                cfg_path,
+            )
+        seen: set[str] = set()
+        for i, n in enumerate(names):  # DEG wrote what users typed; fail clearly on bad names
             if not isinstance(n, str) or not n or n.lower() in RESERVED or "," in n:
                 raise cfgmod.ConfigError(
                     f"project.class_names[{i}] {n!r} is not a behaviour", cfg_path
                 )
-        return cls(root, config, raw, ignored)
+            if n.lower() in seen:
+                raise cfgmod.ConfigError(f"project.class_names lists {n!r} twice", cfg_path)
+            seen.add(n.lower())
+        return raw, config, ignored
 
     # ------------------------------------------------------------------ basics
     @property
@@ -188,11 +220,26 @@ class Project:
         """This project's config with a preset and ``section.key=value`` overrides applied."""
         return cfgmod.resolve(self._raw, overrides, preset)
 
-    def _save_config(self, **project_values) -> None:
+    def lock(self, timeout: float | None = None):
+        """The project lock (context manager); hold it to change shared files."""
+        return project_lock(self.root, timeout)
+
+    def reload(self) -> None:
+        """Re-read project_config.yaml (another process may have changed it)."""
+        self._raw, self.config, self.ignored_keys = self._read_config(self.config_path)
+
+    def _config_change(self, **project_values) -> tuple[dict, str]:
+        """The raw config with ``project_values`` set, validated, and its YAML text."""
         raw = cfgmod.merge_dicts(self._raw, {"project": project_values})
-        config = cfgmod.build(DegConfig, raw, unknown=[] if self.ignored_keys else None)
-        save_yaml(self.config_path, raw)
-        self._raw, self.config = raw, config
+        cfgmod.build(DegConfig, raw, unknown=[] if self.ignored_keys else None)
+        return raw, dump_yaml(raw)
+
+    def _save_config(self, **project_values) -> None:
+        with self.lock():
+            self.reload()
+            raw, _ = self._config_change(**project_values)
+            save_yaml(self.config_path, raw)
+            self.reload()
 
     # ------------------------------------------------------------------ videos
     def video_keys(self) -> list[str]:
@@ -239,10 +286,11 @@ class Project:
         """Copy videos into DATA/<key>/, measure them and assign splits.
 
         Every file is checked (readable video, not already in the project) before
-        anything is copied. Each video lands atomically: it is copied and measured
-        in a hidden folder that is renamed into place when complete, and split.yaml
-        is updated after each one, so an interrupted batch keeps what landed; rerun
-        it with ``skip_existing=True`` to add the rest.
+        anything is copied. Each video is copied and measured in a hidden folder of
+        this process, then lands with its split.yaml entry as one all-or-nothing change
+        under the project lock: a video is never half-present, another process adding
+        videos at the same time loses nothing, and an interrupted batch keeps what
+        landed; rerun it with ``skip_existing=True`` to add the rest.
 
         Returns:
             the new video keys, in the order given.
@@ -282,17 +330,20 @@ class Project:
         table = self.splits()
         table.assign_new(list(existing), self._rng())  # heal videos added by hand or interrupted
         table.assign_new([plan[1] for plan in plans], self._rng(), split=split)
-        self._clean_partials()
+        # copy and measure outside the lock (minutes for a long video), into a folder whose
+        # name no other process uses; then land it with its split under the lock
+        added: list[str] = []
         for src, key, checksum, info in plans:
-            tmp = self.data_dir / f".{key}{_PARTIAL}"
-            tmp.mkdir(parents=True)
+            tmp = self.data_dir / f".{key}.{os.getpid()}{PARTIAL}"
+            shutil.rmtree(tmp, ignore_errors=True)
             try:
+                tmp.mkdir(parents=True)
                 dst = tmp / f"{key}{src.suffix.lower()}"
                 shutil.copyfile(src, dst)
                 # same bytes as the probed source, so its measurements hold for the copy
                 if file_checksum(dst) != checksum:
                     raise ProjectError("copy does not match the source (disk full?)", src)
-                rec = VideoRecord(
+                VideoRecord(
                     key=key,
                     folder=tmp,
                     video_name=dst.name,
@@ -305,44 +356,75 @@ class Project:
                     checksum=checksum,
                     source=str(src.resolve()),
                     added=dt.datetime.now().isoformat(timespec="seconds"),
+                ).save()
+                added += self._land_videos(
+                    [(src, key, checksum, tmp)], table.assignment, skip_existing
                 )
-                rec.save()
-                tmp.rename(self.data_dir / key)
-            except BaseException:
+            finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            # split.yaml after each video, so an interrupted batch keeps what landed
-            on_disk = set(self.video_keys())
-            landed = {k: s for k, s in table.assignment.items() if k in on_disk}
-            SplitTable(landed, table.fractions).save(self.split_path)
-        return [plan[1] for plan in plans]
+        return added
+
+    def _land_videos(
+        self,
+        staged: list[tuple[Path, str, str, Path]],
+        planned: dict[str, str],
+        skip_existing: bool,
+    ) -> list[str]:
+        """Move copied video folders into DATA/ and record their splits, all or nothing."""
+        with self.lock():
+            # another process may have added videos since the checks above
+            now = self.records()
+            sums = {r.checksum: k for k, r in now.items() if r.checksum}
+            table = self.splits()
+            table.assign_new(list(now), self._rng())
+            change = Change(self.root)
+            added = []
+            for src, key, checksum, tmp in staged:
+                if checksum in sums and skip_existing:
+                    continue
+                if checksum in sums:
+                    change.abandon()
+                    raise ProjectError(f"the same video was just added as {sums[checksum]!r}", src)
+                if key in now:
+                    change.abandon()
+                    raise ProjectError(f"a video named {key!r} was just added to the project", src)
+                table.assignment[key] = planned[key]
+                change.move(tmp, self.data_dir / key)
+                added.append(key)
+            change.write_text(self.split_path, table.text())
+            change.commit()
+        return added
 
     def _rng(self) -> random.Random:
         return random.Random(self.config.split.seed)
-
-    def _clean_partials(self) -> None:
-        for p in self.data_dir.glob(f".*{_PARTIAL}"):
-            shutil.rmtree(p, ignore_errors=True)
 
     def set_split(self, video: str | Path, split: str) -> list[str]:
         """Move a video to a split; returns warnings (e.g. no val video left)."""
         check_split_name(split)
         key = self.resolve_key(video)
-        table = self.splits()
-        table.set(key, split)
-        table.save(self.split_path)
+        with self.lock():
+            table = self.splits()
+            table.set(key, split)
+            table.save(self.split_path)
         return table.warnings()
 
     def remove_video(self, video: str | Path) -> Path:
         """Remove a video from the project; its folder (labels too) moves to ``.trash/``."""
         key = self.resolve_key(video)
-        trash = self.root / ".trash"
-        trash.mkdir(exist_ok=True)
-        dst = trash / f"{dt.datetime.now():%y%m%d_%H%M%S}_{key}"
-        table = self.splits()
-        table.remove(key)
-        table.save(self.split_path)
-        (self.data_dir / key).rename(dst)
+        with self.lock():
+            if not (self.data_dir / key).is_dir():
+                raise ProjectError(f"no video {key!r} in this project", self.root)
+            dst = self.root / ".trash" / f"{dt.datetime.now():%y%m%d_%H%M%S}_{key}"
+            n = 1
+            while dst.exists():
+                n += 1
+                dst = dst.with_name(f"{dst.name.rsplit('~', 1)[0]}~{n}")
+            table = self.splits()
+            table.remove(key)
+            change = Change(self.root)
+            change.move(self.data_dir / key, dst)
+            change.write_text(self.split_path, table.text())
+            change.commit()
         return dst
 
     # ------------------------------------------------------------------ labels
@@ -353,22 +435,25 @@ class Project:
             return read_labels(rec.labels_path, self.behaviors, rec.n_frames())
         return Labels.empty(rec.n_frames(), self.behaviors)
 
-    def save_labels(self, video: str | Path, labels: Labels) -> Path:
+    def save_labels(self, video: str | Path, labels: Labels, timeout: float | None = None) -> Path:
+        """Store ``labels`` as the video's label file (under the project lock)."""
         rec = self.record(self.resolve_key(video))
-        if labels.behaviors != self.behaviors:
-            raise ProjectError(
-                f"labels are for behaviours {labels.behaviors}, project has {self.behaviors}"
-            )
         if labels.n_frames != rec.n_frames():
             raise ProjectError(f"labels have {labels.n_frames} frames, video has {rec.frames}")
-        write_labels(rec.labels_path, labels)
+        with self.lock(timeout):
+            self.reload()  # the behaviours may have changed in another process
+            if labels.behaviors != self.behaviors:
+                raise ProjectError(
+                    f"labels are for behaviours {labels.behaviors}, project has {self.behaviors}"
+                )
+            write_labels(rec.labels_path, labels)
         return rec.labels_path
 
     def import_labels(self, video: str | Path, path: str | Path, **kwargs) -> Labels:
         """Validate a label CSV (DEG format or a bout table) and store it as the video's labels."""
         rec = self.record(self.resolve_key(video))
         labels = import_labels(Path(path), self.behaviors, rec.n_frames(), **kwargs)
-        write_labels(rec.labels_path, labels)  # a DEG project's own label file, if it has one
+        self.save_labels(rec.key, labels)  # a DEG project's own label file, if it has one
         return labels
 
     # ------------------------------------------------------------------ behaviours
@@ -380,42 +465,111 @@ class Project:
                 out.append((rec.labels_path, read_labels(rec.labels_path, self.behaviors)))
         return out
 
-    def _rewrite_behaviors(self, new_behaviors: list[str], change) -> None:
-        # read and transform every label file before writing any of them
-        updated = [(path, change(labels)) for path, labels in self._label_files()]
-        for path, labels in updated:
-            write_labels(path, labels)
-        self._save_config(class_names=["background", *new_behaviors])
+    def _change_behaviors(
+        self,
+        new_behaviors: list[str],
+        change: Callable[[Labels], Labels],
+        trash: dict[str, Path] | None = None,
+        renamed: tuple[str, str] | None = None,
+    ) -> None:
+        """Rewrite the config and every label file as one all-or-nothing change.
+
+        ``change`` maps old Labels to new; ``trash`` (name -> folder) keeps removed
+        columns; renames are recorded for the Labeler's crash journals.
+        """
+        files = self._label_files()  # every file read and checked before anything is staged
+        _, config_text = self._config_change(class_names=["background", *new_behaviors])
+        txn = Change(self.root)
+        try:
+            for name, folder in (trash or {}).items():
+                for path, labels in files:
+                    col = labels.array[:, labels.behaviors.index(name)]
+                    text = name + "\n" + "".join(f"{int(v)}\n" for v in col)
+                    txn.write_text(folder / f"{path.parent.name}.csv", text)
+            for path, labels in files:
+                txn.write_text(path, labels_text(change(labels)))
+            if renamed is not None:
+                renames = [*self._renames(), {"old": renamed[0], "new": renamed[1]}]
+                txn.write_text(self.root / RENAMES_FILE, dump_yaml(renames))
+            txn.write_text(self.config_path, config_text)
+        except BaseException:
+            txn.abandon()
+            raise
+        txn.commit()
+        self.reload()
+
+    def _renames(self) -> list[dict]:
+        path = self.root / RENAMES_FILE
+        data = load_yaml(path, what="rename record") if path.is_file() else []
+        return [d for d in data or [] if isinstance(d, dict) and "old" in d and "new" in d]
+
+    def current_behavior(self, name: str) -> str | None:
+        """The behaviour ``name`` is called now (following renames), or None if removed."""
+        for item in self._renames():
+            if item["old"] == name:
+                name = item["new"]
+        return name if name in self.behaviors else None
+
+    def add_behaviors(self, names: Sequence[str]) -> None:
+        """Add behaviours; -1 (unlabeled) on every frame of existing label files.
+
+        All names are checked before anything is written.
+        """
+        with self.lock():
+            self.reload()
+            new = list(self.behaviors)
+            for name in names:
+                new.append(check_behavior_name(name, new))
+
+            def change(lab: Labels) -> Labels:
+                for name in names:
+                    lab = lab.add_behavior(name)
+                return lab
+
+            self._change_behaviors(new, change)
 
     def add_behavior(self, name: str) -> None:
         """Add a behaviour; it is -1 (unlabeled) on every frame of existing label files."""
-        check_behavior_name(name, self.behaviors)
-        self._rewrite_behaviors([*self.behaviors, name], lambda lab: lab.add_behavior(name))
+        self.add_behaviors([name])
+
+    def remove_behaviors(self, names: Sequence[str]) -> None:
+        """Remove behaviours; their label columns are kept in ``.trash/`` first."""
+        with self.lock():
+            self.reload()
+            for name in names:
+                if name not in self.behaviors:
+                    raise ProjectError(
+                        f"no behaviour {name!r} (behaviours: {', '.join(self.behaviors)})"
+                    )
+            if len(set(names)) >= len(self.behaviors):
+                raise ProjectError("cannot remove the last behaviour")
+            stamp = f"{dt.datetime.now():%y%m%d_%H%M%S}"
+            trash = {n: self.root / ".trash" / f"{stamp}_behavior_{n}" for n in set(names)}
+
+            def change(lab: Labels) -> Labels:
+                for name in dict.fromkeys(names):
+                    lab = lab.remove_behavior(name)
+                return lab
+
+            self._change_behaviors([b for b in self.behaviors if b not in names], change, trash)
 
     def remove_behavior(self, name: str) -> None:
         """Remove a behaviour; its label columns are kept in ``.trash/`` first."""
-        if name not in self.behaviors:
-            raise ProjectError(f"no behaviour {name!r} (behaviours: {', '.join(self.behaviors)})")
-        if len(self.behaviors) == 1:
-            raise ProjectError("cannot remove the last behaviour")
-        files = self._label_files()
-        trash = self.root / ".trash" / f"{dt.datetime.now():%y%m%d_%H%M%S}_behavior_{name}"
-        for path, labels in files:
-            trash.mkdir(parents=True, exist_ok=True)
-            col = labels.array[:, labels.behaviors.index(name)]
-            np.savetxt(trash / f"{path.parent.name}.csv", col, fmt="%d", header=name, comments="")
-        self._rewrite_behaviors(
-            [b for b in self.behaviors if b != name], lambda lab: lab.remove_behavior(name)
-        )
+        self.remove_behaviors([name])
 
     def rename_behavior(self, old: str, new: str) -> None:
-        if old not in self.behaviors:
-            raise ProjectError(f"no behaviour {old!r} (behaviours: {', '.join(self.behaviors)})")
-        check_behavior_name(new, [b for b in self.behaviors if b != old])
-        self._rewrite_behaviors(
-            [new if b == old else b for b in self.behaviors],
-            lambda lab: lab.rename_behavior(old, new),
-        )
+        with self.lock():
+            self.reload()
+            if old not in self.behaviors:
+                raise ProjectError(
+                    f"no behaviour {old!r} (behaviours: {', '.join(self.behaviors)})"
+                )
+            check_behavior_name(new, [b for b in self.behaviors if b != old])
+            self._change_behaviors(
+                [new if b == old else b for b in self.behaviors],
+                lambda lab: lab.rename_behavior(old, new),
+                renamed=(old, new),
+            )
 
     # ------------------------------------------------------------------ models
     def model_runs(self) -> list[dict]:

@@ -167,15 +167,16 @@ class RetrainPlan:
 
     def remember(self, stage: str, inputs: dict[str, Any], run: str | None) -> None:
         """Record that ``stage`` just ran successfully on ``inputs`` (producing ``run``)."""
-        stages = self.load_state()
-        stages[stage] = {
-            "fingerprint": fingerprint(inputs),
-            "inputs": inputs,
-            "run": run,
-            "finished": dt.datetime.now().isoformat(timespec="seconds"),
-        }
-        text = json.dumps({"version": 1, "stages": stages}, indent=2, sort_keys=True)
-        atomic_write_text(self.state_path, text + "\n")
+        with self.project.lock():  # read-modify-write: another retrain may record too
+            stages = self.load_state()
+            stages[stage] = {
+                "fingerprint": fingerprint(inputs),
+                "inputs": inputs,
+                "run": run,
+                "finished": dt.datetime.now().isoformat(timespec="seconds"),
+            }
+            text = json.dumps({"version": 1, "stages": stages}, indent=2, sort_keys=True)
+            atomic_write_text(self.state_path, text + "\n")
 
     # ------------------------------------------------------------------ inputs
     def _config(self, stage: str) -> dict[str, Any]:

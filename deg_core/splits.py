@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from deg_core.errors import ProjectError
-from deg_core.fileio import load_yaml, save_yaml
+from deg_core.fileio import atomic_write_text, dump_yaml, load_yaml
 
 SPLITS = ("train", "val", "test")
 
@@ -47,11 +47,15 @@ class SplitTable:
                 table.assignment[str(key)] = split
         return table
 
-    def save(self, path: Path) -> None:
+    def text(self) -> str:
+        """split.yaml's content."""
         data: dict[str, Any] = {"metadata": {"split": self.fractions}}
         for split in SPLITS:
             data[split] = sorted(k for k, s in self.assignment.items() if s == split)
-        save_yaml(path, data)
+        return dump_yaml(data)
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, self.text())
 
     # ------------------------------------------------------------------ queries
     def keys_in(self, split: str) -> list[str]:

@@ -10,7 +10,6 @@ window around the animal and use the track itself as per-frame features.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -453,8 +452,4 @@ def load_track(video_path: str | Path, cache: str | Path, *, scale: float = 1.5)
             scale=np.float64(scale),
             fingerprint=fp,
         )
-    # mkstemp creates 0o600; give the cache normal permissions
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(cache, 0o644 & ~umask)
     return track

@@ -336,14 +336,16 @@ def probe_video(path: str | Path, *, decode: bool = True) -> VideoInfo:
     ~2000+ frames/s at 640x480), so ``frames`` is the count a sequential decode
     really yields and a file that loses frames raises VideoError "truncated or
     corrupted". ``decode=False`` only scans packets (what :func:`open_video` does).
-    Raises VideoError for a missing path, a directory, a non-video file, a
-    truncated or corrupted file and a zero-frame video.
+    Raises VideoError for a missing path, a directory, a non-video file (a still
+    image included), a truncated or corrupted file and a video of fewer than 2 frames.
     """
     from deg_core.video_pyav import PyAVReader
 
     with PyAVReader.open(_check_path(path)) as reader:
         if decode:
             reader.verify_decode()
+        if reader.info.frames < 2:  # nothing to classify over time; likely not a real video
+            raise VideoError(f"has {reader.info.frames} frame; a video needs at least 2", path)
         return reader.info
 
 

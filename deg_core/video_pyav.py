@@ -61,6 +61,9 @@ def _scan(path: Path, container: Any) -> tuple[VideoInfo, np.ndarray, np.ndarray
     """Demux every packet (no decoding). Returns (info, sorted pts, key-frame indices, by_pts)."""
     if not container.streams.video:
         raise VideoError("no video stream (not a video, or a video with zero frames)", path)
+    fmt = container.format.name or ""
+    if fmt == "image2" or fmt.endswith("_pipe"):  # FFmpeg reads a still image as a 1-frame video
+        raise VideoError(f"is a still image ({fmt.removesuffix('_pipe')}), not a video", path)
     stream = container.streams.video[0]
     pts: list[int | None] = []
     key_pts: list[int] = []
