@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 
 from deg_core.errors import DegError
-from deg_core.fileio import fault_point, temp_sibling
+from deg_core.fileio import clean_temporaries, fault_point, temp_sibling
 
 
 @contextlib.contextmanager
@@ -49,6 +49,7 @@ def writing_group(
 def _merge(path: Path, fresh: Path, group: str) -> None:
     """Replace ``path`` by itself with ``group`` taken from ``fresh`` (under a file lock)."""
     with filelock.FileLock(path.with_name(f".{path.name}.lock")):
+        clean_temporaries(path.parent)  # what a killed inference left beside the file
         merged = temp_sibling(path)
         try:
             if path.exists():

@@ -4,8 +4,11 @@
 behaviours and frame count) and, per edit, the new values of the changed cells as runs
 ``[k, start, stop, v]`` (absolute values, not deltas), so replaying a session's lines over
 a newer label CSV applies its edits on top of someone else's. Appends by different
-processes exclude each other (fcntl where available). Also the CSV fingerprints the
-session uses to detect that another writer changed the file.
+processes exclude each other (fcntl where available). Replaying maps a header's
+behaviours onto the current ones by name, so edits survive behaviours being added,
+removed, renamed or reordered; what cannot be replayed is reported, never dropped
+silently. Also the CSV fingerprints the session uses to detect that another writer
+changed the file.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from deg_core.errors import LabelError
+from deg_core.fileio import atomic_write_bytes, atomic_write_text
 
 try:  # POSIX: journal appends and rewrites by different processes exclude each other
     import fcntl
@@ -32,6 +37,7 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = [
     "Fingerprint",
     "Journal",
+    "Replayed",
     "apply_runs",
     "diff_runs",
     "fingerprint",
@@ -155,31 +161,41 @@ class Journal:
             os.write(fd, ("\n".join(lines) + "\n").encode())
         self._has_header = True
 
-    def entries(self) -> list[dict[str, Any]]:
-        """Every complete line in file order (a line cut short by a crash is skipped)."""
+    def read(self) -> tuple[list[dict[str, Any]], int]:
+        """(every readable line in file order, how many lines were unreadable: cut short
+        by a crash, or not a journal line)."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = self.path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
-            return []
-        out = []
+            return [], 0
+        out, bad = [], 0
         for line in text.splitlines():
+            if not line.strip():
+                continue
             try:
                 item = json.loads(line)
             except json.JSONDecodeError:
+                bad += 1
                 continue
             if isinstance(item, dict) and isinstance(item.get("s"), str):
                 out.append(item)
-        return out
+            else:
+                bad += 1
+        return out, bad
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every readable line in file order (a line cut short by a crash is skipped)."""
+        return self.read()[0]
 
     def _rewrite(self, keep: list[dict[str, Any]]) -> None:
-        """Replace the file with ``keep`` (or remove it when empty); caller holds the lock."""
+        """Replace the file with ``keep`` (or remove it when empty); caller holds the lock.
+
+        Waiting writers notice the new inode and reopen (see ``_locked``)."""
         if not keep:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
             return
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text("".join(json.dumps(e) + "\n" for e in keep), encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, "".join(json.dumps(e) + "\n" for e in keep))
 
     def drop_own(self) -> None:
         """Remove this session's lines (its changes are saved)."""
@@ -200,35 +216,124 @@ class Journal:
             self._rewrite(keep)
         self._has_header = bool(runs)
 
-    def set_aside(self) -> Path:
-        """Move an unusable journal out of the way (kept for the user); returns where."""
+    def keep_copy(self) -> Path:
+        """Copy the whole journal beside it under a new name, for the user to recover
+        what could not be replayed (nothing else touches it); returns the copy."""
         stamp = dt.datetime.now().strftime("%y%m%d_%H%M%S")
-        dst = self.path.with_name(f"{self.path.name}.stale-{stamp}")
-        os.replace(self.path, dst)
+        with self._locked():  # a consistent copy; the lock also keeps the name unique
+            data = self.path.read_bytes()
+            dst = self.path.with_name(f"{self.path.name}.not-replayed-{stamp}")
+            n = 1
+            while dst.exists():
+                n += 1
+                dst = self.path.with_name(f"{self.path.name}.not-replayed-{stamp}-{n}")
+            atomic_write_bytes(dst, data)
         return dst
 
 
+@dataclass
+class Replayed:
+    """What :func:`replay` did."""
+
+    sessions: set[str] = field(default_factory=set)  # whose change lines it looked at
+    lines: int = 0  # change lines applied, in full or in part
+    problems: list[str] = field(default_factory=list)  # what was not replayed, one each
+
+
+def _run(run: Any, k_count: int, t: int) -> tuple[int, int, int, int] | None:
+    """``run`` as (k, start, stop, value) if it is well formed and fits, else None."""
+    if not isinstance(run, list) or len(run) != 4:
+        return None
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in run):
+        return None
+    k, a, b, v = run
+    if 0 <= k < k_count and 0 <= a < b <= t and v in (-1, 0, 1):
+        return k, a, b, v
+    return None
+
+
 def replay(
-    entries: list[dict[str, Any]], array: np.ndarray, behaviors: list[str], only: str | None
-) -> tuple[set[str], list[str]]:
+    entries: list[dict[str, Any]],
+    array: np.ndarray,
+    behaviors: list[str],
+    only: str | None,
+    current: Callable[[str], str | None] | None = None,
+) -> Replayed:
     """Apply journal ``entries`` (of session ``only``, or all) to ``array`` in place.
 
-    Returns (sessions replayed, problems): a session whose header names other behaviours
-    or another frame count is not replayed (its runs would land in the wrong cells).
+    Columns are matched by name: a session's behaviour ``b`` lands on ``current(b)``, its
+    name now (None: removed; without ``current``, ``b`` itself if still a behaviour), so
+    edits survive behaviours being added, removed, renamed or reordered. Whatever cannot
+    land (a removed behaviour, another frame count, a malformed line) is skipped and
+    described in ``problems``; everything else is applied.
     """
+    t = len(array)
     headers = {e["s"]: e for e in entries if "behaviors" in e}
-    done: set[str] = set()
-    problems: list[str] = []
+    columns: dict[str, list[int | None] | None] = {}
+    out = Replayed()
+    lost: dict[str, np.ndarray] = {}  # removed behaviour -> frames whose edits are lost
+    other_length: dict[int, int] = {}  # a session's frame count -> change lines
+    headless = malformed = 0
     for e in entries:
         s = e["s"]
         if "runs" not in e or (only is not None and s != only):
             continue
+        out.sessions.add(s)
         head = headers.get(s)
-        if head is None or head["behaviors"] != behaviors or head["n_frames"] != len(array):
-            msg = f"journal lines of session {s} are for other behaviours or another length"
-            if msg not in problems:
-                problems.append(msg)
+        if head is None:
+            headless += 1
             continue
-        apply_runs(array, e["runs"])
-        done.add(s)
-    return done, problems
+        if s not in columns:
+            columns[s] = _columns(head, behaviors, current)
+        cols, runs = columns[s], e["runs"]
+        if cols is None or not isinstance(runs, list):
+            malformed += 1
+            continue
+        if head["n_frames"] != t:
+            other_length[head["n_frames"]] = other_length.get(head["n_frames"], 0) + 1
+            continue
+        applied = bad = False
+        for run in runs:
+            parsed = _run(run, len(cols), t)
+            if parsed is None:
+                bad = True
+                continue
+            k, a, b, v = parsed
+            j = cols[k]
+            if j is None:
+                lost.setdefault(head["behaviors"][k], np.zeros(t, bool))[a:b] = True
+                continue
+            array[a:b, j] = v
+            applied = True
+        out.lines += int(applied)
+        malformed += int(bad)
+    for name, frames in lost.items():
+        out.problems.append(
+            f"edits of {name!r} on {int(frames.sum())} frame(s): no such behaviour now"
+        )
+    for n, lines in other_length.items():
+        out.problems.append(f"{lines} edit(s) made when the video had {n} frames, not {t}")
+    if malformed:
+        out.problems.append(f"{malformed} malformed edit line(s)")
+    if headless:
+        out.problems.append(f"{headless} edit line(s) without their session's header")
+    return out
+
+
+def _columns(
+    head: dict[str, Any], behaviors: list[str], current: Callable[[str], str | None] | None
+) -> list[int | None] | None:
+    """For each behaviour of a session header, its column now (None: gone); None for a
+    malformed header."""
+    names, n = head.get("behaviors"), head.get("n_frames")
+    if not isinstance(names, list) or not all(isinstance(b, str) for b in names):
+        return None
+    if not isinstance(n, int) or isinstance(n, bool):
+        return None
+    if names == behaviors:  # written since the last change: names mean what they mean now
+        return list(range(len(names)))
+    out: list[int | None] = []
+    for name in names:
+        now = current(name) if current is not None else name
+        out.append(behaviors.index(now) if now in behaviors else None)
+    return out

@@ -13,7 +13,10 @@ Journal lines hold the new values of the changed cells as runs ``[k, start, stop
 (absolute values, not deltas), so replaying them over a newer CSV applies this
 session's edits on top of someone else's: that is how :meth:`LabelSession.reload`
 merges. Opening a session replays whatever a previous session left in the journal and
-adopts those lines as its own.
+adopts those lines as its own. Columns are matched by behaviour name (following renames),
+so a crash followed by ``deg behaviors add/remove/rename`` loses nothing silently: what
+cannot be replayed (a removed behaviour, another frame count, a malformed line) is
+named in ``notes`` and the whole journal is kept in a copy beside it.
 
 Conflicts: the session remembers the CSV's (mtime_ns, size, sha1) when it loads or saves
 it. If the file has changed since, :meth:`save` refuses to write and raises
@@ -79,7 +82,8 @@ class LabelSession:
     Attributes:
         array: (T, K) int8 current labels (edit through the methods only).
         replayed: journal changes found and applied when opening (0 if none).
-        notes: one-line remarks from opening (journal replayed or set aside).
+        notes: one-line remarks from opening (journal replayed, predictions missing...).
+        warnings: those of ``notes`` (and of reloads) about journal edits not replayed.
     """
 
     def __init__(self, project: Project, key: str, *, max_undo: int = 500):
@@ -103,6 +107,7 @@ class LabelSession:
         self._open_group: str | None = None  # the group the top undo step may still grow
         self.saved_at: dt.datetime | None = None
         self.notes: list[str] = []
+        self.warnings: list[str] = []
         self.replayed = 0
         self._load(only=None)
 
@@ -123,24 +128,26 @@ class LabelSession:
         self._undo.clear()
         self._redo.clear()
         self._open_group = None
-        entries = self.journal.entries()
-        if not entries:
+        entries, unreadable = self.journal.read()
+        if only is not None:
+            unreadable = 0  # whose they were is unknown: opening reported them already
+        if not entries and not unreadable:
             self.replayed = 0
             return
-        try:
-            done, problems = replay(entries, self.array, self.behaviors, only)
-        except LabelError as e:
-            self.array = base.copy()
-            done, problems = set(), [str(e)]
-        if problems and only is None:
-            where = self.journal.set_aside()
-            self.array = base.copy()  # all or nothing: a half replay would mislead
-            self.notes.append(f"unusable journal moved to {where.name}: {problems[0]}")
-            self.replayed = 0
-            return
-        self.replayed = sum(1 for e in entries if e["s"] in done and "runs" in e)
-        if only is None and done:
-            self.journal.adopt(base, self.array, done)
+        # edits land on their behaviour's column by name, following renames
+        done = replay(entries, self.array, self.behaviors, only, self._current_behavior)
+        problems = done.problems + ([f"{unreadable} unreadable line(s)"] if unreadable else [])
+        if problems:  # the replayable edits are applied; the rest stays in a copy
+            kept = self.journal.keep_copy()
+            warning = (
+                f"not replayed from the journal: {'; '.join(problems)} "
+                f"(the whole journal is kept in {kept})"
+            )
+            self.warnings.append(warning)
+            self.notes.append(warning)
+        self.replayed = done.lines
+        if only is None and (done.sessions or problems):  # unreadable lines: in the copy
+            self.journal.adopt(base, self.array, done.sessions)
             if not np.array_equal(base, self.array):
                 self.notes.append(
                     f"restored {self.replayed} unsaved edit(s) from the journal (undo drops them)"
@@ -149,6 +156,13 @@ class LabelSession:
             rows = np.flatnonzero((base != self.array).any(axis=1))
             lo, hi = int(rows[0]), int(rows[-1]) + 1
             self._undo.append(_Step(lo, hi, base[lo:hi].copy(), None, "journal replay"))
+
+    def _current_behavior(self, name: str) -> str | None:
+        """The behaviour ``name`` is now (following renames), None if it is gone."""
+        try:
+            return self.project.current_behavior(name)
+        except DegError:  # an unreadable rename record: renamed edits are reported, not lost
+            return name if name in self.behaviors else None
 
     def reload(self) -> None:
         """Re-read the CSV (taking changes saved by others), then re-apply this session's
@@ -319,7 +333,9 @@ class LabelSession:
         Raises LabelConflict (writing nothing) if the file changed on disk since this
         session read or wrote it, unless ``force``.
         """
-        with self.lock:
+        # the project lock spans the check and the write: an import in another process
+        # cannot land in between and be overwritten unseen
+        with self.lock, self.project.lock():
             if not force and self.conflict():
                 raise LabelConflict(
                     f"{self.path.name} changed on disk since this Labeler loaded it: "

@@ -206,6 +206,8 @@ class Labeler(DegWidget):
     def _load(self, key: str) -> None:
         """Open ``key``: session (replaying any journal), frame server, predictions."""
         session = LabelSession(self.project, key)
+        for warning in session.warnings:  # the status line is soon overwritten: log it too
+            log.warning("%s: %s", session.key, warning)
         rec = session.record
         if rec.video is None:
             raise ProjectError(f"video {key!r} has no video file", rec.folder)

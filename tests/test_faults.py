@@ -413,3 +413,29 @@ def test_leftover_temporaries_of_dead_processes_are_cleaned(base):
 
 if sys.platform != "linux":  # fork + SIGKILL semantics the suite relies on
     pytestmark = pytest.mark.skip(reason="fault injection needs Linux")
+
+
+# ---------------------------------------------------------------- inference killed
+
+
+@pytest.mark.parametrize("kill_at", [1, 2])
+def test_inference_killed_keeps_outputs_whole(tiny_project, feature_run, tmp_path, kill_at):
+    """A killed `deg infer` leaves the outputs file without the run or with all of it."""
+    import subprocess
+
+    from deg_core.outputs import has_group
+
+    root = tmp_path / tiny_project.root.name
+    shutil.copytree(tiny_project.root, root)
+    argv = [sys.executable, "-m", "deg_core.cli", "infer", "features", str(root)]
+    argv += ["--videos", "v0", "--run", feature_run.name, "--device", "cpu"]
+    env = {**os.environ, "DEG_KILL_AT_WRITE": str(kill_at)}
+    killed = subprocess.run(argv, env=env, capture_output=True, timeout=300)
+    assert killed.returncode == KILLED, killed.stderr.decode()[-2000:]
+    out = Project.open(root).record("v0").outputs_path
+    assert has_group(out, feature_run.name) == (kill_at == 2)  # 1: before the rename
+    env.pop("DEG_KILL_AT_WRITE")
+    done = subprocess.run([*argv, "--overwrite"], env=env, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert has_group(out, feature_run.name)
+    assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]

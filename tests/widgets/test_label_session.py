@@ -199,19 +199,21 @@ def test_journal_line_cut_short_by_a_crash_is_skipped(vp):
     assert t.array[0, 1] == 1 and t.array[1, 0] == 0
 
 
-def test_journal_for_other_behaviours_is_set_aside(vp):
+def test_journal_for_other_behaviours_is_kept_and_reported(vp):
     s = LabelSession(vp, "a")
     path = s.journal.path
-    path.write_text(
+    text = (
         json.dumps({"s": "old", "behaviors": ["x"], "n_frames": T, "pid": 1})
         + "\n"
         + json.dumps({"s": "old", "runs": [[0, 0, 5, 1]]})
         + "\n"
     )
+    path.write_text(text)
     t = LabelSession(vp, "a")
     assert np.array_equal(t.array, on_disk(vp)) and not t.dirty
-    assert "moved to" in t.notes[0] and not path.exists()
-    assert list(path.parent.glob(f"{path.name}.stale-*"))
+    (kept,) = path.parent.glob(f"{path.name}.not-replayed-*")
+    assert "'x'" in t.notes[0] and str(kept) in t.notes[0] and t.warnings == t.notes
+    assert kept.read_text() == text and not path.exists()  # nothing left to replay
 
 
 def test_runs_roundtrip():
