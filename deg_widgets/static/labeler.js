@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Front end of `deg_widgets.Labeler` (anywidget ESM; plain JS, no bundler, no network imports).
  *
@@ -7,17 +8,45 @@
  * arrive as Bytes traits: (n_frames, K) int8/uint8 in C order, read through typed-array views.
  *
  * Layout: toolbar / frame view (canvas) / scrub bar / ethogram timeline (canvas) / status bar.
+ *
+ * One file on purpose: anywidget imports `_esm` from a blob: URL made of this file's text, and
+ * a blob: URL has no folder for `import "./x.js"` to resolve against. So the parts are classes
+ * here, each owning its state and DOM; `LabelerView` wires them to the model and to each other:
+ *
+ * - `FrameCache`, `FrameLoader`: frames from Python (requests, decoding, LRU cache)
+ * - `Labels`: the label / probability / prediction arrays, with optimistic local edits
+ * - `Recorder`: edits sent to Python (number-key recording, ranges, toggles, undo, save, ...)
+ * - `Player`: playback (a requestAnimationFrame loop on the wall clock)
+ * - `Controls`: toolbar, scrub bar, banners and status bar (and the root's data- test hooks)
+ * - `FrameView`: the frame canvas (draw the nearest cached frame, zoom, pan)
+ * - `Timeline`: the ethogram (view in frames, geometry, drawing, hit-testing, pointer gestures)
+ * - `KEYS`: the one key table, read by both the key handler and the "?" help overlay
+ * - `Timing`: keypress-to-paint samples (`debug_timing`)
+ *
+ * The JSDoc types are checked: `npx tsc -p tsconfig.json` at the repository root (.ci/run).
  */
 
 /**
- * The part of the anywidget model this file uses.
+ * The synced traits (see deg_widgets/labeler.py). Bytes traits arrive as DataViews.
  * @typedef {{
- *   get(name: string): any,
- *   set(name: string, value: any): void,
+ *   videos: string[], video: string, behaviors: string[], n_frames: number, fps: number,
+ *   frame_width: number, frame_height: number, frame: number, labels: unknown,
+ *   has_predictions: boolean, probs: unknown, predicted: unknown, thresholds: number[],
+ *   playing: boolean, speed: number, dirty: boolean, saved_at: string, can_undo: boolean,
+ *   can_redo: boolean, status: string, error: string, lock_conflict: boolean,
+ *   debug_timing: boolean,
+ * }} Traits
+ */
+
+/**
+ * The part of anywidget's model API this file uses, typed by trait name.
+ * @typedef {{
+ *   get<N extends keyof Traits>(name: N): Traits[N],
+ *   set<N extends keyof Traits>(name: N, value: Traits[N]): void,
  *   save_changes(): void,
  *   on(event: string, cb: (...args: any[]) => void): void,
- *   off(event?: string, cb?: (...args: any[]) => void): void,
- *   send(content: any, callbacks?: any, buffers?: ArrayBuffer[]): void,
+ *   off(event?: string | null, cb?: ((...args: any[]) => void) | null): void,
+ *   send(content: object, callbacks?: unknown, buffers?: ArrayBuffer[]): void,
  * }} Model
  */
 
@@ -29,6 +58,7 @@
  * @typedef {{kind: string, frame: number, t0: number, cached: boolean,
  *   replyAt?: number, decodedAt?: number}} PendingTiming
  */
+/** @typedef {"uncertain" | "disagree" | "next_bout" | "prev_bout"} SeekTarget */
 
 const CACHE_SIZE = 300; // ImageBitmaps kept (LRU)
 const AHEAD = 30; // frames requested ahead of the playhead ...
@@ -55,41 +85,12 @@ const GAP = 6;
 const GUTTER = 124;
 const RIGHT_PAD = 8;
 
-/** Every shortcut, shown by "?" (keep in step with `onKeyDown`). */
-const HELP = [
-  [
-    "1 … 9",
-    "behaviour k at the playhead: toggle it and start recording; move to label a range; k again stops",
-  ],
-  ["Esc", "stop recording (and close this help)"],
-  ["x / Delete / Backspace", "erase the playhead frame (all behaviours); while recording: erase the range"],
-  ["← / →", "previous / next frame"],
-  ["Shift+← / Shift+→", "10 frames back / forward"],
-  ["Home / End", "first / last frame"],
-  ["Space", "play / pause"],
-  ["Ctrl/⌘+Z", "undo"],
-  ["Ctrl/⌘+Shift+Z, Ctrl+Y", "redo"],
-  ["Ctrl/⌘+S", "save now"],
-  ["n / p", "next / previous bout (of the selected behaviour, else any)"],
-  ["u / Shift+U", "next / previous uncertain frame (model)"],
-  ["d / Shift+D", "next / previous disagreement of labels and predictions"],
-  ["i", "import predictions onto unlabelled frames"],
-  ["Shift+F", "finalize: unlabelled → absent for the whole video (asks first)"],
-  ["+ / -", "zoom the timeline in / out"],
-  ["?", "this help"],
-  ["timeline click", "seek"],
-  ["drag on a label row", "label the range present (Alt: absent; right button or e held: erase)"],
-  ["Shift+click on a label row", "label from the playhead to the click"],
-  ["Ctrl/⌘+click on a label row", "toggle that frame"],
-  ["click a behaviour name", "select it for n / p"],
-  ["wheel on the timeline", "zoom around the cursor; Shift+wheel or drag the ruler: pan"],
-  ["wheel / drag / double-click on the frame", "zoom / pan / reset"],
-];
+// ==================================================================== helpers
 
 /**
  * Copy of a Bytes trait as a typed array (the trait arrives as a DataView over a message buffer).
  * @template {Int8ArrayConstructor | Uint8ArrayConstructor} C
- * @param {any} v
+ * @param {unknown} v
  * @param {C} Ctor
  * @returns {InstanceType<C>}
  */
@@ -97,7 +98,7 @@ function typedCopy(v, Ctor) {
   /** @type {ArrayBuffer} */
   let buf = new ArrayBuffer(0);
   if (v instanceof ArrayBuffer) buf = v.slice(0);
-  else if (ArrayBuffer.isView(v)) buf = v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength);
+  else if (ArrayBuffer.isView(v)) buf = new Uint8Array(v.buffer, v.byteOffset, v.byteLength).slice().buffer;
   return /** @type {InstanceType<C>} */ (new Ctor(buf));
 }
 
@@ -130,10 +131,11 @@ function rulerTime(/** @type {number} */ sec) {
 
 /**
  * Create an element.
- * @param {string} tag
+ * @template {keyof HTMLElementTagNameMap} T
+ * @param {T} tag
  * @param {Record<string, any>} [props]
  * @param {(Node | string)[]} [children]
- * @returns {HTMLElement}
+ * @returns {HTMLElementTagNameMap[T]}
  */
 function h(tag, props = {}, children = []) {
   const el = document.createElement(tag);
@@ -147,16 +149,147 @@ function h(tag, props = {}, children = []) {
   return el;
 }
 
-/** A toolbar button that never takes focus away from the widget root. */
-function button(/** @type {string} */ text, /** @type {string} */ title, /** @type {() => void} */ onClick) {
+/**
+ * A toolbar button that never takes focus away from the widget root.
+ * @param {string} text @param {string} title @param {(e: MouseEvent) => void} onClick
+ */
+function button(text, title, onClick) {
   const b = h("button", { class: "deg-lab-btn", title, tabIndex: -1, type: "button" }, [text]);
   b.addEventListener("mousedown", (e) => e.preventDefault());
   b.addEventListener("click", (e) => {
     e.preventDefault();
-    onClick();
+    onClick(e);
   });
-  return /** @type {HTMLButtonElement} */ (b);
+  return b;
 }
+
+/** Size a canvas to w x hgt CSS px, backed by device pixels (`dpr` per CSS px). */
+function sizeCanvas(
+  /** @type {HTMLCanvasElement} */ c,
+  /** @type {number} */ w,
+  /** @type {number} */ hgt,
+  /** @type {number} */ dpr,
+) {
+  const W = Math.round(w * dpr);
+  const H = Math.round(hgt * dpr);
+  if (c.width !== W) c.width = W;
+  if (c.height !== H) c.height = H;
+  c.style.width = `${w}px`;
+  c.style.height = `${hgt}px`;
+}
+
+/** The 2-D context of a canvas (always there for a canvas we created). */
+function ctx2d(/** @type {HTMLCanvasElement} */ c) {
+  return /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
+}
+
+// ==================================================================== keys
+
+/**
+ * A keyboard shortcut: one row of the help overlay and what the key handler runs.
+ * `keys` are `KeyboardEvent.key` values, "Mod+" for Ctrl or ⌘ (the key then in lower case) and
+ * "Shift+" where Shift changes the meaning; see `findKey` for how an event finds its row.
+ * @typedef {{
+ *   label: string,
+ *   help: string,
+ *   keys: string[],
+ *   noAlt?: boolean,
+ *   run: (v: LabelerView, e: KeyboardEvent) => void,
+ * }} KeyBinding
+ */
+
+/** @type {KeyBinding[]} Every shortcut; the "?" overlay lists them in this order. */
+const KEYS = [
+  { label: "1 … 9", keys: ["1", "2", "3", "4", "5", "6", "7", "8", "9"],
+    help: "behaviour k at the playhead: toggle it and start recording; move to label a range; k again stops",
+    noAlt: true, // Alt+digit stays the browser's (tab switching on Linux)
+    run: (v, e) => v.recorder.behaviorKey(Number(e.key) - 1) },
+  { label: "Esc", keys: ["Escape"], help: "stop recording (and close this help)",
+    run: (v) => { v.recorder.stop(); v.toggleHelp(false); } },
+  { label: "x / Delete / Backspace", keys: ["x", "X", "Delete", "Backspace"],
+    help: "erase the playhead frame (all behaviours); while recording: erase the range",
+    run: (v) => v.recorder.erase() },
+  { label: "e (held)", keys: ["e", "E"], // released by LabelerView's keyup and blur handlers
+    help: "a drag on a label row erases (as with the right button)",
+    run: (v) => { v.eHeld = true; } },
+  { label: "← / →", keys: ["ArrowLeft", "ArrowRight"], help: "previous / next frame",
+    run: (v, e) => v.step(e, 1) },
+  { label: "Shift+← / Shift+→", keys: ["Shift+ArrowLeft", "Shift+ArrowRight"],
+    help: "10 frames back / forward", run: (v, e) => v.step(e, 10) },
+  { label: "Home / End", keys: ["Home", "End"], help: "first / last frame",
+    run: (v, e) => { v.timing.mark(e, "seek"); v.seek(e.key === "Home" ? 0 : v.data.n - 1); } },
+  { label: "Space", keys: [" "], help: "play / pause", run: (v) => v.player.toggle() },
+  { label: "Ctrl/⌘+Z", keys: ["Mod+z"], help: "undo", run: (v) => v.recorder.undo() },
+  { label: "Ctrl/⌘+Shift+Z, Ctrl+Y", keys: ["Mod+Shift+z", "Mod+y"], help: "redo",
+    run: (v) => v.recorder.redo() },
+  { label: "Ctrl/⌘+S", keys: ["Mod+s"], help: "save now",
+    run: (v) => v.recorder.serverOp({ type: "save" }) },
+  { label: "n / p", keys: ["n", "p"], help: "next / previous bout (of the selected behaviour, else any)",
+    run: (v, e) => (e.key === "n" ? v.seekTarget("next_bout", 1) : v.seekTarget("prev_bout", -1)) },
+  // Shift shows in `key` itself ("U", "D", "F")
+  { label: "u / Shift+U", keys: ["u", "U"], help: "next / previous uncertain frame (model)",
+    run: (v, e) => v.seekTarget("uncertain", e.key === "u" ? 1 : -1) },
+  { label: "d / Shift+D", keys: ["d", "D"],
+    help: "next / previous disagreement of labels and predictions",
+    run: (v, e) => v.seekTarget("disagree", e.key === "d" ? 1 : -1) },
+  { label: "i", keys: ["i"], help: "import predictions onto unlabelled frames",
+    run: (v) => v.recorder.importPredictions(false) },
+  { label: "Shift+F", keys: ["F"], help: "finalize: unlabelled → absent for the whole video (asks first)",
+    run: (v) => v.recorder.finalize() },
+  { label: "+ / -", keys: ["+", "=", "-", "_"], // with or without Shift on most layouts
+    help: "zoom the timeline in / out",
+    run: (v, e) => v.timeline.zoom(e.key === "+" || e.key === "=" ? 0.5 : 2, v.frame + 0.5) },
+  { label: "?", keys: ["?"], help: "this help", run: (v) => v.toggleHelp() },
+];
+
+/** Mouse gestures (FrameView's and Timeline's pointer handlers), listed after the keys. */
+const MOUSE_HELP = [
+  ["timeline click", "seek"],
+  ["drag on a label row", "label the range present (Alt: absent; right button or e held: erase)"],
+  ["Shift+click on a label row", "label from the playhead to the click"],
+  ["Ctrl/⌘+click on a label row", "toggle that frame"],
+  ["click a behaviour name", "select it for n / p"],
+  ["wheel on the timeline", "zoom around the cursor; Shift+wheel or drag the ruler: pan"],
+  ["wheel / drag / double-click on the frame", "zoom / pan / reset"],
+];
+
+/** @type {Map<string, KeyBinding>} */
+const KEY_INDEX = new Map();
+for (const b of KEYS) {
+  for (const k of b.keys) {
+    if (KEY_INDEX.has(k)) throw new Error(`deg labeler: key ${k} bound twice`);
+    KEY_INDEX.set(k, b);
+  }
+}
+
+/**
+ * The binding of a keydown, if any. With Ctrl or ⌘ only "Mod+" keys match. A "Shift+" key wins
+ * while Shift is held; otherwise Shift does not matter (it already shows in `key`: "U", "?").
+ * @param {KeyboardEvent} e
+ */
+function findKey(e) {
+  const mod = e.ctrlKey || e.metaKey;
+  const k = e.key || ""; // Chrome sends keydowns without a key for autofill
+  const key = mod ? `Mod+${k.toLowerCase()}` : k;
+  const shifted = e.shiftKey ? KEY_INDEX.get(key.replace(/^(Mod\+)?/, "$1Shift+")) : undefined;
+  const b = shifted ?? KEY_INDEX.get(key);
+  return b && !(b.noAlt && e.altKey) ? b : undefined;
+}
+
+/** The "?" overlay: every row of KEYS, then the mouse gestures. */
+function helpOverlay() {
+  const rows = [...KEYS.map((b) => [b.label, b.help]), ...MOUSE_HELP];
+  return h("div", { class: "deg-lab-help", style: { display: "none" } }, [
+    h("div", { class: "deg-lab-help-title" }, ["Shortcuts (while the labeler has focus)"]),
+    h(
+      "div",
+      { class: "deg-lab-help-grid" },
+      rows.flatMap(([k, v]) => [h("span", { class: "deg-lab-key" }, [k]), h("span", {}, [v])]),
+    ),
+  ]);
+}
+
+// ==================================================================== frames
 
 /** LRU cache of decoded frames; evicted bitmaps are closed to free their memory. */
 class FrameCache {
@@ -304,7 +437,7 @@ class FrameLoader {
   /**
    * A `frames` reply: one JPEG buffer per index.
    * @param {{req: number, indices: number[]}} msg
-   * @param {DataView[]} buffers
+   * @param {DataView<ArrayBuffer>[]} buffers
    */
   receive(msg, buffers) {
     const req = msg.req;
@@ -342,492 +475,55 @@ class FrameLoader {
   }
 }
 
+// ==================================================================== labels and edits
+
 /**
- * One view of a Labeler.
+ * The current video's arrays, (n, K) in C order: labels (1 present, 0 absent, -1 unlabelled),
+ * probabilities (uint8, P * 255) and thresholded predictions. Edits sent to Python are applied
+ * here at once and re-applied over Python's labels until it echoes them (`LOCAL_EDIT_MS`), so
+ * the timeline answers without waiting for the round trip.
  */
-class LabelerView {
-  /** @param {Model} model @param {HTMLElement} el */
-  constructor(model, el) {
-    this.model = model;
-    this.el = el;
-    this.frame = 0;
+class Labels {
+  constructor() {
     this.n = 0;
     this.K = 0;
     this.labels = new Int8Array(0);
     this.probs = new Uint8Array(0);
     this.predicted = new Int8Array(0);
+    this.hasPred = false;
     /** @type {LocalEdit[]} */
     this.localEdits = [];
-    /** @type {Recording | null} */
-    this.rec = null;
-    /** @type {string | null} video requested by the picker, not yet loaded by Python */
-    this.switchingTo = null;
-    /** @type {number | null} selected behaviour (for n / p) */
-    this.selected = null;
-    this.eHeld = false;
-    this.groupCount = 0;
-    // timeline view, in frames
-    this.viewStart = 0;
-    this.viewSpan = 1;
-    // frame view zoom/pan (device px)
-    this.zoom = 1;
-    this.panX = 0;
-    this.panY = 0;
-    this.paintedFrame = -1;
-    /** @type {PendingTiming | null} */
-    this.timing = null;
-    this.playRaf = 0;
-    this.playT0 = 0;
-    this.playF0 = 0;
-    this.lastSync = 0;
-    this.drawRaf = 0;
-    this.needFrame = true;
-    this.needTimeline = true;
-    this.needBase = true;
-    /**
-     * A timeline drag: "pan" (ruler), "paint" (label row) or "seek" (other rows).
-     * @type {{mode: string, k: number, anchor: number, cur: number, value: number,
-     *   x0: number, y0: number, start0: number, moved: boolean} | null}
-     */
-    this.drag = null;
-    /** @type {{x: number, y: number, panX: number, panY: number} | null} */
-    this.framePan = null;
-    this.dpr = window.devicePixelRatio || 1;
-
-    this.cache = new FrameCache(CACHE_SIZE);
-    this.loader = new FrameLoader(
-      model,
-      this.cache,
-      (i) => {
-        if (this.timing && this.timing.frame === i) this.timing.decodedAt = performance.now();
-        if (i === this.frame) this.ensureFrames(); // now the neighbours
-        if (i === this.frame || this.paintedFrame !== this.frame) this.schedule("frame");
-      },
-      () => this.ensureFrames(),
-      (i) => {
-        if (this.timing && this.timing.frame === i) this.timing.replyAt = performance.now();
-      },
-    );
-    this.build();
-    this.bindModel();
-    this.readAll();
-    this.resetView();
-    this.layout();
   }
 
-  // ------------------------------------------------------------------ DOM
-  build() {
-    const m = this.model;
-    this.root = h("div", {
-      class: "deg-lab",
-      tabIndex: 0,
-      "data-lm-suppress-shortcuts": "true", // JupyterLab's command-mode keys stay out
-    });
-    this.videoSelect = /** @type {HTMLSelectElement} */ (
-      h("select", { class: "deg-lab-video", title: "video" })
-    );
-    this.videoSelect.addEventListener("change", () => {
-      const v = this.videoSelect.value;
-      this.root.focus();
-      if (v === m.get("video")) return;
-      this.stopRecording();
-      if (m.get("playing")) m.set("playing", false);
-      this.switchingTo = v; // until Python's state for it arrives (see settle)
-      m.set("video", v);
-      m.save_changes();
-    });
-    this.playBtn = button("▶", "play / pause (Space)", () => this.togglePlay());
-    this.speedSelect = /** @type {HTMLSelectElement} */ (
-      h("select", { class: "deg-lab-speed", title: "playback speed" })
-    );
-    this.speedSelect.addEventListener("change", () => {
-      m.set("speed", Number(this.speedSelect.value));
-      m.save_changes();
-      this.root.focus();
-    });
-    this.frameText = h("span", { class: "deg-lab-frame-text" });
-    this.timeText = h("span", { class: "deg-lab-time-text" });
-    this.recText = h("span", { class: "deg-lab-rec" });
-    this.saveBtn = button("Save", "save now (Ctrl+S)", () => this.send({ type: "save" }));
-    this.savedText = h("span", { class: "deg-lab-saved" });
-    this.undoBtn = button("↶", "undo (Ctrl+Z)", () => this.undo());
-    this.redoBtn = button("↷", "redo (Ctrl+Shift+Z)", () => this.redo());
-    this.importBtn = button(
-      "Import predictions",
-      "predictions onto unlabelled frames (i); Shift+click: onto all frames",
-      () => {},
-    );
-    this.importBtn.onclick = (e) => {
-      e.preventDefault();
-      this.importPredictions(e.shiftKey);
-    };
-    this.finalizeBtn = button("Finalize", "unlabelled → absent for the whole video (Shift+F)", () =>
-      this.finalize(),
-    );
-    this.helpBtn = button("?", "keyboard and mouse shortcuts (?)", () => this.toggleHelp());
-    const toolbar = h("div", { class: "deg-lab-toolbar" }, [
-      this.videoSelect,
-      this.playBtn,
-      this.speedSelect,
-      this.frameText,
-      this.timeText,
-      this.recText,
-      h("span", { class: "deg-lab-spacer" }),
-      this.undoBtn,
-      this.redoBtn,
-      this.saveBtn,
-      this.savedText,
-      this.importBtn,
-      this.finalizeBtn,
-      this.helpBtn,
-    ]);
-
-    this.frameCanvas = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "deg-lab-frame" }));
-    this.help = h("div", { class: "deg-lab-help", style: { display: "none" } }, [
-      h("div", { class: "deg-lab-help-title" }, ["Shortcuts (while the labeler has focus)"]),
-      h(
-        "div",
-        { class: "deg-lab-help-grid" },
-        HELP.flatMap(([k, v]) => [h("span", { class: "deg-lab-key" }, [k]), h("span", {}, [v])]),
-      ),
-    ]);
-    this.help.addEventListener("click", () => this.toggleHelp(false));
-    const stage = h("div", { class: "deg-lab-stage" }, [this.frameCanvas, this.help]);
-
-    this.scrub = /** @type {HTMLInputElement} */ (
-      h("input", { class: "deg-lab-scrub", type: "range", min: "0", max: "0", step: "1", tabIndex: -1 })
-    );
-    this.scrub.addEventListener("input", (e) => {
-      this.markInput(e, "scrub");
-      this.seek(Number(this.scrub.value));
-    });
-    this.scrub.addEventListener("change", () => this.root.focus());
-
-    this.timeline = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "deg-lab-timeline" }));
-    this.base = document.createElement("canvas"); // rows without the playhead
-
-    this.errorBox = h("div", { class: "deg-lab-error", role: "alert" });
-    this.conflictBox = h("div", { class: "deg-lab-conflict", role: "alert" }, [
-      h("span", {}, [
-        "The labels file changed on disk since this Labeler loaded it. Your edits are kept in " +
-          "the journal: reload to take the other changes (yours are re-applied on top), or " +
-          "overwrite the file with yours.",
-      ]),
-      button("Reload", "re-read the file; your unsaved edits are re-applied on top", () =>
-        this.serverOp({ type: "reload" }),
-      ),
-      button("Overwrite", "save(force=True): replace the file on disk with these labels", () => {
-        if (window.confirm("Replace the labels file on disk (and the other changes) with yours?")) {
-          this.serverOp({ type: "save", force: true });
-        }
-      }),
-    ]);
-    this.statusText = h("span", { class: "deg-lab-status-text" });
-    const statusBar = h("div", { class: "deg-lab-status" }, [
-      this.statusText,
-      h("span", { class: "deg-lab-spacer" }),
-      h("span", { class: "deg-lab-focus-hint" }, ["click the labeler to use the keyboard ·"]),
-      h("span", {}, ["? help"]),
-    ]);
-
-    this.root.append(toolbar, stage, this.scrub, this.timeline, this.errorBox, this.conflictBox, statusBar);
-    this.el.append(this.root);
-
-    this.root.addEventListener("keydown", (e) => this.onKeyDown(e));
-    this.root.addEventListener("keyup", (e) => {
-      if (e.key === "e" || e.key === "E") this.eHeld = false;
-      e.stopPropagation();
-    });
-    this.root.addEventListener("focus", () => this.root.classList.add("deg-lab-focused"));
-    this.root.addEventListener("blur", () => {
-      this.root.classList.remove("deg-lab-focused");
-      this.eHeld = false;
-    });
-    this.root.addEventListener("mousedown", (e) => {
-      const t = /** @type {HTMLElement} */ (e.target);
-      if (t.tagName !== "SELECT") this.root.focus({ preventScroll: true });
-    });
-
-    this.bindFrameCanvas();
-    this.bindTimeline();
-    this.resizeObserver = new ResizeObserver(() => this.layout());
-    this.resizeObserver.observe(this.root);
+  /** Label of behaviour k at frame f. */
+  at(/** @type {number} */ f, /** @type {number} */ k) {
+    return this.labels[f * this.K + k];
   }
 
-  // ------------------------------------------------------------------ model
-  bindModel() {
-    const m = this.model;
-    /** @type {[string, (...a: any[]) => void][]} */
-    this.handlers = [
-      ["msg:custom", (msg, buffers) => {
-        if (msg && msg.type === "frames") this.loader.receive(msg, buffers || []);
-      }],
-      ["change:video", () => {
-        this.loader.reset();
-        this.stopRecording();
-        this.localEdits = [];
-        this.zoom = 1;
-        this.panX = this.panY = 0;
-        this.paintedFrame = -1;
-        if (this.switchingTo !== null && m.get("video") === this.switchingTo) {
-          // our own switch: until Python sends the new video's state, show nothing stale
-          // (and ask for no frames: the old frame index may not exist in the new video)
-          this.n = 0;
-          this.labels = new Int8Array(0);
-          this.labelsChanged();
-          this.updateFrameText();
-          this.schedule("all");
-          return;
-        }
-        this.switchingTo = null;
-        this.loadVideo();
-      }],
-      ["change:videos", () => this.readToolbar()],
-      ["change:behaviors", () => { if (!this.settle()) { this.readAll(); this.layout(); } }],
-      ["change:n_frames", () => { if (!this.settle()) this.loadVideo(); }],
-      ["change:labels", () => {
-        if (this.settle()) return;
-        this.readLabels();
-        this.schedule("base");
-      }],
-      ["change:probs change:predicted change:has_predictions change:thresholds", () => {
-        this.readPredictions();
-        this.layout();
-      }],
-      ["change:frame", () => {
-        if (this.settle() || this.model.get("playing")) return; // the play loop owns the playhead
-        const f = this.model.get("frame") | 0;
-        if (f !== this.frame) this.setFrame(f, false);
-      }],
-      ["change:playing", () => this.readPlaying()],
-      ["change:speed", () => {
-        this.playT0 = performance.now();
-        this.playF0 = this.frame;
-        this.readToolbar();
-      }],
-      ["change:fps change:frame_width change:frame_height", () => { this.readToolbar(); this.layout(); }],
-      [
-        "change:dirty change:saved_at change:can_undo change:can_redo change:status " +
-          "change:error change:lock_conflict",
-        () => {
-          this.readStatus();
-          this.settle();
-        },
-      ],
-    ];
-    for (const [ev, cb] of this.handlers) m.on(ev, cb);
-  }
-
-  /** Everything about the current video, from the model. */
-  loadVideo() {
-    this.readAll();
-    this.resetView();
-    this.layout();
-    this.ensureFrames();
-  }
-
-  /**
-   * After the front end switched video, the first update from Python carries the new
-   * video's state: load it. True if it did.
-   */
-  settle() {
-    if (this.switchingTo === null) return false;
-    this.switchingTo = null;
-    this.loadVideo();
-    return true;
-  }
-
-  readAll() {
-    const m = this.model;
-    this.n = Math.max(0, m.get("n_frames") | 0);
-    this.K = (m.get("behaviors") || []).length;
-    this.frame = Math.min(Math.max(0, m.get("frame") | 0), Math.max(0, this.n - 1));
-    this.readLabels();
-    this.readPredictions();
-    this.readToolbar();
-    this.readStatus();
-    this.readPlaying();
-  }
-
-  readLabels() {
-    const a = typedCopy(this.model.get("labels"), Int8Array);
+  /** Python's labels (a Bytes trait), with the recent local edits on top. */
+  read(/** @type {unknown} */ bytes) {
+    const a = typedCopy(bytes, Int8Array);
     this.labels = a.length === this.n * this.K ? a : new Int8Array(this.n * this.K).fill(-1);
     const now = performance.now();
     this.localEdits = this.localEdits.filter((e) => now - e.t < LOCAL_EDIT_MS);
-    for (const e of this.localEdits) this.applyEdit(e.behavior, e.start, e.stop, e.value);
-    this.labelsChanged();
+    for (const e of this.localEdits) this.apply(e.behavior, e.start, e.stop, e.value);
   }
 
-  readPredictions() {
-    const m = this.model;
-    this.hasPred = !!m.get("has_predictions");
-    const p = typedCopy(m.get("probs"), Uint8Array);
-    const q = typedCopy(m.get("predicted"), Int8Array);
+  /** @param {boolean} has @param {unknown} probs @param {unknown} predicted Bytes traits */
+  readPredictions(has, probs, predicted) {
+    this.hasPred = has;
+    const p = typedCopy(probs, Uint8Array);
+    const q = typedCopy(predicted, Int8Array);
     const size = this.n * this.K;
     this.probs = p.length === size ? p : new Uint8Array(0);
     this.predicted = q.length === size ? q : new Int8Array(0);
-    this.root.dataset.hasPredictions = String(this.hasPred);
-    this.needBase = true;
-  }
-
-  readToolbar() {
-    const m = this.model;
-    const videos = m.get("videos") || [];
-    const video = m.get("video") || "";
-    const sel = this.videoSelect;
-    if (sel.options.length !== videos.length || [...sel.options].some((o, i) => o.value !== videos[i])) {
-      sel.replaceChildren(...videos.map((/** @type {string} */ v) => h("option", { value: v }, [v])));
-    }
-    sel.value = video;
-    this.root.dataset.video = video;
-    const speed = Number(m.get("speed")) || 1;
-    const speeds = SPEEDS.includes(speed) ? SPEEDS : [...SPEEDS, speed].sort((a, b) => a - b);
-    if (this.speedSelect.options.length !== speeds.length) {
-      this.speedSelect.replaceChildren(...speeds.map((s) => h("option", { value: String(s) }, [`${s}×`])));
-    }
-    this.speedSelect.value = String(speed);
-    this.fps = Number(m.get("fps")) || 30;
-    this.updateFrameText();
-  }
-
-  readStatus() {
-    const m = this.model;
-    const dirty = !!m.get("dirty");
-    const savedAt = m.get("saved_at") || "";
-    this.savedText.textContent = dirty
-      ? "● unsaved"
-      : savedAt
-        ? `saved ${savedAt.replace(/^.*T/, "").replace(/\..*$/, "").replace(/[+-]\d\d:?\d\d$|Z$/, "")}`
-        : "";
-    this.savedText.classList.toggle("deg-lab-dirty", dirty);
-    this.root.dataset.dirty = String(dirty);
-    this.undoBtn.disabled = !m.get("can_undo");
-    this.redoBtn.disabled = !m.get("can_redo");
-    this.statusText.textContent = m.get("status") || "";
-    const err = m.get("error") || "";
-    this.errorBox.textContent = err;
-    this.errorBox.style.display = err ? "" : "none";
-    this.conflictBox.style.display = m.get("lock_conflict") ? "" : "none";
-  }
-
-  readPlaying() {
-    const playing = !!this.model.get("playing");
-    this.playBtn.textContent = playing ? "⏸" : "▶";
-    this.root.dataset.playing = String(playing);
-    if (playing && !this.playRaf) {
-      if (this.frame >= this.n - 1) this.setFrame(0, false);
-      this.playT0 = performance.now();
-      this.playF0 = this.frame;
-      this.playRaf = requestAnimationFrame((t) => this.playTick(t));
-    } else if (!playing && this.playRaf) {
-      cancelAnimationFrame(this.playRaf);
-      this.playRaf = 0;
-      this.syncFrame();
-    }
-  }
-
-  /** @param {any} content */
-  send(content) {
-    this.model.send(content);
-  }
-
-  // ------------------------------------------------------------------ playhead
-  /**
-   * Move the playhead here (Python is told by `syncFrame`).
-   * @param {number} f
-   * @param {boolean} user a user action (extends a recording; synced to Python)
-   */
-  setFrame(f, user) {
-    if (this.n <= 0) return;
-    f = Math.min(Math.max(0, Math.round(f)), this.n - 1);
-    this.frame = f;
-    if (this.timing && this.timing.frame < 0) {
-      this.timing.frame = f;
-      this.timing.cached = this.cache.has(f);
-    }
-    if (user && this.rec) this.extendRecording();
-    this.follow();
-    this.updateFrameText();
-    this.ensureFrames();
-    this.schedule("frame");
-    this.schedule("timeline");
-    if (user && !this.model.get("playing")) this.syncFrame();
-  }
-
-  /** A user seek to frame `f`. */
-  seek(/** @type {number} */ f) {
-    this.setFrame(f, true);
-  }
-
-  /** Tell Python the playhead and any recorded range (at most ~10x/s while playing). */
-  syncFrame() {
-    this.lastSync = performance.now();
-    if ((this.model.get("frame") | 0) !== this.frame) {
-      this.model.set("frame", this.frame);
-      this.model.save_changes();
-    }
-    this.flushRecording();
-  }
-
-  ensureFrames() {
-    const playing = !!this.model.get("playing");
-    const speed = Number(this.model.get("speed")) || 1;
-    const ahead = playing ? Math.min(120, Math.max(AHEAD, Math.ceil(this.fps * speed * 1.5))) : AHEAD;
-    this.loader.ensure(this.frame, this.n, ahead);
-  }
-
-  togglePlay() {
-    this.model.set("playing", !this.model.get("playing"));
-    this.model.save_changes();
-    this.readPlaying();
-  }
-
-  /** @param {number} now */
-  playTick(now) {
-    this.playRaf = 0;
-    if (!this.model.get("playing")) return;
-    const speed = Number(this.model.get("speed")) || 1;
-    const f = Math.min(this.n - 1, this.playF0 + Math.floor(((now - this.playT0) / 1000) * this.fps * speed));
-    if (f !== this.frame) this.setFrame(f, true);
-    if (now - this.lastSync >= PLAY_SYNC_MS) this.syncFrame();
-    if (f >= this.n - 1) {
-      this.model.set("playing", false);
-      this.model.save_changes();
-      this.readPlaying();
-      this.syncFrame();
-      return;
-    }
-    this.playRaf = requestAnimationFrame((t) => this.playTick(t));
-  }
-
-  updateFrameText() {
-    this.frameText.textContent = `frame ${this.frame} / ${this.n}`;
-    this.timeText.textContent = formatTime(this.frame / (this.fps || 30));
-    this.scrub.max = String(Math.max(0, this.n - 1));
-    this.scrub.value = String(this.frame);
-    this.root.dataset.frame = String(this.frame);
-    this.root.dataset.nFrames = String(this.n);
-  }
-
-  /** Keep the playhead inside the timeline's view. */
-  follow() {
-    const f = this.frame;
-    if (f < this.viewStart || f + 1 > this.viewStart + this.viewSpan) {
-      this.setView(f + 0.5 - this.viewSpan / 2, this.viewSpan);
-    }
-  }
-
-  // ------------------------------------------------------------------ editing
-  newGroup() {
-    return `g${Date.now().toString(36)}-${++this.groupCount}`;
   }
 
   /**
-   * Apply an edit to the local copy (what Python will do), so the timeline answers at once.
-   * @param {number} b behaviour (-1: all) @param {number} start @param {number} stop
-   * @param {number} v value
+   * labels[start:stop, b] = v here (what Python will do); b -1: all behaviours.
+   * @param {number} b @param {number} start @param {number} stop @param {number} v
    */
-  applyEdit(b, start, stop, v) {
+  apply(b, start, stop, v) {
     const K = this.K;
     start = Math.max(0, start);
     stop = Math.min(this.n, stop);
@@ -838,37 +534,70 @@ class LabelerView {
   }
 
   /**
+   * An edit just sent to Python: apply it and keep it until Python's labels include it.
+   * @param {number} behavior @param {number} start @param {number} stop @param {number} value
+   */
+  local(behavior, start, stop, value) {
+    this.localEdits.push({ behavior, start, stop, value, t: performance.now() });
+    this.apply(behavior, start, stop, value);
+  }
+
+  labeledCount() {
+    let labeled = 0;
+    for (let i = 0; i < this.labels.length; i++) if (this.labels[i] !== -1) labeled++;
+    return labeled;
+  }
+}
+
+/**
+ * Edit requests to Python: ranges, toggles, number-key recording (a range that follows the
+ * playhead, one undo group) and the wholesale operations (undo, redo, save, import, finalize).
+ */
+class Recorder {
+  constructor(/** @type {LabelerView} */ v) {
+    this.v = v;
+    /** @type {Recording | null} */
+    this.rec = null;
+    this.groupCount = 0;
+  }
+
+  newGroup() {
+    return `g${Date.now().toString(36)}-${++this.groupCount}`;
+  }
+
+  /** Local edits changed the labels: show them. */
+  changed() {
+    this.v.labelsChanged();
+    this.v.schedule("base");
+  }
+
+  /**
    * Set labels[start:stop, behavior] = value (behavior -1: all) in Python and, optimistically, here.
    * @param {number} behavior @param {number} start @param {number} stop @param {number} value
    * @param {string | null} [group]
    */
   edit(behavior, start, stop, value, group = null) {
     if (stop <= start) return;
-    const msg = { type: "set", behavior, start, stop, value };
-    if (group) /** @type {any} */ (msg).group = group;
-    this.syncFrame();
-    this.send(msg);
-    this.localEdits.push({ behavior, start, stop, value, t: performance.now() });
-    this.applyEdit(behavior, start, stop, value);
-    this.labelsChanged();
-    this.schedule("base");
+    const msg = { type: "set", behavior, start, stop, value, ...(group ? { group } : {}) };
+    this.v.syncFrame();
+    this.v.send(msg);
+    this.v.data.local(behavior, start, stop, value);
+    this.changed();
   }
 
   toggleFrame(/** @type {number} */ b, /** @type {number} */ f) {
-    const v = this.labels[f * this.K + b] === 1 ? 0 : 1;
-    this.send({ type: "toggle", behavior: b, frame: f });
-    this.localEdits.push({ behavior: b, start: f, stop: f + 1, value: v, t: performance.now() });
-    this.applyEdit(b, f, f + 1, v);
-    this.labelsChanged();
-    this.schedule("base");
+    const value = this.v.data.at(f, b) === 1 ? 0 : 1;
+    this.v.send({ type: "toggle", behavior: b, frame: f });
+    this.v.data.local(b, f, f + 1, value);
+    this.changed();
   }
 
   /** Python-side operations that change labels wholesale: drop the optimistic copy. */
-  serverOp(/** @type {any} */ msg) {
-    this.stopRecording();
-    this.syncFrame();
-    this.localEdits = [];
-    this.send(msg);
+  serverOp(/** @type {{type: string, [k: string]: unknown}} */ msg) {
+    this.stop();
+    this.v.syncFrame();
+    this.v.data.localEdits = [];
+    this.v.send(msg);
   }
 
   undo() {
@@ -880,8 +609,8 @@ class LabelerView {
   }
 
   importPredictions(/** @type {boolean} */ overwrite) {
-    if (!this.model.get("has_predictions")) {
-      this.statusText.textContent = "no predictions for this video";
+    if (!this.v.model.get("has_predictions")) {
+      this.v.controls.say("no predictions for this video");
       return;
     }
     if (overwrite && !window.confirm("Import predictions onto ALL frames, replacing your labels?")) return;
@@ -889,7 +618,7 @@ class LabelerView {
   }
 
   finalize() {
-    const video = this.model.get("video");
+    const video = this.v.model.get("video");
     const ok = window.confirm(
       `Finalize ${video}: every unlabelled frame becomes "absent" for every behaviour. Continue?`,
     );
@@ -898,274 +627,471 @@ class LabelerView {
 
   /** Number key k: toggle behaviour k here and start recording it (k again stops). */
   behaviorKey(/** @type {number} */ k) {
-    if (k >= this.K || this.n <= 0) return;
+    const v = this.v;
+    if (k >= v.data.K || v.data.n <= 0) return;
     if (this.rec && this.rec.behavior === k) {
-      this.stopRecording();
+      this.stop();
       return;
     }
-    this.stopRecording();
-    const f = this.frame;
-    const value = this.labels[f * this.K + k] === 1 ? 0 : 1;
+    this.stop();
+    const f = v.frame;
+    const value = v.data.at(f, k) === 1 ? 0 : 1;
     // a one-frame `set` rather than `toggle`: it shares the recording's undo group
     this.rec = { behavior: k, value, anchor: f, group: this.newGroup(), sent: "" };
-    this.selected = k;
-    this.flushRecording();
-    this.updateRecText();
-    this.schedule("base");
+    v.selected = k;
+    this.flush();
+    this.show();
+    v.schedule("base");
   }
 
   /** x: erase the playhead frame, or (while recording) the recorded range, for all behaviours. */
-  eraseKey() {
-    if (this.n <= 0) return;
+  erase() {
+    const v = this.v;
+    if (v.data.n <= 0) return;
     if (this.rec) {
       this.rec = { ...this.rec, behavior: -1, value: -1, sent: "" };
-      this.flushRecording();
-      this.updateRecText();
+      this.flush();
+      this.show();
       return;
     }
-    this.edit(-1, this.frame, this.frame + 1, -1);
+    this.edit(-1, v.frame, v.frame + 1, -1);
   }
 
-  extendRecording() {
+  /** The playhead moved while recording: show the longer range now (`flush` sends it). */
+  extend() {
     if (!this.rec) return;
-    const [a, b] = this.recRange();
-    this.applyEdit(this.rec.behavior, a, b, this.rec.value); // shown now; sent by syncFrame
-    this.labelsChanged();
-    this.schedule("base");
+    const [a, b] = this.range(this.rec);
+    this.v.data.apply(this.rec.behavior, a, b, this.rec.value);
+    this.changed();
   }
 
-  recRange() {
-    const r = /** @type {Recording} */ (this.rec);
-    return [Math.min(r.anchor, this.frame), Math.max(r.anchor, this.frame) + 1];
+  /** [start, stop) from the anchor to the playhead. */
+  range(/** @type {Recording} */ r) {
+    const f = this.v.frame;
+    return [Math.min(r.anchor, f), Math.max(r.anchor, f) + 1];
   }
 
-  flushRecording() {
+  /** Send the recorded range if it changed since it was last sent. */
+  flush() {
     const r = this.rec;
     if (!r) return;
-    const [a, b] = this.recRange();
+    const [a, b] = this.range(r);
     const key = `${r.behavior}:${a}:${b}:${r.value}`;
     if (key === r.sent) return;
     r.sent = key;
-    this.send({ type: "set", behavior: r.behavior, start: a, stop: b, value: r.value, group: r.group });
-    this.localEdits.push({ behavior: r.behavior, start: a, stop: b, value: r.value, t: performance.now() });
-    this.applyEdit(r.behavior, a, b, r.value);
-    this.labelsChanged();
-    this.schedule("base");
+    this.v.send({ type: "set", behavior: r.behavior, start: a, stop: b, value: r.value, group: r.group });
+    this.v.data.local(r.behavior, a, b, r.value);
+    this.changed();
   }
 
-  stopRecording() {
+  stop() {
     if (!this.rec) return;
-    this.flushRecording();
+    this.flush();
     this.rec = null;
-    this.updateRecText();
+    this.show();
   }
 
-  updateRecText() {
-    const r = this.rec;
-    const names = this.model.get("behaviors") || [];
+  show() {
+    this.v.controls.showRecording(this.rec);
+  }
+}
+
+// ==================================================================== playback
+
+/** Playback: the playhead follows the wall clock in a requestAnimationFrame loop. */
+class Player {
+  constructor(/** @type {LabelerView} */ v) {
+    this.v = v;
+    this.raf = 0;
+    this.t0 = 0; // when playback (re)started ...
+    this.f0 = 0; // ... and from which frame
+  }
+
+  /** Follow the `playing` trait: show it, start or stop the loop. */
+  read() {
+    const v = this.v;
+    const playing = !!v.model.get("playing");
+    v.controls.showPlaying(playing);
+    if (playing && !this.raf) {
+      if (v.frame >= v.data.n - 1) v.setFrame(0, false);
+      this.restart();
+      this.raf = requestAnimationFrame((t) => this.tick(t));
+    } else if (!playing && this.raf) {
+      cancelAnimationFrame(this.raf);
+      this.raf = 0;
+      v.syncFrame();
+    }
+  }
+
+  /** Count from the current frame (playback starts, or the speed changed). */
+  restart() {
+    this.t0 = performance.now();
+    this.f0 = this.v.frame;
+  }
+
+  toggle() {
+    const m = this.v.model;
+    m.set("playing", !m.get("playing"));
+    m.save_changes();
+    this.read();
+  }
+
+  /** @param {number} now */
+  tick(now) {
+    const v = this.v;
+    const m = v.model;
+    this.raf = 0;
+    if (!m.get("playing")) return;
+    const speed = Number(m.get("speed")) || 1;
+    const f = Math.min(v.data.n - 1, this.f0 + Math.floor(((now - this.t0) / 1000) * v.fps * speed));
+    if (f !== v.frame) v.setFrame(f, true);
+    if (now - v.lastSync >= PLAY_SYNC_MS) v.syncFrame();
+    if (f >= v.data.n - 1) {
+      m.set("playing", false);
+      m.save_changes();
+      this.read();
+      v.syncFrame();
+      return;
+    }
+    this.raf = requestAnimationFrame((t) => this.tick(t));
+  }
+
+  destroy() {
+    if (this.raf) cancelAnimationFrame(this.raf);
+  }
+}
+
+// ==================================================================== controls
+
+/**
+ * The DOM around the canvases: toolbar, scrub bar, error and conflict banners, status bar.
+ * It also keeps the root's data- attributes that tests and tools read (frame, video, ...).
+ */
+class Controls {
+  constructor(/** @type {LabelerView} */ v) {
+    this.v = v;
+    const m = v.model;
+    this.videoSelect = h("select", { class: "deg-lab-video", title: "video" });
+    this.videoSelect.addEventListener("change", () => v.switchVideo(this.videoSelect.value));
+    this.playBtn = button("▶", "play / pause (Space)", () => v.player.toggle());
+    this.speedSelect = h("select", { class: "deg-lab-speed", title: "playback speed" });
+    this.speedSelect.addEventListener("change", () => {
+      m.set("speed", Number(this.speedSelect.value));
+      m.save_changes();
+      v.root.focus();
+    });
+    this.frameText = h("span", { class: "deg-lab-frame-text" });
+    this.timeText = h("span", { class: "deg-lab-time-text" });
+    this.recText = h("span", { class: "deg-lab-rec" });
+    this.saveBtn = button("Save", "save now (Ctrl+S)", () => v.send({ type: "save" }));
+    this.savedText = h("span", { class: "deg-lab-saved" });
+    this.undoBtn = button("↶", "undo (Ctrl+Z)", () => v.recorder.undo());
+    this.redoBtn = button("↷", "redo (Ctrl+Shift+Z)", () => v.recorder.redo());
+    const importBtn = button(
+      "Import predictions",
+      "predictions onto unlabelled frames (i); Shift+click: onto all frames",
+      (e) => v.recorder.importPredictions(e.shiftKey),
+    );
+    const finalizeBtn = button("Finalize", "unlabelled → absent for the whole video (Shift+F)", () =>
+      v.recorder.finalize(),
+    );
+    const helpBtn = button("?", "keyboard and mouse shortcuts (?)", () => v.toggleHelp());
+    this.toolbar = h("div", { class: "deg-lab-toolbar" }, [
+      this.videoSelect,
+      this.playBtn,
+      this.speedSelect,
+      this.frameText,
+      this.timeText,
+      this.recText,
+      h("span", { class: "deg-lab-spacer" }),
+      this.undoBtn,
+      this.redoBtn,
+      this.saveBtn,
+      this.savedText,
+      importBtn,
+      finalizeBtn,
+      helpBtn,
+    ]);
+
+    this.scrub = h("input", {
+      class: "deg-lab-scrub", type: "range", min: "0", max: "0", step: "1", tabIndex: -1,
+    });
+    this.scrub.addEventListener("input", (e) => {
+      v.timing.mark(e, "scrub");
+      v.seek(Number(this.scrub.value));
+    });
+    this.scrub.addEventListener("change", () => v.root.focus());
+
+    this.errorBox = h("div", { class: "deg-lab-error", role: "alert" });
+    this.conflictBox = h("div", { class: "deg-lab-conflict", role: "alert" }, [
+      h("span", {}, [
+        "The labels file changed on disk since this Labeler loaded it. Your edits are kept in " +
+          "the journal: reload to take the other changes (yours are re-applied on top), or " +
+          "overwrite the file with yours.",
+      ]),
+      button("Reload", "re-read the file; your unsaved edits are re-applied on top", () =>
+        v.recorder.serverOp({ type: "reload" }),
+      ),
+      button("Overwrite", "save(force=True): replace the file on disk with these labels", () => {
+        if (window.confirm("Replace the labels file on disk (and the other changes) with yours?")) {
+          v.recorder.serverOp({ type: "save", force: true });
+        }
+      }),
+    ]);
+    this.statusText = h("span", { class: "deg-lab-status-text" });
+    this.statusBar = h("div", { class: "deg-lab-status" }, [
+      this.statusText,
+      h("span", { class: "deg-lab-spacer" }),
+      h("span", { class: "deg-lab-focus-hint" }, ["click the labeler to use the keyboard ·"]),
+      h("span", {}, ["? help"]),
+    ]);
+  }
+
+  /** The video picker and the speed menu, from the model. */
+  showVideos() {
+    const m = this.v.model;
+    const videos = m.get("videos") || [];
+    const video = m.get("video") || "";
+    const sel = this.videoSelect;
+    if (sel.options.length !== videos.length || [...sel.options].some((o, i) => o.value !== videos[i])) {
+      sel.replaceChildren(...videos.map((v) => h("option", { value: v }, [v])));
+    }
+    sel.value = video;
+    this.v.root.dataset.video = video;
+    const speed = Number(m.get("speed")) || 1;
+    const speeds = SPEEDS.includes(speed) ? SPEEDS : [...SPEEDS, speed].sort((a, b) => a - b);
+    if (this.speedSelect.options.length !== speeds.length) {
+      this.speedSelect.replaceChildren(...speeds.map((s) => h("option", { value: String(s) }, [`${s}×`])));
+    }
+    this.speedSelect.value = String(speed);
+  }
+
+  /** The playhead: frame number, time and scrub bar. */
+  showFrame(/** @type {number} */ frame, /** @type {number} */ n, /** @type {number} */ fps) {
+    this.frameText.textContent = `frame ${frame} / ${n}`;
+    this.timeText.textContent = formatTime(frame / (fps || 30));
+    this.scrub.max = String(Math.max(0, n - 1));
+    this.scrub.value = String(frame);
+    const ds = this.v.root.dataset;
+    ds.frame = String(frame);
+    ds.nFrames = String(n);
+  }
+
+  /** Saved state, undo / redo, status line and banners, from the model. */
+  showStatus() {
+    const m = this.v.model;
+    const dirty = !!m.get("dirty");
+    const savedAt = m.get("saved_at") || "";
+    this.savedText.textContent = dirty
+      ? "● unsaved"
+      : savedAt
+        ? `saved ${savedAt.replace(/^.*T/, "").replace(/\..*$/, "").replace(/[+-]\d\d:?\d\d$|Z$/, "")}`
+        : "";
+    this.savedText.classList.toggle("deg-lab-dirty", dirty);
+    this.v.root.dataset.dirty = String(dirty);
+    this.undoBtn.disabled = !m.get("can_undo");
+    this.redoBtn.disabled = !m.get("can_redo");
+    this.statusText.textContent = m.get("status") || "";
+    const err = m.get("error") || "";
+    this.errorBox.textContent = err;
+    this.errorBox.style.display = err ? "" : "none";
+    this.conflictBox.style.display = m.get("lock_conflict") ? "" : "none";
+  }
+
+  /** A status line of the front end's own (until Python sends the next one). */
+  say(/** @type {string} */ text) {
+    this.statusText.textContent = text;
+  }
+
+  showPlaying(/** @type {boolean} */ playing) {
+    this.playBtn.textContent = playing ? "⏸" : "▶";
+    this.v.root.dataset.playing = String(playing);
+  }
+
+  showRecording(/** @type {Recording | null} */ r) {
+    const names = this.v.model.get("behaviors") || [];
     if (!r) {
       this.recText.textContent = "";
-      this.root.dataset.recording = "";
+      this.v.root.dataset.recording = "";
       return;
     }
     const what = r.behavior < 0 ? "erase" : `${names[r.behavior]} ${r.value === 1 ? "present" : "absent"}`;
     this.recText.textContent = `● REC ${what} from ${r.anchor}`;
     this.recText.style.color = r.behavior < 0 ? "#555" : PALETTE[r.behavior % PALETTE.length];
-    this.root.dataset.recording = String(r.behavior);
+    this.v.root.dataset.recording = String(r.behavior);
+  }
+}
+
+// ==================================================================== frame view
+
+/** The frame canvas: the playhead's frame (or the nearest cached one meanwhile), zoom and pan. */
+class FrameView {
+  constructor(/** @type {LabelerView} */ v) {
+    this.v = v;
+    this.canvas = h("canvas", { class: "deg-lab-frame" });
+    // zoom / pan in device px
+    this.zoom = 1;
+    this.panX = 0;
+    this.panY = 0;
+    /** @type {{x: number, y: number, panX: number, panY: number} | null} a pan drag */
+    this.pan = null;
+    this.painted = -1; // the frame on the canvas (-1: none)
+    this.bind();
   }
 
-  /** Labels changed here: refresh what depends on them. */
-  labelsChanged() {
-    let labeled = 0;
-    for (let i = 0; i < this.labels.length; i++) if (this.labels[i] !== -1) labeled++;
-    this.root.dataset.labeledCount = String(labeled);
-    this.root.dataset.labelsHash = fnv1a(this.labels);
-    this.needBase = true;
+  resetZoom() {
+    this.zoom = 1;
+    this.panX = this.panY = 0;
   }
 
-  /** @param {"uncertain" | "disagree" | "next_bout" | "prev_bout"} target @param {number} direction */
-  seekTarget(target, direction) {
-    this.stopRecording();
-    this.syncFrame();
-    this.send({ type: "seek", target, behavior: this.selected, direction });
-  }
-
-  // ------------------------------------------------------------------ keyboard
-  /** @param {KeyboardEvent} e */
-  onKeyDown(e) {
-    const t = /** @type {HTMLElement} */ (e.target);
-    if (t.tagName === "SELECT") return; // let the picker work
-    e.stopPropagation(); // JupyterLab must not see keys meant for the labeler
-    const key = e.key;
-    const mod = e.ctrlKey || e.metaKey;
-    let handled = true;
-    if (mod) {
-      const k = key.toLowerCase();
-      if (k === "z") e.shiftKey ? this.redo() : this.undo();
-      else if (k === "y") this.redo();
-      else if (k === "s") this.serverOp({ type: "save" });
-      else handled = false;
-    } else if (/^[1-9]$/.test(key) && !e.altKey) {
-      this.behaviorKey(Number(key) - 1);
-    } else {
-      switch (key) {
-        case "ArrowRight":
-        case "ArrowLeft": {
-          this.markInput(e, "step");
-          const d = (key === "ArrowRight" ? 1 : -1) * (e.shiftKey ? 10 : 1);
-          this.seek(this.frame + d);
-          break;
-        }
-        case "Home":
-          this.markInput(e, "seek");
-          this.seek(0);
-          break;
-        case "End":
-          this.markInput(e, "seek");
-          this.seek(this.n - 1);
-          break;
-        case " ":
-          this.togglePlay();
-          break;
-        case "Escape":
-          this.stopRecording();
-          this.toggleHelp(false);
-          break;
-        case "x":
-        case "X":
-        case "Delete":
-        case "Backspace":
-          this.eraseKey();
-          break;
-        case "e":
-        case "E":
-          this.eHeld = true;
-          break;
-        case "n":
-          this.seekTarget("next_bout", 1);
-          break;
-        case "p":
-          this.seekTarget("prev_bout", -1);
-          break;
-        case "u":
-        case "U":
-          this.seekTarget("uncertain", key === "u" ? 1 : -1);
-          break;
-        case "d":
-        case "D":
-          this.seekTarget("disagree", key === "d" ? 1 : -1);
-          break;
-        case "i":
-          this.importPredictions(false);
-          break;
-        case "F":
-          this.finalize();
-          break;
-        case "?":
-          this.toggleHelp();
-          break;
-        case "+":
-        case "=":
-          this.zoomTimeline(0.5, this.frame + 0.5);
-          break;
-        case "-":
-        case "_":
-          this.zoomTimeline(2, this.frame + 0.5);
-          break;
-        default:
-          handled = false;
-      }
+  draw() {
+    const v = this.v;
+    const c = this.canvas;
+    const ctx = ctx2d(c);
+    const W = c.width;
+    const H = c.height;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = "#111";
+    ctx.fillRect(0, 0, W, H);
+    const idx = v.cache.nearest(v.frame);
+    if (idx < 0) {
+      this.painted = -1;
+      v.root.dataset.paintedFrame = "-1";
+      return;
     }
-    if (handled) e.preventDefault();
+    const bmp = /** @type {ImageBitmap} */ (v.cache.get(idx));
+    const s = Math.min(W / bmp.width, H / bmp.height);
+    const dw = bmp.width * s;
+    const dh = bmp.height * s;
+    ctx.setTransform(this.zoom, 0, 0, this.zoom, this.panX, this.panY);
+    ctx.imageSmoothingEnabled = this.zoom < 4; // show the pixels once the user zooms far in
+    ctx.drawImage(bmp, (W - dw) / 2, (H - dh) / 2, dw, dh);
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    if (idx !== v.frame) {
+      const d = v.dpr;
+      ctx.fillStyle = "rgba(0,0,0,0.6)";
+      ctx.fillRect(0, 0, 150 * d, 20 * d);
+      ctx.fillStyle = "#fff";
+      ctx.font = `${12 * d}px sans-serif`;
+      ctx.fillText(`loading frame ${v.frame}…`, 6 * d, 14 * d);
+    }
+    this.painted = idx;
+    v.root.dataset.paintedFrame = String(idx);
+    if (idx === v.frame) v.timing.painted(v.frame);
   }
 
-  toggleHelp(/** @type {boolean | undefined} */ show) {
-    const visible = show ?? this.help.style.display === "none";
-    this.help.style.display = visible ? "" : "none";
-  }
-
-  /**
-   * Start a keypress-to-paint timing sample (only with `debug_timing`).
-   * @param {Event} e @param {string} kind
-   */
-  markInput(e, kind) {
-    if (!this.model.get("debug_timing")) return;
-    this.timing = { kind, frame: -1, t0: e.timeStamp || performance.now(), cached: false };
-  }
-
-  /** The frame for the playhead was painted: close the timing sample. */
-  recordTiming() {
-    const t = this.timing;
-    if (!t || t.frame !== this.frame) return;
-    this.timing = null;
-    const w = /** @type {any} */ (window);
-    w.__degLabelerTimings = w.__degLabelerTimings || [];
-    const since = (/** @type {number | undefined} */ at) => (at === undefined ? null : at - t.t0);
-    w.__degLabelerTimings.push({
-      kind: t.kind,
-      frame: t.frame,
-      cached: t.cached,
-      ms: performance.now() - t.t0,
-      reply_ms: since(t.replyAt), // JPEG arrived (request + kernel + transport)
-      decoded_ms: since(t.decodedAt), // ImageBitmap ready
+  bind() {
+    const v = this.v;
+    const c = this.canvas;
+    c.addEventListener(
+      "wheel",
+      (e) => {
+        e.preventDefault();
+        const r = c.getBoundingClientRect();
+        const px = (e.clientX - r.left) * v.dpr;
+        const py = (e.clientY - r.top) * v.dpr;
+        const z = Math.min(32, Math.max(1, this.zoom * Math.exp(-e.deltaY * 0.0015)));
+        if (z === 1) {
+          this.resetZoom();
+        } else {
+          // keep the image point under the cursor where it is
+          this.panX = px - ((px - this.panX) * z) / this.zoom;
+          this.panY = py - ((py - this.panY) * z) / this.zoom;
+          this.zoom = z;
+        }
+        v.schedule("frame");
+      },
+      { passive: false },
+    );
+    c.addEventListener("pointerdown", (e) => {
+      if (e.button !== 0) return;
+      c.setPointerCapture(e.pointerId);
+      this.pan = { x: e.clientX, y: e.clientY, panX: this.panX, panY: this.panY };
+    });
+    c.addEventListener("pointermove", (e) => {
+      const fp = this.pan;
+      if (!fp || this.zoom === 1) return;
+      this.panX = fp.panX + (e.clientX - fp.x) * v.dpr;
+      this.panY = fp.panY + (e.clientY - fp.y) * v.dpr;
+      v.schedule("frame");
+    });
+    const end = () => {
+      this.pan = null;
+    };
+    c.addEventListener("pointerup", end);
+    c.addEventListener("pointercancel", end);
+    c.addEventListener("dblclick", () => {
+      this.resetZoom();
+      v.schedule("frame");
     });
   }
+}
 
-  // ------------------------------------------------------------------ layout and drawing
-  layout() {
-    const width = Math.max(200, this.root.clientWidth - 2);
-    this.dpr = window.devicePixelRatio || 1;
-    const fw = this.model.get("frame_width") || 4;
-    const fh = this.model.get("frame_height") || 3;
-    const maxH = Math.max(160, Math.round(window.innerHeight * 0.55));
-    const frameH = Math.min(maxH, Math.round((width * fh) / fw));
-    this.sizeCanvas(this.frameCanvas, width, frameH);
-    this.sizeCanvas(this.timeline, width, this.timelineHeight());
-    this.sizeCanvas(this.base, width, this.timelineHeight());
-    this.clampView();
-    this.schedule("all");
+// ==================================================================== timeline
+
+/**
+ * The ethogram: a time ruler, K label rows and (with predictions) K probability and K
+ * prediction rows, over a view of [viewStart, viewStart + viewSpan) frames. The rows are drawn
+ * on an offscreen `base` canvas only when data or the view change; each paint blits it and
+ * adds the playhead and any drag preview.
+ */
+class Timeline {
+  constructor(/** @type {LabelerView} */ v) {
+    this.v = v;
+    this.canvas = h("canvas", { class: "deg-lab-timeline" });
+    this.base = document.createElement("canvas"); // rows without the playhead
+    // the view, in frames
+    this.viewStart = 0;
+    this.viewSpan = 1;
+    /**
+     * A drag: "pan" (ruler), "paint" (label row) or "seek" (other rows).
+     * @type {{mode: string, k: number, anchor: number, cur: number, value: number,
+     *   x0: number, y0: number, start0: number, moved: boolean} | null}
+     */
+    this.drag = null;
+    /** @type {CanvasPattern | null} */
+    this.hatchPattern = null;
+    this.bind();
   }
 
-  /** @param {HTMLCanvasElement} c @param {number} w @param {number} hgt */
-  sizeCanvas(c, w, hgt) {
-    const W = Math.round(w * this.dpr);
-    const H = Math.round(hgt * this.dpr);
-    if (c.width !== W) c.width = W;
-    if (c.height !== H) c.height = H;
-    c.style.width = `${w}px`;
-    c.style.height = `${hgt}px`;
-  }
+  // ------------------------------------------------------------------ geometry
 
   /** Rows: ruler, K label rows, then (with predictions) K probability rows and K prediction rows. */
   rows() {
+    const d = this.v.data;
     const labelY = RULER_H + 2;
-    const probY = labelY + this.K * LABEL_H + GAP;
-    const predY = probY + this.K * PROB_H + GAP;
-    const pred = this.hasPred && this.probs.length > 0;
-    const height = pred ? predY + this.K * PRED_H + 4 : labelY + this.K * LABEL_H + 4;
+    const probY = labelY + d.K * LABEL_H + GAP;
+    const predY = probY + d.K * PROB_H + GAP;
+    const pred = d.hasPred && d.probs.length > 0;
+    const height = pred ? predY + d.K * PRED_H + 4 : labelY + d.K * LABEL_H + 4;
     return { labelY, probY, predY, pred, height };
   }
 
-  timelineHeight() {
-    return this.rows().height;
-  }
-
+  /** The plot area: x and width (CSS px) right of the names' gutter. */
   plot() {
-    const w = this.timeline.width / this.dpr;
+    const w = this.canvas.width / this.v.dpr;
     return { x: GUTTER, w: Math.max(10, w - GUTTER - RIGHT_PAD) };
   }
 
+  /** Both canvases `width` CSS px wide and as tall as the rows. */
+  size(/** @type {number} */ width) {
+    const hgt = this.rows().height;
+    sizeCanvas(this.canvas, width, hgt, this.v.dpr);
+    sizeCanvas(this.base, width, hgt, this.v.dpr);
+    this.clampView();
+  }
+
   minSpan() {
-    return Math.min(this.n, Math.max(4, Math.round(this.plot().w / 40)));
+    return Math.min(this.v.data.n, Math.max(4, Math.round(this.plot().w / 40)));
   }
 
   resetView() {
     this.viewStart = 0;
-    this.viewSpan = Math.max(1, this.n);
+    this.viewSpan = Math.max(1, this.v.data.n);
   }
 
   clampView() {
-    const n = Math.max(1, this.n);
+    const n = Math.max(1, this.v.data.n);
     this.viewSpan = Math.min(n, Math.max(this.minSpan() || 1, this.viewSpan));
     this.viewStart = Math.min(Math.max(0, this.viewStart), n - this.viewSpan);
     this.publishGeometry();
@@ -1176,14 +1102,21 @@ class LabelerView {
     this.viewStart = start;
     this.viewSpan = span;
     this.clampView();
-    this.schedule("base");
+    this.v.schedule("base");
   }
 
   /** Zoom by `factor` (< 1 zooms in) keeping frame position `at` fixed on screen. */
-  zoomTimeline(/** @type {number} */ factor, /** @type {number} */ at) {
-    const span = Math.min(this.n, Math.max(this.minSpan(), this.viewSpan * factor));
+  zoom(/** @type {number} */ factor, /** @type {number} */ at) {
+    const span = Math.min(this.v.data.n, Math.max(this.minSpan(), this.viewSpan * factor));
     const start = at - ((at - this.viewStart) * span) / this.viewSpan;
     this.setView(start, span);
+  }
+
+  /** Keep frame `f` (the playhead) inside the view. */
+  follow(/** @type {number} */ f) {
+    if (f < this.viewStart || f + 1 > this.viewStart + this.viewSpan) {
+      this.setView(f + 0.5 - this.viewSpan / 2, this.viewSpan);
+    }
   }
 
   frameToX(/** @type {number} */ f) {
@@ -1194,68 +1127,58 @@ class LabelerView {
   xToFrame(/** @type {number} */ x) {
     const p = this.plot();
     const f = Math.floor(this.viewStart + ((x - p.x) / p.w) * this.viewSpan);
-    return Math.min(Math.max(0, f), this.n - 1);
+    return Math.min(Math.max(0, f), this.v.data.n - 1);
   }
 
-  /** @param {"frame" | "timeline" | "base" | "all"} what */
-  schedule(what) {
-    if (what === "frame" || what === "all") this.needFrame = true;
-    if (what === "timeline" || what === "all") this.needTimeline = true;
-    if (what === "base" || what === "all") {
-      this.needBase = true;
-      this.needTimeline = true;
+  /** Which row is at y (CSS px): ruler, label k, prob k, pred k or none. */
+  hitRow(/** @type {number} */ y) {
+    const R = this.rows();
+    const K = this.v.data.K;
+    if (y < RULER_H) return { kind: "ruler", k: -1 };
+    const inRows = (/** @type {number} */ top, /** @type {number} */ hgt) => {
+      const k = Math.floor((y - top) / hgt);
+      return y >= top && k < K ? k : -1;
+    };
+    let k = inRows(R.labelY, LABEL_H);
+    if (k >= 0) return { kind: "label", k };
+    if (R.pred) {
+      k = inRows(R.probY, PROB_H);
+      if (k >= 0) return { kind: "prob", k };
+      k = inRows(R.predY, PRED_H);
+      if (k >= 0) return { kind: "pred", k };
     }
-    if (!this.drawRaf) {
-      this.drawRaf = requestAnimationFrame(() => {
-        this.drawRaf = 0;
-        if (this.needBase) this.drawBase();
-        if (this.needTimeline) this.drawTimeline();
-        if (this.needFrame) this.drawFrame();
-      });
-    }
+    return { kind: "none", k: -1 };
   }
 
-  drawFrame() {
-    this.needFrame = false;
-    const c = this.frameCanvas;
-    const ctx = /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
-    const W = c.width;
-    const H = c.height;
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.fillStyle = "#111";
-    ctx.fillRect(0, 0, W, H);
-    const idx = this.cache.nearest(this.frame);
-    if (idx < 0) {
-      this.paintedFrame = -1;
-      this.root.dataset.paintedFrame = "-1";
-      return;
-    }
-    const bmp = /** @type {ImageBitmap} */ (this.cache.get(idx));
-    const s = Math.min(W / bmp.width, H / bmp.height);
-    const dw = bmp.width * s;
-    const dh = bmp.height * s;
-    ctx.setTransform(this.zoom, 0, 0, this.zoom, this.panX, this.panY);
-    ctx.imageSmoothingEnabled = this.zoom < 4; // show the pixels once the user zooms far in
-    ctx.drawImage(bmp, (W - dw) / 2, (H - dh) / 2, dw, dh);
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    if (idx !== this.frame) {
-      ctx.fillStyle = "rgba(0,0,0,0.6)";
-      ctx.fillRect(0, 0, 150 * this.dpr, 20 * this.dpr);
-      ctx.fillStyle = "#fff";
-      ctx.font = `${12 * this.dpr}px sans-serif`;
-      ctx.fillText(`loading frame ${this.frame}…`, 6 * this.dpr, 14 * this.dpr);
-    }
-    this.paintedFrame = idx;
-    this.root.dataset.paintedFrame = String(idx);
-    if (idx === this.frame) this.recordTiming();
+  /**
+   * The mapping clicks use, on the canvas for tests and tools:
+   * x(f) = plotX + (f - viewStart) / viewSpan * plotW (CSS px from the canvas's left edge);
+   * label row k spans labelY + k * labelRowH .. + labelRowH. Updated as soon as the view
+   * changes (before the redraw), as the pointer handlers see it.
+   */
+  publishGeometry() {
+    const p = this.plot();
+    const R = this.rows();
+    const ds = this.canvas.dataset;
+    ds.viewStart = String(this.viewStart);
+    ds.viewSpan = String(this.viewSpan);
+    ds.plotX = String(p.x);
+    ds.plotW = String(p.w);
+    ds.labelY = String(R.labelY);
+    ds.labelRowH = String(LABEL_H);
+    ds.probY = R.pred ? String(R.probY) : "";
+    ds.predY = R.pred ? String(R.predY) : "";
+    ds.nBehaviors = String(this.v.data.K);
   }
+
+  // ------------------------------------------------------------------ drawing
 
   /** The hatch used for unlabelled frames. */
   hatch(/** @type {CanvasRenderingContext2D} */ ctx) {
     if (!this.hatchPattern) {
       const t = document.createElement("canvas");
       t.width = t.height = 6;
-      const g = /** @type {CanvasRenderingContext2D} */ (t.getContext("2d"));
+      const g = ctx2d(t);
       g.fillStyle = "#fff";
       g.fillRect(0, 0, 6, 6);
       g.strokeStyle = "#aaa";
@@ -1281,6 +1204,7 @@ class LabelerView {
    * @returns {number[]} flat [x0, x1, state, ...]
    */
   runs(stateOf) {
+    const n = this.v.data.n;
     const p = this.plot();
     const fpp = this.viewSpan / p.w; // frames per CSS px
     /** @type {number[]} */
@@ -1292,7 +1216,7 @@ class LabelerView {
     };
     if (fpp <= 1) {
       const f0 = Math.max(0, Math.floor(this.viewStart));
-      const f1 = Math.min(this.n, Math.ceil(this.viewStart + this.viewSpan));
+      const f1 = Math.min(n, Math.ceil(this.viewStart + this.viewSpan));
       for (let f = f0; f < f1; f++) {
         const x0 = Math.max(p.x, this.frameToX(f));
         const x1 = Math.min(p.x + p.w, this.frameToX(f + 1));
@@ -1302,44 +1226,40 @@ class LabelerView {
       const cols = Math.ceil(p.w);
       for (let c = 0; c < cols; c++) {
         const f0 = Math.floor(this.viewStart + c * fpp);
-        const f1 = Math.min(this.n, Math.max(f0 + 1, Math.floor(this.viewStart + (c + 1) * fpp)));
-        if (f0 >= this.n) break;
+        const f1 = Math.min(n, Math.max(f0 + 1, Math.floor(this.viewStart + (c + 1) * fpp)));
+        if (f0 >= n) break;
         push(p.x + c, Math.min(p.x + p.w, p.x + c + 1), stateOf(f0, f1));
       }
     }
     return out;
   }
 
-  /** Rows without the playhead, redrawn only when data or the view change. */
+  /** Redraw the rows (data or the view changed). */
   drawBase() {
-    this.needBase = false;
     const t0 = performance.now();
     this.renderBase();
-    if (this.model.get("debug_timing")) {
-      const w = /** @type {any} */ (window);
-      w.__degLabelerDrawTimings = w.__degLabelerDrawTimings || [];
-      w.__degLabelerDrawTimings.push({ ms: performance.now() - t0, frames: this.n, behaviors: this.K });
-    }
+    this.v.timing.baseDrawn(t0, this.v.data.n, this.v.data.K);
   }
 
   renderBase() {
+    const v = this.v;
     const c = this.base;
-    const ctx = /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
-    const d = this.dpr;
+    const ctx = ctx2d(c);
+    const d = v.dpr;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, c.width, c.height);
     ctx.setTransform(d, 0, 0, d, 0, 0);
     const W = c.width / d;
     const p = this.plot();
     const R = this.rows();
-    const K = this.K;
-    const names = this.model.get("behaviors") || [];
+    const K = v.data.K;
+    const names = v.model.get("behaviors") || [];
     ctx.fillStyle = "#fff";
     ctx.fillRect(0, 0, W, R.height);
     this.drawRuler(ctx, p);
     ctx.font = "12px sans-serif";
     ctx.textBaseline = "middle";
-    const L = this.labels;
+    const L = v.data.labels;
     for (let k = 0; k < K; k++) {
       const y = R.labelY + k * LABEL_H;
       const colour = PALETTE[k % PALETTE.length];
@@ -1347,15 +1267,15 @@ class LabelerView {
       ctx.fillStyle = colour;
       ctx.fillRect(4, y + 3, 10, LABEL_H - 6);
       ctx.fillStyle = "#222";
-      ctx.font = `${this.selected === k ? "bold " : ""}12px sans-serif`;
+      ctx.font = `${v.selected === k ? "bold " : ""}12px sans-serif`;
       const label = `${k < 9 ? `${k + 1} ` : ""}${names[k] ?? k}`;
-      ctx.fillText(this.fit(ctx, label, GUTTER - 24), 18, y + LABEL_H / 2);
+      ctx.fillText(fit(ctx, label, GUTTER - 24), 18, y + LABEL_H / 2);
       const runs = this.runs((f0, f1) => {
         let unl = false;
         for (let f = f0; f < f1; f++) {
-          const v = L[f * K + k];
-          if (v === 1) return 2;
-          if (v === -1) unl = true;
+          const x = L[f * K + k];
+          if (x === 1) return 2;
+          if (x === -1) unl = true;
         }
         return unl ? 1 : 0; // present wins (short bouts stay visible), then unlabelled
       });
@@ -1366,14 +1286,14 @@ class LabelerView {
       }
     }
     if (R.pred) {
-      const P = this.probs;
-      const Q = this.predicted;
+      const P = v.data.probs;
+      const Q = v.data.predicted;
       ctx.font = "9px sans-serif";
       for (let k = 0; k < K; k++) {
         const colour = PALETTE[k % PALETTE.length];
         const y = R.probY + k * PROB_H;
         ctx.fillStyle = "#555";
-        ctx.fillText(this.fit(ctx, `P ${names[k] ?? k}`, GUTTER - 20), 18, y + PROB_H / 2);
+        ctx.fillText(fit(ctx, `P ${names[k] ?? k}`, GUTTER - 20), 18, y + PROB_H / 2);
         const runs = this.runs((f0, f1) => {
           let mx = 0;
           for (let f = f0; f < f1; f++) mx = Math.max(mx, P[f * K + k]);
@@ -1393,7 +1313,7 @@ class LabelerView {
         const colour = PALETTE[k % PALETTE.length];
         const y = R.predY + k * PRED_H;
         ctx.fillStyle = "#555";
-        ctx.fillText(this.fit(ctx, `pred ${names[k] ?? k}`, GUTTER - 20), 18, y + PRED_H / 2);
+        ctx.fillText(fit(ctx, `pred ${names[k] ?? k}`, GUTTER - 20), 18, y + PRED_H / 2);
         const runs = this.runs((f0, f1) => {
           for (let f = f0; f < f1; f++) if (Q.length && Q[f * K + k] === 1) return 1;
           return 0;
@@ -1415,39 +1335,11 @@ class LabelerView {
     this.publishGeometry();
   }
 
-  /**
-   * The mapping clicks use, on the canvas for tests and tools:
-   * x(f) = plotX + (f - viewStart) / viewSpan * plotW (CSS px from the canvas's left edge);
-   * label row k spans labelY + k * labelRowH .. + labelRowH. Updated as soon as the view
-   * changes (before the redraw), as the pointer handlers see it.
-   */
-  publishGeometry() {
-    const p = this.plot();
-    const R = this.rows();
-    const ds = this.timeline.dataset;
-    ds.viewStart = String(this.viewStart);
-    ds.viewSpan = String(this.viewSpan);
-    ds.plotX = String(p.x);
-    ds.plotW = String(p.w);
-    ds.labelY = String(R.labelY);
-    ds.labelRowH = String(LABEL_H);
-    ds.probY = R.pred ? String(R.probY) : "";
-    ds.predY = R.pred ? String(R.predY) : "";
-    ds.nBehaviors = String(this.K);
-  }
-
-  /** Truncate `s` to `w` px. */
-  fit(/** @type {CanvasRenderingContext2D} */ ctx, /** @type {string} */ s, /** @type {number} */ w) {
-    if (ctx.measureText(s).width <= w) return s;
-    while (s.length > 1 && ctx.measureText(`${s}…`).width > w) s = s.slice(0, -1);
-    return `${s}…`;
-  }
-
   /** Time ruler with ticks at a readable spacing (frames below a second, clock time above). */
   drawRuler(/** @type {CanvasRenderingContext2D} */ ctx, /** @type {{x: number, w: number}} */ p) {
     ctx.fillStyle = "#f4f4f4";
     ctx.fillRect(p.x, 0, p.w, RULER_H);
-    const fps = this.fps || 30;
+    const fps = this.v.fps || 30;
     const ppf = p.w / this.viewSpan;
     const steps = [1, 2, 5, 10, 25, 50];
     for (const s of [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200]) {
@@ -1475,11 +1367,11 @@ class LabelerView {
   }
 
   /** Blit the rows, then the playhead and any drag preview. */
-  drawTimeline() {
-    this.needTimeline = false;
-    const c = this.timeline;
-    const ctx = /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
-    const d = this.dpr;
+  draw() {
+    const v = this.v;
+    const c = this.canvas;
+    const ctx = ctx2d(c);
+    const d = v.dpr;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, c.width, c.height);
     if (this.base.width && this.base.height) ctx.drawImage(this.base, 0, 0);
@@ -1501,9 +1393,10 @@ class LabelerView {
       ctx.strokeStyle = "#000";
       ctx.strokeRect(x0 + 0.5, y + 0.5, Math.max(1, x1 - x0) - 1, LABEL_H - 3);
     }
-    if (this.n > 0 && this.frame >= this.viewStart && this.frame < this.viewStart + this.viewSpan) {
-      const x0 = this.frameToX(this.frame);
-      const x1 = this.frameToX(this.frame + 1);
+    const f = v.frame;
+    if (v.data.n > 0 && f >= this.viewStart && f < this.viewStart + this.viewSpan) {
+      const x0 = this.frameToX(f);
+      const x1 = this.frameToX(f + 1);
       if (x1 - x0 >= 3) {
         ctx.fillStyle = "rgba(224,16,42,0.18)";
         ctx.fillRect(x0, 0, x1 - x0, R.height);
@@ -1519,75 +1412,11 @@ class LabelerView {
     }
   }
 
-  // ------------------------------------------------------------------ mouse
-  bindFrameCanvas() {
-    const c = this.frameCanvas;
-    c.addEventListener(
-      "wheel",
-      (e) => {
-        e.preventDefault();
-        const r = c.getBoundingClientRect();
-        const px = (e.clientX - r.left) * this.dpr;
-        const py = (e.clientY - r.top) * this.dpr;
-        const z = Math.min(32, Math.max(1, this.zoom * Math.exp(-e.deltaY * 0.0015)));
-        if (z === 1) {
-          this.zoom = 1;
-          this.panX = this.panY = 0;
-        } else {
-          // keep the image point under the cursor where it is
-          this.panX = px - ((px - this.panX) * z) / this.zoom;
-          this.panY = py - ((py - this.panY) * z) / this.zoom;
-          this.zoom = z;
-        }
-        this.schedule("frame");
-      },
-      { passive: false },
-    );
-    c.addEventListener("pointerdown", (e) => {
-      if (e.button !== 0) return;
-      c.setPointerCapture(e.pointerId);
-      this.framePan = { x: e.clientX, y: e.clientY, panX: this.panX, panY: this.panY };
-    });
-    c.addEventListener("pointermove", (e) => {
-      const fp = this.framePan;
-      if (!fp || this.zoom === 1) return;
-      this.panX = fp.panX + (e.clientX - fp.x) * this.dpr;
-      this.panY = fp.panY + (e.clientY - fp.y) * this.dpr;
-      this.schedule("frame");
-    });
-    const end = () => {
-      this.framePan = null;
-    };
-    c.addEventListener("pointerup", end);
-    c.addEventListener("pointercancel", end);
-    c.addEventListener("dblclick", () => {
-      this.zoom = 1;
-      this.panX = this.panY = 0;
-      this.schedule("frame");
-    });
-  }
+  // ------------------------------------------------------------------ pointer
 
-  /** Which row is at y (CSS px): ruler, label k, prob k, pred k or none. */
-  hitRow(/** @type {number} */ y) {
-    const R = this.rows();
-    if (y < RULER_H) return { kind: "ruler", k: -1 };
-    const inRows = (/** @type {number} */ top, /** @type {number} */ hgt) => {
-      const k = Math.floor((y - top) / hgt);
-      return y >= top && k < this.K ? k : -1;
-    };
-    let k = inRows(R.labelY, LABEL_H);
-    if (k >= 0) return { kind: "label", k };
-    if (R.pred) {
-      k = inRows(R.probY, PROB_H);
-      if (k >= 0) return { kind: "prob", k };
-      k = inRows(R.predY, PRED_H);
-      if (k >= 0) return { kind: "pred", k };
-    }
-    return { kind: "none", k: -1 };
-  }
-
-  bindTimeline() {
-    const c = this.timeline;
+  bind() {
+    const v = this.v;
+    const c = this.canvas;
     const local = (/** @type {MouseEvent} */ e) => {
       const r = c.getBoundingClientRect();
       return { x: e.clientX - r.left, y: e.clientY - r.top };
@@ -1605,7 +1434,7 @@ class LabelerView {
           this.setView(this.viewStart + (delta / p.w) * this.viewSpan, this.viewSpan);
         } else {
           const at = this.viewStart + ((x - p.x) / p.w) * this.viewSpan;
-          this.zoomTimeline(Math.exp(e.deltaY * 0.002), at);
+          this.zoom(Math.exp(e.deltaY * 0.002), at);
         }
       },
       { passive: false },
@@ -1614,16 +1443,16 @@ class LabelerView {
       const { x, y } = local(e);
       const p = this.plot();
       const hit = this.hitRow(y);
-      this.root.focus({ preventScroll: true });
+      v.root.focus({ preventScroll: true });
       e.preventDefault();
       if (x < p.x) {
         if (hit.kind === "label") {
-          this.selected = this.selected === hit.k ? null : hit.k;
-          this.schedule("base");
+          v.selected = v.selected === hit.k ? null : hit.k;
+          v.schedule("base");
         }
         return;
       }
-      if (this.n <= 0) return;
+      if (v.data.n <= 0) return;
       c.setPointerCapture(e.pointerId);
       const f = this.xToFrame(x);
       const base = {
@@ -1633,22 +1462,22 @@ class LabelerView {
       if (e.button === 1 || hit.kind === "ruler") {
         this.drag = { ...base, mode: "pan" };
       } else if (hit.kind === "label") {
-        const value = e.button === 2 || this.eHeld ? -1 : e.altKey ? 0 : 1;
+        const value = e.button === 2 || v.eHeld ? -1 : e.altKey ? 0 : 1;
         if (e.shiftKey) {
-          const a = Math.min(this.frame, f);
-          const b = Math.max(this.frame, f) + 1;
-          this.stopRecording();
-          this.edit(hit.k, a, b, value);
+          const a = Math.min(v.frame, f);
+          const b = Math.max(v.frame, f) + 1;
+          v.recorder.stop();
+          v.recorder.edit(hit.k, a, b, value);
         } else if (e.ctrlKey || e.metaKey) {
-          this.stopRecording();
-          this.toggleFrame(hit.k, f);
+          v.recorder.stop();
+          v.recorder.toggleFrame(hit.k, f);
         } else {
           this.drag = { ...base, mode: "paint", value };
         }
       } else {
         this.drag = { ...base, mode: "seek" };
-        this.markInput(e, "click");
-        this.seek(f);
+        v.timing.mark(e, "click");
+        v.seek(f);
       }
     });
     c.addEventListener("pointermove", (e) => {
@@ -1660,9 +1489,9 @@ class LabelerView {
         if (dr.moved) this.setView(dr.start0 - ((x - dr.x0) / this.plot().w) * this.viewSpan, this.viewSpan);
       } else if (dr.mode === "paint") {
         dr.cur = this.xToFrame(x);
-        this.schedule("timeline");
+        v.schedule("timeline");
       } else if (dr.mode === "seek") {
-        this.seek(this.xToFrame(x));
+        v.seek(this.xToFrame(x));
       }
     });
     const up = (/** @type {PointerEvent} */ e) => {
@@ -1670,34 +1499,451 @@ class LabelerView {
       this.drag = null;
       if (!dr) return;
       if (dr.mode === "pan" && !dr.moved) {
-        this.markInput(e, "click");
-        this.seek(dr.anchor);
+        v.timing.mark(e, "click");
+        v.seek(dr.anchor);
       } else if (dr.mode === "paint") {
         if (dr.moved) {
           const a = Math.min(dr.anchor, dr.cur);
           const b = Math.max(dr.anchor, dr.cur) + 1;
-          this.stopRecording();
-          this.edit(dr.k, a, b, dr.value, this.newGroup());
+          v.recorder.stop();
+          v.recorder.edit(dr.k, a, b, dr.value, v.recorder.newGroup());
         } else {
-          this.markInput(e, "click");
-          this.seek(dr.anchor); // a plain click seeks
+          v.timing.mark(e, "click");
+          v.seek(dr.anchor); // a plain click seeks
         }
       }
-      this.schedule("timeline");
+      v.schedule("timeline");
     };
     c.addEventListener("pointerup", up);
     c.addEventListener("pointercancel", () => {
       this.drag = null;
-      this.schedule("timeline");
+      v.schedule("timeline");
+    });
+  }
+}
+
+/** Truncate `s` to `w` px. */
+function fit(/** @type {CanvasRenderingContext2D} */ ctx, /** @type {string} */ s, /** @type {number} */ w) {
+  if (ctx.measureText(s).width <= w) return s;
+  while (s.length > 1 && ctx.measureText(`${s}…`).width > w) s = s.slice(0, -1);
+  return `${s}…`;
+}
+
+// ==================================================================== timing
+
+/**
+ * Keypress-to-paint samples, only with `debug_timing`: pushed to `window.__degLabelerTimings`
+ * (and the rows' redraw times to `window.__degLabelerDrawTimings`) for benchmarks to read.
+ */
+class Timing {
+  constructor(/** @type {Model} */ model) {
+    this.model = model;
+    /** @type {PendingTiming | null} */
+    this.sample = null;
+  }
+
+  /** Start a sample at this input. @param {Event} e @param {string} kind */
+  mark(e, kind) {
+    if (!this.model.get("debug_timing")) return;
+    this.sample = { kind, frame: -1, t0: e.timeStamp || performance.now(), cached: false };
+  }
+
+  /** The input moved the playhead to `frame` (the first move after `mark` counts). */
+  chose(/** @type {number} */ frame, /** @type {boolean} */ cached) {
+    if (this.sample && this.sample.frame < 0) {
+      this.sample.frame = frame;
+      this.sample.cached = cached;
+    }
+  }
+
+  replied(/** @type {number} */ frame) {
+    if (this.sample && this.sample.frame === frame) this.sample.replyAt = performance.now();
+  }
+
+  decoded(/** @type {number} */ frame) {
+    if (this.sample && this.sample.frame === frame) this.sample.decodedAt = performance.now();
+  }
+
+  /** The playhead's frame was painted: close the sample. */
+  painted(/** @type {number} */ frame) {
+    const t = this.sample;
+    if (!t || t.frame !== frame) return;
+    this.sample = null;
+    const w = /** @type {any} */ (window);
+    w.__degLabelerTimings = w.__degLabelerTimings || [];
+    const since = (/** @type {number | undefined} */ at) => (at === undefined ? null : at - t.t0);
+    w.__degLabelerTimings.push({
+      kind: t.kind,
+      frame: t.frame,
+      cached: t.cached,
+      ms: performance.now() - t.t0,
+      reply_ms: since(t.replyAt), // JPEG arrived (request + kernel + transport)
+      decoded_ms: since(t.decodedAt), // ImageBitmap ready
     });
   }
 
+  /** The timeline's rows (n frames, K behaviours) were redrawn, starting at `t0`. */
+  baseDrawn(/** @type {number} */ t0, /** @type {number} */ n, /** @type {number} */ K) {
+    if (!this.model.get("debug_timing")) return;
+    const w = /** @type {any} */ (window);
+    w.__degLabelerDrawTimings = w.__degLabelerDrawTimings || [];
+    w.__degLabelerDrawTimings.push({ ms: performance.now() - t0, frames: n, behaviors: K });
+  }
+}
+
+// ==================================================================== the view
+
+/**
+ * One view of a Labeler: owns the playhead and the paint loop, reads the model and routes
+ * events to the parts.
+ */
+class LabelerView {
+  /** @param {Model} model @param {HTMLElement} el */
+  constructor(model, el) {
+    this.model = model;
+    this.el = el;
+    this.frame = 0; // the playhead
+    this.fps = 30;
+    /** @type {string | null} video requested by the picker, not yet loaded by Python */
+    this.switchingTo = null;
+    /** @type {number | null} selected behaviour (for n / p) */
+    this.selected = null;
+    this.eHeld = false;
+    this.lastSync = 0; // when `frame` last went to Python
+    this.drawRaf = 0;
+    this.needFrame = true;
+    this.needTimeline = true;
+    this.needBase = true;
+    this.dpr = window.devicePixelRatio || 1;
+    /** @type {[string, (...a: any[]) => void][]} */
+    this.handlers = [];
+
+    this.data = new Labels();
+    this.timing = new Timing(model);
+    this.cache = new FrameCache(CACHE_SIZE);
+    this.loader = new FrameLoader(
+      model,
+      this.cache,
+      (i) => {
+        this.timing.decoded(i);
+        if (i === this.frame) this.ensureFrames(); // now the neighbours
+        if (i === this.frame || this.frameView.painted !== this.frame) this.schedule("frame");
+      },
+      () => this.ensureFrames(),
+      (i) => this.timing.replied(i),
+    );
+    this.root = h("div", {
+      class: "deg-lab",
+      tabIndex: 0,
+      "data-lm-suppress-shortcuts": "true", // JupyterLab's command-mode keys stay out
+    });
+    this.recorder = new Recorder(this);
+    this.player = new Player(this);
+    this.controls = new Controls(this);
+    this.frameView = new FrameView(this);
+    this.timeline = new Timeline(this);
+    this.help = helpOverlay();
+    this.build();
+    this.bindModel();
+    this.readAll();
+    this.timeline.resetView();
+    this.layout();
+  }
+
+  // ------------------------------------------------------------------ DOM
+  build() {
+    const c = this.controls;
+    this.help.addEventListener("click", () => this.toggleHelp(false));
+    const stage = h("div", { class: "deg-lab-stage" }, [this.frameView.canvas, this.help]);
+    this.root.append(
+      c.toolbar,
+      stage,
+      c.scrub,
+      this.timeline.canvas,
+      c.errorBox,
+      c.conflictBox,
+      c.statusBar,
+    );
+    this.el.append(this.root);
+
+    this.root.addEventListener("keydown", (e) => this.onKeyDown(e));
+    this.root.addEventListener("keyup", (e) => {
+      if (e.key === "e" || e.key === "E") this.eHeld = false;
+      e.stopPropagation();
+    });
+    this.root.addEventListener("focus", () => this.root.classList.add("deg-lab-focused"));
+    this.root.addEventListener("blur", () => {
+      this.root.classList.remove("deg-lab-focused");
+      this.eHeld = false;
+    });
+    this.root.addEventListener("mousedown", (e) => {
+      const t = /** @type {HTMLElement} */ (e.target);
+      if (t.tagName !== "SELECT") this.root.focus({ preventScroll: true });
+    });
+    this.resizeObserver = new ResizeObserver(() => this.layout());
+    this.resizeObserver.observe(this.root);
+  }
+
+  /** @param {KeyboardEvent} e */
+  onKeyDown(e) {
+    const t = /** @type {HTMLElement} */ (e.target);
+    if (t.tagName === "SELECT") return; // let the picker work
+    e.stopPropagation(); // JupyterLab must not see keys meant for the labeler
+    const binding = findKey(e);
+    if (!binding) return;
+    binding.run(this, e);
+    e.preventDefault();
+  }
+
+  /** Show or hide the "?" overlay (toggle when `show` is not given). @param {boolean} [show] */
+  toggleHelp(show) {
+    const visible = show ?? this.help.style.display === "none";
+    this.help.style.display = visible ? "" : "none";
+  }
+
+  // ------------------------------------------------------------------ model
+  bindModel() {
+    const m = this.model;
+    this.handlers = [
+      ["msg:custom", (msg, buffers) => {
+        if (msg && msg.type === "frames") this.loader.receive(msg, buffers || []);
+      }],
+      ["change:video", () => {
+        this.loader.reset();
+        this.recorder.stop();
+        this.data.localEdits = [];
+        this.frameView.resetZoom();
+        this.frameView.painted = -1;
+        if (this.switchingTo !== null && m.get("video") === this.switchingTo) {
+          // our own switch: until Python sends the new video's state, show nothing stale
+          // (and ask for no frames: the old frame index may not exist in the new video)
+          this.data.n = 0;
+          this.data.labels = new Int8Array(0);
+          this.labelsChanged();
+          this.showFrame();
+          this.schedule("all");
+          return;
+        }
+        this.switchingTo = null;
+        this.loadVideo();
+      }],
+      ["change:videos", () => this.readToolbar()],
+      ["change:behaviors", () => { if (!this.settle()) { this.readAll(); this.layout(); } }],
+      ["change:n_frames", () => { if (!this.settle()) this.loadVideo(); }],
+      ["change:labels", () => {
+        if (this.settle()) return;
+        this.readLabels();
+        this.schedule("base");
+      }],
+      ["change:probs change:predicted change:has_predictions change:thresholds", () => {
+        this.readPredictions();
+        this.layout();
+      }],
+      ["change:frame", () => {
+        if (this.settle() || m.get("playing")) return; // the play loop owns the playhead
+        const f = m.get("frame") | 0;
+        if (f !== this.frame) this.setFrame(f, false);
+      }],
+      ["change:playing", () => this.player.read()],
+      ["change:speed", () => {
+        this.player.restart();
+        this.readToolbar();
+      }],
+      ["change:fps change:frame_width change:frame_height", () => { this.readToolbar(); this.layout(); }],
+      [
+        "change:dirty change:saved_at change:can_undo change:can_redo change:status " +
+          "change:error change:lock_conflict",
+        () => {
+          this.controls.showStatus();
+          this.settle();
+        },
+      ],
+    ];
+    for (const [ev, cb] of this.handlers) m.on(ev, cb);
+  }
+
+  /** The picker chose video `v`: ask Python to switch (it saves the old one first). */
+  switchVideo(/** @type {string} */ v) {
+    const m = this.model;
+    this.root.focus();
+    if (v === m.get("video")) return;
+    this.recorder.stop();
+    if (m.get("playing")) m.set("playing", false);
+    this.switchingTo = v; // until Python's state for it arrives (see settle)
+    m.set("video", v);
+    m.save_changes();
+  }
+
+  /** Everything about the current video, from the model. */
+  loadVideo() {
+    this.readAll();
+    this.timeline.resetView();
+    this.layout();
+    this.ensureFrames();
+  }
+
+  /**
+   * After the front end switched video, the first update from Python carries the new
+   * video's state: load it. True if it did.
+   */
+  settle() {
+    if (this.switchingTo === null) return false;
+    this.switchingTo = null;
+    this.loadVideo();
+    return true;
+  }
+
+  readAll() {
+    const m = this.model;
+    this.data.n = Math.max(0, m.get("n_frames") | 0);
+    this.data.K = (m.get("behaviors") || []).length;
+    this.frame = Math.min(Math.max(0, m.get("frame") | 0), Math.max(0, this.data.n - 1));
+    this.readLabels();
+    this.readPredictions();
+    this.readToolbar();
+    this.controls.showStatus();
+    this.player.read();
+  }
+
+  readLabels() {
+    this.data.read(this.model.get("labels"));
+    this.labelsChanged();
+  }
+
+  readPredictions() {
+    const m = this.model;
+    this.data.readPredictions(!!m.get("has_predictions"), m.get("probs"), m.get("predicted"));
+    this.root.dataset.hasPredictions = String(this.data.hasPred);
+    this.needBase = true;
+  }
+
+  readToolbar() {
+    this.controls.showVideos();
+    this.fps = Number(this.model.get("fps")) || 30;
+    this.showFrame();
+  }
+
+  /** Labels changed here: refresh what depends on them. */
+  labelsChanged() {
+    this.root.dataset.labeledCount = String(this.data.labeledCount());
+    this.root.dataset.labelsHash = fnv1a(this.data.labels);
+    this.needBase = true;
+  }
+
+  /** @param {object} content */
+  send(content) {
+    this.model.send(content);
+  }
+
+  // ------------------------------------------------------------------ playhead
+  /**
+   * Move the playhead here (Python is told by `syncFrame`).
+   * @param {number} f
+   * @param {boolean} user a user action (extends a recording; synced to Python)
+   */
+  setFrame(f, user) {
+    if (this.data.n <= 0) return;
+    f = Math.min(Math.max(0, Math.round(f)), this.data.n - 1);
+    this.frame = f;
+    this.timing.chose(f, this.cache.has(f));
+    if (user && this.recorder.rec) this.recorder.extend();
+    this.timeline.follow(f);
+    this.showFrame();
+    this.ensureFrames();
+    this.schedule("frame");
+    this.schedule("timeline");
+    if (user && !this.model.get("playing")) this.syncFrame();
+  }
+
+  /** A user seek to frame `f`. */
+  seek(/** @type {number} */ f) {
+    this.setFrame(f, true);
+  }
+
+  /** Arrow keys: `by` frames back or forward. */
+  step(/** @type {KeyboardEvent} */ e, /** @type {number} */ by) {
+    this.timing.mark(e, "step");
+    this.seek(this.frame + (e.key === "ArrowRight" ? by : -by));
+  }
+
+  /** Ask Python to move the playhead (it knows the bouts and the model's output). */
+  seekTarget(/** @type {SeekTarget} */ target, /** @type {number} */ direction) {
+    this.recorder.stop();
+    this.syncFrame();
+    this.send({ type: "seek", target, behavior: this.selected, direction });
+  }
+
+  /** Tell Python the playhead and any recorded range (at most ~10x/s while playing). */
+  syncFrame() {
+    this.lastSync = performance.now();
+    if ((this.model.get("frame") | 0) !== this.frame) {
+      this.model.set("frame", this.frame);
+      this.model.save_changes();
+    }
+    this.recorder.flush();
+  }
+
+  ensureFrames() {
+    const playing = !!this.model.get("playing");
+    const speed = Number(this.model.get("speed")) || 1;
+    const ahead = playing ? Math.min(120, Math.max(AHEAD, Math.ceil(this.fps * speed * 1.5))) : AHEAD;
+    this.loader.ensure(this.frame, this.data.n, ahead);
+  }
+
+  showFrame() {
+    this.controls.showFrame(this.frame, this.data.n, this.fps);
+  }
+
+  // ------------------------------------------------------------------ layout and painting
+  layout() {
+    const width = Math.max(200, this.root.clientWidth - 2);
+    this.dpr = window.devicePixelRatio || 1;
+    const fw = this.model.get("frame_width") || 4;
+    const fh = this.model.get("frame_height") || 3;
+    const maxH = Math.max(160, Math.round(window.innerHeight * 0.55));
+    const frameH = Math.min(maxH, Math.round((width * fh) / fw));
+    sizeCanvas(this.frameView.canvas, width, frameH, this.dpr);
+    this.timeline.size(width);
+    this.schedule("all");
+  }
+
+  /**
+   * Repaint at the next animation frame: "frame" (the frame canvas), "timeline" (playhead and
+   * drag preview over the rows), "base" (the rows too) or "all".
+   * @param {"frame" | "timeline" | "base" | "all"} what
+   */
+  schedule(what) {
+    if (what === "frame" || what === "all") this.needFrame = true;
+    if (what === "timeline" || what === "all") this.needTimeline = true;
+    if (what === "base" || what === "all") {
+      this.needBase = true;
+      this.needTimeline = true;
+    }
+    if (!this.drawRaf) {
+      this.drawRaf = requestAnimationFrame(() => {
+        this.drawRaf = 0;
+        if (this.needBase) {
+          this.needBase = false;
+          this.timeline.drawBase();
+        }
+        if (this.needTimeline) {
+          this.needTimeline = false;
+          this.timeline.draw();
+        }
+        if (this.needFrame) {
+          this.needFrame = false;
+          this.frameView.draw();
+        }
+      });
+    }
+  }
+
   destroy() {
-    for (const [ev, cb] of this.handlers || []) this.model.off(ev, cb);
-    if (this.playRaf) cancelAnimationFrame(this.playRaf);
+    for (const [ev, cb] of this.handlers) this.model.off(ev, cb);
+    this.player.destroy();
     if (this.drawRaf) cancelAnimationFrame(this.drawRaf);
-    this.resizeObserver.disconnect();
-    this.stopRecording();
+    if (this.resizeObserver) this.resizeObserver.disconnect();
+    this.recorder.stop();
     this.cache.clear();
     this.root.remove();
   }
