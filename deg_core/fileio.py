@@ -131,7 +131,7 @@ def clean_temporaries(folder: Path, older_than: float = 0.0) -> list[Path]:
     A file of a live process (this one included: another thread may be writing it)
     is kept, unless it is older than ``older_than`` seconds (> 0).
     """
-    removed = []
+    removed: list[Path] = []
     try:
         candidates = [p for p in folder.iterdir() if p.name.startswith(".")]
     except OSError:

@@ -8,8 +8,6 @@ the numerator and the denominator: the result is the mean over *labelled* entrie
 * :class:`MaskedBCELoss` — independent (multi-label) behaviours: sigmoid + binary cross
   entropy per behaviour, with optional positive-class weights, focal modulation and label
   smoothing (the options DEG offers).
-* :class:`MaskedSoftmaxCELoss` — mutually exclusive classes: softmax cross entropy over
-  integer class targets.
 * :func:`label_counts` / :func:`pos_weight_from_counts` — DEG's class-imbalance weighting,
   ``pos_weight = (neg / pos) ** beta`` with ``beta = 0.25`` by default.
 
@@ -30,7 +28,6 @@ from deg_core.metrics import label_masks
 
 __all__ = [
     "MaskedBCELoss",
-    "MaskedSoftmaxCELoss",
     "label_counts",
     "pos_weight_from_counts",
 ]
@@ -219,82 +216,3 @@ class MaskedBCELoss(nn.Module):
         return _masked_mean(per_entry, mask)
 
 
-class MaskedSoftmaxCELoss(nn.Module):
-    """Softmax cross entropy for mutually exclusive classes, ignoring unlabelled entries.
-
-    Use when exactly one class holds per frame (e.g. behaviours that never co-occur, with
-    background as one of the classes). Whether background is a class is the caller's
-    choice: ``C`` is simply the size of the logits' last axis.
-
-    Args:
-        class_weight: ``(C,)`` per-class weight multiplying each entry's loss; None = 1.
-            As in :class:`MaskedBCELoss` the mean divides by the number of labelled entries
-            (torch's own weighted mean divides by the summed weights instead).
-        label_smoothing: torch's softmax label smoothing, in [0, 1).
-
-    Shapes:
-        ``forward(logits, targets)``: logits ``(..., C)`` float; targets ``(...,)`` integer
-        class indices in [0, C) or -1 (any negative value) for unlabelled. Returns a scalar.
-    """
-
-    class_weight: Tensor | None
-
-    def __init__(
-        self,
-        class_weight: Tensor | np.ndarray | None = None,
-        label_smoothing: float = 0.0,
-    ):
-        super().__init__()
-        if not 0 <= label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        self.label_smoothing = float(label_smoothing)
-        cw = None if class_weight is None else _as_float_tensor(class_weight, "class_weight")
-        self.register_buffer("class_weight", cw)
-
-    @classmethod
-    def from_config(
-        cls, cfg: Any, class_weight: Tensor | np.ndarray | None = None
-    ) -> MaskedSoftmaxCELoss:
-        """Build from an object with a ``label_smoothing`` attribute (or ``cfg.train``'s)."""
-        return cls(class_weight, label_smoothing=_cfg_value(cfg, "label_smoothing", 0.0))
-
-    def extra_repr(self) -> str:
-        k = None if self.class_weight is None else self.class_weight.numel()
-        return (
-            f"label_smoothing={self.label_smoothing}, "
-            f"class_weight={'None' if k is None else f'({k},)'}"
-        )
-
-    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        """Scalar mean loss over labelled entries (0.0, with a gradient, if none are)."""
-        if logits.ndim < 1 or tuple(targets.shape) != tuple(logits.shape[:-1]):
-            raise ValueError(
-                f"targets must have the logits' shape without the class axis, "
-                f"got logits {tuple(logits.shape)} and targets {tuple(targets.shape)}"
-            )
-        if targets.is_floating_point() or targets.is_complex():
-            raise TypeError(f"targets must be integer class indices, got {targets.dtype}")
-        n_classes = logits.shape[-1]
-        targets = targets.to(device=logits.device, dtype=torch.long)
-        mask = targets >= 0
-        if bool(torch.any(targets >= n_classes)):
-            raise ValueError(f"targets must be < {n_classes} (the number of classes)")
-
-        weight = None
-        if self.class_weight is not None:
-            if self.class_weight.numel() != n_classes:
-                raise ValueError(
-                    f"class_weight has {self.class_weight.numel()} entries "
-                    f"but logits have {n_classes} classes"
-                )
-            weight = self.class_weight.to(device=logits.device, dtype=logits.dtype)
-
-        safe = torch.where(mask, targets, torch.zeros_like(targets))
-        per_entry = F.cross_entropy(
-            logits.reshape(-1, n_classes),
-            safe.reshape(-1),
-            weight=weight,
-            reduction="none",
-            label_smoothing=self.label_smoothing,
-        )
-        return _masked_mean(per_entry, mask.reshape(-1))

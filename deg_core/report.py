@@ -205,24 +205,6 @@ def config_table(
     return Table(rows, caption=f"settings{f' of the {stage} stage' if stage else ''}")
 
 
-def run_table(project: Project) -> Table:
-    """Model runs: stage, best epoch, its validation loss and macro F1, stale flag."""
-    rows = []
-    for r in project.model_runs():
-        best = best_record(r["path"])
-        rows.append(
-            {
-                "run": r["name"],
-                "epochs": len(read_metrics(r["path"])),
-                "best epoch": None if best is None else int(best["epoch"]) + 1,
-                "val loss": None if best is None else best.get("val_loss"),
-                "macro F1": None if best is None else best.get("macro_f1"),
-                "stale": "yes" if r["stale"] else "",
-            }
-        )
-    return Table(rows, caption="model runs")
-
-
 # --------------------------------------------------------------------------- runs
 
 

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 
 from deg_core.losses import (
     MaskedBCELoss,
-    MaskedSoftmaxCELoss,
     label_counts,
     pos_weight_from_counts,
 )
@@ -232,63 +231,3 @@ def test_bce_rejects_bad_arguments():
         MaskedBCELoss()(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3))
 
 
-# --------------------------------------------------------------------------- MaskedSoftmaxCELoss
-
-
-def test_ce_hand_value_and_masking():
-    loss = MaskedSoftmaxCELoss()(torch.zeros(3, 4), torch.tensor([1, -1, 3]))
-    assert loss.item() == pytest.approx(math.log(4))
-
-
-def test_ce_matches_torch_on_labelled_subset():
-    g = torch.Generator().manual_seed(2)
-    logits = torch.randn(2, 5, 3, generator=g)  # (B, T, C)
-    targets = torch.randint(-1, 3, (2, 5), generator=g)
-    mask = targets >= 0
-    expected = F.cross_entropy(logits[mask], targets[mask])
-    got = MaskedSoftmaxCELoss()(logits, targets)
-    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
-
-
-def test_ce_class_weight_divides_by_labelled_count():
-    logits = torch.tensor([[0.0, 0.0], [0.0, 0.0], [5.0, 0.0]])
-    targets = torch.tensor([0, 1, -1])
-    loss = MaskedSoftmaxCELoss(class_weight=np.array([1.0, 3.0]))(logits, targets)
-    assert loss.item() == pytest.approx((LOG2 + 3 * LOG2) / 2)
-
-
-def test_ce_label_smoothing_matches_torch():
-    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.1, 0.0]])
-    targets = torch.tensor([0, 2])
-    got = MaskedSoftmaxCELoss(label_smoothing=0.1)(logits, targets)
-    assert got.item() == pytest.approx(
-        F.cross_entropy(logits, targets, label_smoothing=0.1).item(), rel=1e-6
-    )
-    assert MaskedSoftmaxCELoss.from_config(SimpleNamespace(label_smoothing=0.1)).label_smoothing
-
-
-def test_ce_all_masked_zero_and_masked_grad_zero():
-    logits = torch.randn(4, 3, requires_grad=True)
-    loss = MaskedSoftmaxCELoss()(logits, torch.full((4,), -1))
-    assert loss.item() == 0.0
-    loss.backward()
-    assert logits.grad is not None
-    assert torch.all(logits.grad == 0)
-
-    logits.grad = None
-    MaskedSoftmaxCELoss()(logits, torch.tensor([0, -1, 2, -1])).backward()
-    assert logits.grad is not None
-    assert torch.all(logits.grad[[1, 3]] == 0)
-    assert torch.any(logits.grad[[0, 2]] != 0)
-
-
-def test_ce_rejects_bad_targets():
-    crit = MaskedSoftmaxCELoss()
-    with pytest.raises(ValueError, match="< 3"):
-        crit(torch.zeros(2, 3), torch.tensor([0, 3]))
-    with pytest.raises(TypeError, match="integer"):
-        crit(torch.zeros(2, 3), torch.tensor([0.0, 1.0]))
-    with pytest.raises(ValueError, match="without the class axis"):
-        crit(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long))
-    with pytest.raises(ValueError, match="class_weight has 2"):
-        MaskedSoftmaxCELoss(class_weight=np.ones(2))(torch.zeros(2, 3), torch.tensor([0, 1]))

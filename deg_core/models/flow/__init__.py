@@ -9,8 +9,6 @@ They are trained with :class:`~.losses.MotionNetLoss` (photometric + SSIM + smoo
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import nn
 
 from .losses import MotionNetLoss, charbonnier, ssim, warp
@@ -39,12 +37,6 @@ def build_flow_generator(arch: str, num_frames: int = 11) -> nn.Module:
     return _CLASSES[arch](num_frames=num_frames)
 
 
-def flow_generator_from_config(cfg: Any) -> nn.Module:
-    """build_flow_generator(cfg.arch, cfg.n_rgb) for a ``FlowGeneratorSection``-like object."""
-    num_frames = getattr(cfg, "num_frames", None) or getattr(cfg, "n_rgb", None) or 11
-    return build_flow_generator(getattr(cfg, "arch", "TinyMotionNet"), num_frames=int(num_frames))
-
-
 __all__ = [
     "FLOW_ARCHS",
     "MotionNet",
@@ -54,7 +46,6 @@ __all__ = [
     "build_flow_generator",
     "charbonnier",
     "flow_figure",
-    "flow_generator_from_config",
     "flow_to_rgb",
     "ssim",
     "warp",

@@ -1,0 +1,106 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 5. Feature extractor
+#
+# The feature extractor (a hidden two-stream network) learns to recognise each behaviour from a
+# frame and its flows, on your labels; its per-frame features feed the sequence model.
+
+# %% tags=["parameters"]
+project_path = "~/deg_projects/my_experiment_deepethogram"
+flow_run = "latest"  # the flow run to use
+preset = None  # fast, medium, slow or cpu (2-core machines); None: the project's settings
+device = "auto"
+epochs = None
+# overrides, e.g. ["feature_extractor.batch_size=32"]
+settings: list = []
+
+# %% [markdown]
+# ## Setup
+#
+# Import what the steps use.
+
+# %%
+from IPython.display import display
+
+from deg_core.project import Project
+from deg_core.report import (
+    behavior_table,
+    best_record,
+    f1_bars,
+    threshold_table,
+    training_curves,
+    write_metrics,
+)
+from deg_core.train.features import train_features
+from deg_core.workflow import epoch_settings
+from deg_widgets import TrainingMonitor
+
+# %% [markdown]
+# ## 1. Labels to learn from
+#
+# Labelled frames per behaviour; rare behaviours are weighted up in the loss.
+
+# %%
+project = Project.open(project_path)
+behavior_table(project)
+
+# %% [markdown]
+# ## 2. Train
+#
+# Train the feature extractor; the monitor shows the losses as it learns.
+
+# %%
+cfg = project.resolve_config([*settings, *epoch_settings(epochs, ["features"])], preset=preset)
+monitor = TrainingMonitor("feature extractor")
+display(monitor)
+feature_run = train_features(
+    project, cfg, flow_run=flow_run, device=device, callbacks=[monitor], progress=False
+)
+feature_run.name
+
+# %% [markdown]
+# ## 3. Curves
+#
+# Loss per epoch (the best epoch, kept as best.pt, is marked) and, with labels, validation F1 per
+# epoch.
+
+# %%
+for fig in training_curves(feature_run):
+    display(fig)
+
+# %% [markdown]
+# ## 4. Per-behaviour F1
+#
+# Validation F1 of each behaviour at the best epoch, at the thresholds fitted there.
+
+# %%
+best = best_record(feature_run)
+assert best is not None, "no epoch with a finite validation loss"
+display(threshold_table(project, feature_run.name, "features"))
+f1_bars({"validation": best["f1"]}, "feature extractor: F1 per behaviour")
+
+# %% [markdown]
+# ## 5. Record
+#
+# Save the run's numbers (reports/05_feature_extractor_metrics.json).
+
+# %%
+write_metrics(
+    project,
+    "05_feature_extractor",
+    {
+        "run": feature_run.name,
+        "epochs": len(monitor.records),
+        "best_epoch": best["epoch"],
+        "f1": best["f1"],
+        "macro_f1": best["macro_f1"],
+        "thresholds": best["thresholds"],
+    },
+)
