@@ -78,12 +78,10 @@ def cmd_import_labels(args: argparse.Namespace) -> int:
 
 def cmd_behaviors(args: argparse.Namespace) -> int:
     project = _project(args.project)
-    if args.action == "add":
-        for name in args.names:
-            project.add_behavior(name)
+    if args.action == "add":  # all names checked before anything is written
+        project.add_behaviors(args.names)
     elif args.action == "remove":
-        for name in args.names:
-            project.remove_behavior(name)
+        project.remove_behaviors(args.names)
     elif args.action == "rename":
         if len(args.names) != 2:
             raise DegError("rename takes two names: OLD NEW")
@@ -105,10 +103,22 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _stage_config(args: argparse.Namespace):
     project = _project(args.project)
-    return project, project.resolve_config(args.set, preset=args.preset)
+    if getattr(args, "run", None) is None:
+        return project, project.resolve_config(args.set, preset=args.preset)
+    # resume: the run's own settings; --set/--preset may change only resumable ones
+    # (the project's config may have moved on since the run started)
+    from deg_core.runs import resumable_run, resume_config
+
+    run, _ = resumable_run(project.models_dir, args.run, args.stage)
+    return project, resume_config(run, overrides=args.set, preset=args.preset)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from deg_core.config import device_problem
+
+    problem = device_problem(args.device, "--device")
+    if problem:  # before anything is read or written
+        raise ConfigError(problem)
     project, cfg = _stage_config(args)
     if args.stage == "flow":
         from deg_core.train.flow import train_flow
@@ -436,6 +446,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except DegError as e:
         print(f"deg: error: {e}", file=sys.stderr)
+        return 1
+    except PermissionError as e:  # a read-only project or file a check did not foresee
+        print(f"deg: error: cannot write {e.filename}: permission denied", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("deg: interrupted", file=sys.stderr)

@@ -214,5 +214,3 @@ class MaskedBCELoss(nn.Module):
             z = torch.where(hard >= 0.5, -logits, logits)
             per_entry = per_entry * torch.exp(self.focal_gamma * F.logsigmoid(z))
         return _masked_mean(per_entry, mask)
-
-

@@ -13,7 +13,8 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from deg_core.errors import DegError, ProjectError
+from deg_core.config import DegConfig, build, check_resume, resolve, to_dict
+from deg_core.errors import ConfigError, DegError, ProjectError
 from deg_core.fileio import load_yaml
 from deg_core.records import strip_background
 
@@ -77,11 +78,13 @@ def new_run_dir(models_dir: Path, stage: str, arch: str, now: dt.datetime | None
     stamp = (now or dt.datetime.now()).strftime("%y%m%d_%H%M%S")
     base = models_dir / f"{stamp}_{stage}_{arch}"
     run, n = base, 1
-    while run.exists():
-        n += 1
-        run = base.with_name(f"{base.name}_{n}")
-    run.mkdir(parents=True)
-    return run
+    while True:
+        try:  # mkdir itself decides: two processes in the same second get different folders
+            run.mkdir(parents=True, exist_ok=False)
+            return run
+        except FileExistsError:
+            n += 1
+            run = base.with_name(f"{base.name}_{n}")
 
 
 def resolve_run(models_dir: Path, stage: str, name: str = "latest") -> Path:
@@ -110,13 +113,27 @@ METRICS = "metrics.jsonl"
 
 def read_metrics(run_dir: Path) -> list[dict]:
     """Per-epoch metric records of a run (metrics.jsonl), oldest first."""
-    path = run_dir / METRICS
+    return read_jsonl(run_dir / METRICS)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines file ([] if absent).
+
+    A last line that does not decode is skipped: a process killed while appending it
+    leaves half a record (its epoch is not in ``last.pt`` either). A bad line before
+    the last is damage, not an interruption: DegError naming the file and line.
+    """
     if not path.is_file():
         return []
+    lines = [(i, line) for i, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
     out = []
-    for line in path.read_text().splitlines():
-        if line.strip():
+    for i, line in lines:
+        try:
             out.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == lines[-1][0]:
+                break
+            raise DegError(f"line {i} is not a JSON record", path) from None
     return out
 
 
@@ -126,3 +143,48 @@ def read_run_config(run_dir: Path) -> dict:
     if not isinstance(data, dict):
         raise ProjectError("run config must be a mapping", run_dir / RUN_CONFIG)
     return data
+
+
+def resumable_run(models_dir: Path, name: str, stage: str) -> tuple[Path, dict]:
+    """The folder and config.yaml record of run ``name`` to resume as a ``stage`` run."""
+    run = models_dir / name
+    if not (run / RUN_CONFIG).is_file():
+        raise ProjectError(f"no run {name!r} to resume", models_dir)
+    record = read_run_config(run)
+    if record.get("stage", stage) != stage:
+        raise ProjectError(f"run {name!r} is a {record['stage']} run, not {stage}", models_dir)
+    return run, record
+
+
+def run_settings(run_dir: Path) -> DegConfig:
+    """The settings a run was trained with (the ``config`` section of its config.yaml)."""
+    path = run_dir / RUN_CONFIG
+    data = read_run_config(run_dir).get("config")
+    if not isinstance(data, dict):
+        raise ProjectError("no config section: the run's settings are unknown", path)
+    try:  # keys an older deg wrote and this one dropped are not settings any more
+        return build(DegConfig, data, unknown=[])
+    except ConfigError as e:
+        raise ConfigError(e.problem, path) from None
+
+
+def resume_config(
+    run_dir: Path,
+    cfg: DegConfig | None = None,
+    overrides: list[str] | None = None,
+    preset: str | None = None,
+) -> DegConfig:
+    """The settings to resume ``run_dir`` with: its own, except where ``cfg`` (a whole
+    config) or ``preset`` and ``overrides`` (``section.key=value``, applied over the
+    run's settings) change a key of :data:`deg_core.config.RESUMABLE`, such as the
+    number of epochs.
+
+    Raises:
+        ConfigError: one line naming a key they would change that is not resumable,
+            with the run's value and the requested one.
+    """
+    saved = run_settings(run_dir)
+    if cfg is None:
+        cfg = resolve(to_dict(saved), overrides, preset)
+    check_resume(saved, cfg, run_dir.name)
+    return cfg

@@ -16,6 +16,7 @@ from typing import Any
 
 import traitlets
 
+from deg_core.errors import DegError
 from deg_core.project import Project
 from deg_core.runs import STAGES, read_metrics, read_run_config
 from deg_core.status import project_status
@@ -72,7 +73,7 @@ def run_summary(run_dir: Path, stale: bool, behaviors: list[str] | None) -> dict
     }
     try:
         records = read_metrics(run_dir)
-    except (OSError, ValueError) as e:  # a half-written or corrupt metrics.jsonl
+    except (OSError, ValueError, DegError) as e:  # a damaged metrics.jsonl
         row["error"] = f"metrics.jsonl unreadable: {e}"
         return row
     row["epochs"] = len(records)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import pytest
 
 from deg_core.config import (
+    RESUMABLE,
     DegConfig,
     build,
+    check_resume,
     describe,
     diff_from_defaults,
+    leaves,
     load_config,
     parse_override,
     resolve,
+    to_dict,
 )
 from deg_core.errors import ConfigError
 
@@ -118,3 +122,78 @@ def test_load_config_errors_name_the_file(tmp_path):
     good = tmp_path / "ok.yaml"
     good.write_text("train:\n  lr: 0.01\n")
     assert load_config(good, overrides=["train.lr=0.5"]).train.lr == 0.5
+
+
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        ("flow_generator.steps_per_epoch=0", "flow_generator.steps_per_epoch must be >= 1, got 0"),
+        ("feature_extractor.val_steps=-3", "feature_extractor.val_steps must be >= 1, got -3"),
+        ("sequence.num_epochs=0", "sequence.num_epochs must be >= 1, got 0"),
+        ("feature_extractor.batch_size=0", "feature_extractor.batch_size must be >= 1, got 0"),
+        ("compute.batch_size=-8", "compute.batch_size must be >= 1, got -8"),
+        ("sequence.lr=0", "sequence.lr must be > 0, got 0.0"),
+        ("train.lr=-1e-4", "train.lr must be > 0, got -0.0001"),
+        ("train.lr=.nan", "train.lr must be > 0, got nan"),
+        ("augs.UD=2", "augs.UD must be in [0, 1], got 2.0"),
+        ("augs.hue=0.7", "augs.hue must be in [0, 0.5], got 0.7"),
+        ("sequence.min_bout_fraction=1.5", "sequence.min_bout_fraction must be in [0, 1]"),
+        ("feature_extractor.dropout_p=1", "feature_extractor.dropout_p must be in [0, 1), got 1.0"),
+        ("sequence.label_smoothing=0.5", "sequence.label_smoothing must be in [0, 0.5)"),
+        ("train.reduction_factor=1", "train.reduction_factor must be in (0, 1), got 1.0"),
+        ("split.train_val_test=[0.5, 0.5]", "split.train_val_test must have 3 values"),
+        ("split.train_val_test=[0, 0, 0]", "split.train_val_test must have a fraction > 0"),
+        ("augs.resize=[64, 16]", r"augs.resize[1] must be >= 32, got 16"),
+        ("flow_generator.smooth_weights=[0.1, -1, 0]", "flow_generator.smooth_weights[1]"),
+        ("flow_generator.n_rgb=1", "flow_generator.n_rgb must be >= 2, got 1"),
+        ("sequence.num_layers=0", "sequence.num_layers must be >= 1, got 0"),
+        ("compute.device=gpu0", "compute.device must be auto, cpu, cuda, cuda:N or mps"),
+        ("compute.device=cuda:x", "got 'cuda:x'"),
+    ],
+)
+def test_out_of_range_values_name_the_key(override, says):
+    with pytest.raises(ConfigError) as e:
+        resolve({}, [override])
+    assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_every_default_is_in_range_and_the_range_is_documented():
+    for override in ("compute.device=cuda:1", "compute.device=mps", "sequence.num_layers=null"):
+        resolve({}, [override])
+    resolve({}, ["compute.batch_size=auto", "augs.crop_size=[32, 48]", "train.patience=0"])
+    built = build(DegConfig, to_dict(DegConfig()))  # every default passes its own check
+    assert built == DegConfig()
+    meaning = dict((k, m) for k, _, m in describe())
+    assert meaning["flow_generator.steps_per_epoch"].endswith("(range: >= 1)")
+    assert meaning["train.lr"].endswith("(range: > 0)")
+    assert meaning["augs.LR"].endswith("(range: in [0, 1])")
+    assert meaning["augs.resize"].endswith("(range: 2 values, each >= 32)")
+    assert "cuda:N" in meaning["compute.device"]
+
+
+def test_a_bad_value_in_project_config_is_refused_with_the_file(project, capsys):
+    from deg_core.cli import main
+    from deg_core.project import Project
+
+    path = project.config_path
+    path.write_text(path.read_text() + "train:\n  lr: 0\n")
+    with pytest.raises(ConfigError, match=r"project_config\.yaml: train\.lr must be > 0"):
+        Project.open(project.root)
+    assert main(["train", "flow", str(project.root)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "train.lr must be > 0" in err and "\n" not in err
+    assert not project.models_dir.exists() or not any(project.models_dir.iterdir())
+
+
+def test_resume_check_names_the_key_and_both_values():
+    assert set(leaves(DegConfig())) >= RESUMABLE  # no stale names
+    saved = resolve({}, ["flow_generator.steps_per_epoch=3", "flow_generator.num_epochs=2"])
+    # more epochs and another device continue the same run
+    check_resume(
+        saved, resolve({}, ["flow_generator.steps_per_epoch=3", "compute.device=cpu"]), "r"
+    )
+    with pytest.raises(ConfigError) as e:
+        check_resume(saved, resolve({}), "r")
+    msg = str(e.value)
+    assert "flow_generator.steps_per_epoch=1000" in msg and "steps_per_epoch=3" in msg
+    assert "\n" not in msg

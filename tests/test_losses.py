@@ -229,5 +229,3 @@ def test_bce_rejects_bad_arguments():
         MaskedBCELoss()(torch.zeros(2, 3), torch.zeros(3, 2))
     with pytest.raises(TypeError, match="floating"):
         MaskedBCELoss()(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3))
-
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Sized
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,10 +17,17 @@ from deg_core import distributed
 from deg_core.config import AugsSection, DegConfig, to_dict
 from deg_core.crop import crop_boxes
 from deg_core.data.clips import EpochBatchSampler, VideoItem
-from deg_core.errors import DegError, ProjectError
+from deg_core.errors import ConfigError, DegError, ProjectError
 from deg_core.fileio import save_yaml
 from deg_core.project import Project
-from deg_core.runs import RUN_CONFIG, new_run_dir
+from deg_core.runs import (
+    RUN_CONFIG,
+    check_run,
+    new_run_dir,
+    read_run_config,
+    resumable_run,
+    resume_config,
+)
 
 
 def video_items(
@@ -172,18 +180,71 @@ def _worker_context(workers: int) -> str | None:
     return "forkserver" if sys.platform.startswith("linux") else None
 
 
+@dataclass
+class Resumed:
+    """The run a trainer resumes: its folder and its config.yaml record."""
+
+    run: Path
+    record: dict[str, Any]
+
+    @property
+    def batch(self) -> int | None:
+        """The batch size the run trained with: kept, as ``auto`` may size it otherwise
+        on another device (other batches; too big for the device: see Trainer._step)."""
+        value = self.record.get("batch_size")
+        return int(value) if value else None
+
+
+def stage_config(
+    project: Project, stage: str, cfg: DegConfig | None, resume: str | None
+) -> tuple[DegConfig, Resumed | None]:
+    """The settings to train with, and the run to resume (None: a new run).
+
+    A new run: ``cfg``, or the project's config when None. A resumed run: its own
+    settings (:func:`deg_core.runs.resume_config`), which a given ``cfg`` may change
+    only in resumable keys (the number of epochs, compute.*), else one-line ConfigError.
+    Reads only: whatever is refused here leaves every file as it was.
+    """
+    if resume is None:
+        return (cfg or project.resolve_config()), None
+    run, record = resumable_run(project.models_dir, resume, stage)
+    if record.get("class_names") is not None:
+        check_run(run, project.behaviors)  # trained for other behaviours: cannot continue
+    return resume_config(run, cfg), Resumed(run, record)
+
+
+def recorded(resumed: Resumed | None, key: str, value: Any, unset: Any = None) -> Any:
+    """``value``; when resuming, the run's recorded ``key`` where ``value`` is ``unset``
+    (e.g. the seed, the flow run), and a one-line ConfigError where it differs."""
+    saved = resumed.record.get(key) if resumed is not None else None
+    if resumed is None or saved is None or value == unset:
+        return value if saved is None else saved
+    if value != saved:
+        raise ConfigError(
+            f"cannot resume run {resumed.run.name} with {key} {value!r}: "
+            f"it was trained with {key} {saved!r}"
+        )
+    return value
+
+
 def start_run(
     project: Project, stage: str, arch: str, cfg: DegConfig, resume: str | None, info: dict
 ) -> Path:
     """A new run folder with its config.yaml, or the folder of the run to resume.
 
-    Under torchrun rank 0 creates the folder and the others take its name (two
-    ranks starting in different seconds would otherwise name different folders).
+    A resumed run's config.yaml takes the settings it now trains with (more epochs,
+    another device: :data:`deg_core.config.RESUMABLE`), so the next resume continues
+    with them. Under torchrun rank 0 creates the folder and the others take its name
+    (two ranks starting in different seconds would otherwise name different folders).
     """
     if resume is not None:
         run = project.models_dir / resume
         if not (run / RUN_CONFIG).is_file():
             raise ProjectError(f"no run {resume!r} to resume", project.models_dir)
+        if distributed.is_main():
+            record = read_run_config(run)
+            if record.get("config") != to_dict(cfg):
+                save_yaml(run / RUN_CONFIG, {**record, "config": to_dict(cfg)})
         return run
     name: str | None = None
     error = ""
@@ -272,7 +333,8 @@ def fit(
 
 
 def resolve_device(device: str, cfg: DegConfig) -> torch.device:
-    """An explicit ``device`` wins; ``auto`` defers to ``compute.device``.
+    """An explicit ``device`` wins; ``auto`` defers to ``compute.device``. An unknown
+    name or a device the machine lacks is a one-line error.
 
     Under torchrun this joins the process group and a CUDA device becomes this
     rank's GPU (``cuda:LOCAL_RANK``).

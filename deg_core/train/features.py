@@ -50,10 +50,18 @@ def train_features(
     resume: str | None = None,
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> Path:
-    """Train (or resume) a feature-extractor run; returns the run folder."""
-    cfg = cfg or project.resolve_config()
+    """Train (or resume) a feature-extractor run; returns the run folder.
+
+    ``cfg`` None: the project's config, or when resuming the run's own settings (a given
+    ``cfg`` may change only resumable ones; :func:`deg_core.train.common.stage_config`).
+    A resumed run keeps its flow run (``latest`` means it) and ``seed`` (None: 0).
+    """
+    cfg, resumed = common.stage_config(project, "features", cfg, resume)
+    flow_run = common.recorded(resumed, "flow_run", flow_run, unset="latest")
+    seed = common.recorded(resumed, "seed", seed)
+    seed = 0 if seed is None else int(seed)
     ecfg = cfg.feature_extractor
     behaviors = project.behaviors
     dev = common.resolve_device(device, cfg)
@@ -110,7 +118,9 @@ def train_features(
         dev,
     )
     key = ("features", ecfg.arch, size, n_rgb)
-    batch = common.batch_size(ecfg.batch_size, dev, 8, 32, probe=probe, key=key)
+    batch = (resumed and resumed.batch) or common.batch_size(
+        ecfg.batch_size, dev, 8, 32, probe=probe, key=key
+    )
     workers = common.num_workers(cfg.compute.num_workers)
     run = common.start_run(
         project,
@@ -125,6 +135,7 @@ def train_features(
             "normalization": norm,
             "n_rgb": n_rgb,
             "seed": seed,
+            "batch_size": batch,
             "videos": split,
         },
     )

@@ -50,13 +50,18 @@ def train_flow(
     resume: str | None = None,
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> Path:
     """Train (or resume) a flow generator run; returns the run folder.
 
-    The kept ``best.pt`` is the epoch with the lowest validation loss.
+    ``cfg`` None: the project's config, or when resuming the run's own settings (a given
+    ``cfg`` may change only resumable ones; :func:`deg_core.train.common.stage_config`).
+    ``seed`` None: 0, or the resumed run's. The kept ``best.pt`` is the epoch with the
+    lowest validation loss.
     """
-    cfg = cfg or project.resolve_config()
+    cfg, resumed = common.stage_config(project, "flow", cfg, resume)
+    seed = common.recorded(resumed, "seed", seed)
+    seed = 0 if seed is None else int(seed)
     fcfg = cfg.flow_generator
     dev = common.resolve_device(device, cfg)
     seed_everything(seed)
@@ -67,7 +72,8 @@ def train_flow(
     items = common.video_items(project, keys, with_labels=False, augs=cfg.augs)
     train_s, val_s = _samples(items, [k in split["val"] for k in keys])
     size = common.input_size(cfg)
-    norm = project.normalization()
+    # a resumed run keeps the statistics it started with (videos may have been added)
+    norm = (resumed.record.get("normalization") if resumed else None) or project.normalization()
     workers = common.num_workers(cfg.compute.num_workers)
 
     model = build_flow_generator(fcfg.arch, num_frames=fcfg.n_rgb)
@@ -78,8 +84,9 @@ def train_flow(
     probe = autobatch.random_probe(  # a step on [0, 1] frames, as the photometric loss sees
         model, lambda m, x, _: loss_fn(x.sigmoid(), m(x))[0], (3 * fcfg.n_rgb, h, w), (1,), dev
     )
-    batch = common.batch_size(
-        fcfg.batch_size, dev, 4, 32, probe=probe, key=("flow", fcfg.arch, size, fcfg.n_rgb)
+    key = ("flow", fcfg.arch, size, fcfg.n_rgb)
+    batch = (resumed and resumed.batch) or common.batch_size(
+        fcfg.batch_size, dev, 4, 32, probe=probe, key=key
     )
     run = common.start_run(
         project,
@@ -87,7 +94,13 @@ def train_flow(
         fcfg.arch,
         cfg,
         resume,
-        {"weights": weights, "normalization": norm, "seed": seed, "videos": split},
+        {
+            "weights": weights,
+            "normalization": norm,
+            "seed": seed,
+            "batch_size": batch,
+            "videos": split,
+        },
     )
 
     def make_set(samples: np.ndarray, augment: bool) -> ClipDataset:

@@ -33,9 +33,10 @@ from torch import nn
 
 from deg_core import distributed
 from deg_core.autobatch import ADVICE, BatchSizeWarning, free_device_memory, is_oom
-from deg_core.errors import DegError
+from deg_core.config import device_problem
+from deg_core.errors import ConfigError, DegError
 from deg_core.models.weights import load_checkpoint, save_checkpoint
-from deg_core.runs import BEST, LAST, METRICS
+from deg_core.runs import BEST, LAST, METRICS, read_jsonl
 
 StepFn = Callable[[nn.Module, dict[str, Any]], tuple[torch.Tensor, int]]
 """(model, batch) -> (loss to minimise, number of clips in the batch)."""
@@ -60,10 +61,23 @@ def seed_everything(seed: int) -> None:
 
 
 def pick_device(device: str = "auto") -> torch.device:
-    """``auto`` -> cuda if available, else cpu."""
+    """``auto`` -> cuda if available, else cpu; a name deg does not accept, or a device
+    this machine lacks, is a one-line error (before anything is written)."""
+    problem = device_problem(device)
+    if problem:
+        raise ConfigError(problem)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise DegError(f"device {device!r}: torch sees no CUDA GPU on this machine")
+        if dev.index is not None and dev.index >= n:
+            raise DegError(f"device {device!r}: this machine has {n} CUDA GPU(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise DegError(f"device {device!r}: MPS is not available on this machine")
+    return dev
 
 
 @dataclass
@@ -108,6 +122,9 @@ class Trainer:
         """Continue from ``last.pt`` if the run has one; returns whether it did."""
         path = self.run_dir / LAST
         if not path.is_file():
+            # killed before the first epoch's checkpoint: its record (if any) goes too
+            if distributed.is_main() and (self.run_dir / METRICS).exists():
+                _write_jsonl(self.run_dir / METRICS, [])
             return False
         ckpt = load_checkpoint(path)  # every rank reads the same file: they start in step
         distributed.unwrap(self.model).load_state_dict(ckpt["model"])
@@ -116,8 +133,9 @@ class Trainer:
             self.scheduler.load_state_dict(ckpt["scheduler"])
         self.epoch, self.step_in_epoch = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
         self.global_step, self.best_loss = int(ckpt["global_step"]), float(ckpt["best_loss"])
-        # epochs not completed before the interruption are recorded again
-        self.history = [r for r in _read_jsonl(self.run_dir / METRICS) if r["epoch"] < self.epoch]
+        # epochs not completed before the interruption are recorded again (read_jsonl
+        # skips a half-written last record: killed mid-append)
+        self.history = [r for r in read_jsonl(self.run_dir / METRICS) if r["epoch"] < self.epoch]
         distributed.barrier()  # every rank has read metrics.jsonl before rank 0 rewrites it
         if distributed.is_main():
             _write_jsonl(self.run_dir / METRICS, self.history)
@@ -233,11 +251,13 @@ class Trainer:
             self.best_loss = record["val_loss"]
         self.history.append(record)
         if main:
+            # the record first: killed before last.pt moves on, resume() drops it again;
+            # the other order would lose the epoch's record for good
+            with open(self.run_dir / METRICS, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
             if improved:
                 save_checkpoint(self.run_dir / BEST, self.state())
             save_checkpoint(self.run_dir / LAST, self.state())
-            with open(self.run_dir / METRICS, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
         for cb in callbacks:
             cb.on_epoch_end(self, record)
         return record
@@ -267,12 +287,6 @@ def _progress(total: int, start: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm  # notebook-aware progress bar
 
     return tqdm(total=total, initial=start, desc=desc, leave=False)
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:

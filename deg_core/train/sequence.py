@@ -61,10 +61,18 @@ def train_sequence(
     resume: str | None = None,
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> Path:
-    """Train (or resume) a sequence-model run; returns the run folder."""
-    cfg = cfg or project.resolve_config()
+    """Train (or resume) a sequence-model run; returns the run folder.
+
+    ``cfg`` None: the project's config, or when resuming the run's own settings (a given
+    ``cfg`` may change only resumable ones; :func:`deg_core.train.common.stage_config`).
+    A resumed run keeps its feature run (``latest`` means it) and ``seed`` (None: 0).
+    """
+    cfg, resumed = common.stage_config(project, "sequence", cfg, resume)
+    feature_run = common.recorded(resumed, "feature_run", feature_run, unset="latest")
+    seed = common.recorded(resumed, "seed", seed)
+    seed = 0 if seed is None else int(seed)
     scfg = cfg.sequence
     behaviors = project.behaviors
     dev = common.resolve_device(device, cfg)
@@ -98,7 +106,9 @@ def train_sequence(
         model, lambda m, x, y: loss_fn(m(x), y), window, (window[0], len(behaviors)), dev
     )
     key = ("sequence", scfg.arch, window)
-    batch = common.batch_size(scfg.batch_size, dev, 8, 32, probe=probe, key=key)
+    batch = (resumed and resumed.batch) or common.batch_size(
+        scfg.batch_size, dev, 8, 32, probe=probe, key=key
+    )
     run = common.start_run(
         project,
         "sequence",
@@ -110,6 +120,7 @@ def train_sequence(
             "feature_run": fdir.name,
             "num_features": int(n_features),
             "seed": seed,
+            "batch_size": batch,
             "videos": split,
         },
     )

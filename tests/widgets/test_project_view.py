@@ -156,7 +156,8 @@ def test_runs_show_best_epoch_metrics_and_stale_flag(project, make_video):
 def test_run_summary_survives_a_corrupt_metrics_file(tmp_path):
     run = tmp_path / "240101_120000_sequence_tgmj"
     run.mkdir()
-    (run / "metrics.jsonl").write_text('{"epoch": 0, "val_loss": 1.0}\n{"epoch": 1, "val')
+    # a half-written last line is what a kill leaves (skipped); a bad middle line is damage
+    (run / "metrics.jsonl").write_text('{"epoch": 0, "val_loss": 1.0}\n{"epoch": 1, "val\n{}\n')
     row = run_summary(run, stale=False, behaviors=None)
     assert row["error"] and row["stage"] == "sequence" and row["arch"] == "tgmj"
 
