@@ -6,7 +6,7 @@ Usage::
     uv run python benchmarks/bench_accuracy.py --append benchmarks/RESULTS.md
     uv run python benchmarks/bench_accuracy.py --seeds 0 1 2 --set feature_extractor.num_epochs=10
 
-Builds a synthetic project like ``deg demo`` (deg_core.synthetic: walk, groom, rear,
+Builds a synthetic project like ``deg demo`` (deg_core.workflow.synthetic: walk, groom, rear,
 turn; groom differs from rest only by motion), trains one flow generator, then
 (a) a feature extractor whose fused output is the spatial stream alone
 (``flow_weight=0``: the flow stream gets no gradient and no say), (b) the two-stream
@@ -33,14 +33,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deg_core.demo import DEMO_SETTINGS, DEMO_SIZE, demo_project  # noqa: E402
-from deg_core.infer import infer_features  # noqa: E402
-from deg_core.infer_sequence import infer_sequence  # noqa: E402
-from deg_core.project import Project  # noqa: E402
-from deg_core.scoring import evaluate_project  # noqa: E402
+from deg_core.evaluation.scoring import evaluate_project  # noqa: E402
+from deg_core.infer.features import infer_features  # noqa: E402
+from deg_core.infer.sequence import infer_sequence  # noqa: E402
+from deg_core.project.project import Project  # noqa: E402
 from deg_core.train.features import train_features  # noqa: E402
 from deg_core.train.flow import train_flow  # noqa: E402
 from deg_core.train.sequence import train_sequence  # noqa: E402
+from deg_core.workflow.demo import DEMO_SETTINGS, DEMO_SIZE, demo_project  # noqa: E402
 
 SEQUENCE_ARCHS = ("tgmj", "tcn")
 
@@ -82,7 +82,7 @@ def score_project(project: Project) -> dict[str, Any]:
     The spatial-only run is the feature run trained with flow_weight 0; the two-stream run is
     the other one; each sequence architecture's latest run is (c).
     """
-    from deg_core.runs import read_run_config
+    from deg_core.project.runs import read_run_config
 
     features, sequences = {}, {}
     for run in sorted(p for p in project.models_dir.iterdir() if (p / "config.yaml").is_file()):

@@ -8,7 +8,7 @@ Usage::
 
 Inference decodes the video sequentially, builds each frame's N-frame stack once, runs
 flow generator + both streams, and writes the HDF5 datasets — the code path of
-``deg infer features`` (deg_core.infer) on the first ``--frames`` frames. Weights are
+``deg infer features`` (deg_core.infer.features) on the first ``--frames`` frames. Weights are
 random: throughput does not depend on them. Training measures optimisation steps over
 random clips of the same video (random access, augmentation, forward, backward).
 """
@@ -34,12 +34,12 @@ sys.path.insert(0, str(ROOT))
 
 from deg_core.config import AugsSection  # noqa: E402
 from deg_core.data.clips import ClipAugment, ClipDataset, VideoItem, denormalize  # noqa: E402
-from deg_core.infer import FeatureModel, video_features  # noqa: E402
-from deg_core.losses import MaskedBCELoss  # noqa: E402
+from deg_core.infer.features import FeaturePredictor, video_features  # noqa: E402
 from deg_core.models.feature import HiddenTwoStream  # noqa: E402
 from deg_core.models.flow import build_flow_generator  # noqa: E402
-from deg_core.models.flow.losses import MotionNetLoss  # noqa: E402
+from deg_core.models.flow.photometric import MotionNetLoss  # noqa: E402
 from deg_core.presets import PRESETS  # noqa: E402
+from deg_core.train.losses import MaskedBCELoss  # noqa: E402
 from deg_core.video import channel_stats, probe_video  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "openfield_mouse_640x480_30fps.mp4"
@@ -86,7 +86,7 @@ def sync(device: torch.device) -> None:
 
 def bench_inference(preset, video, n_frames, frames, size, batch, device, norm) -> float:
     model = build(preset, device)
-    fm = FeatureModel(
+    fm = FeaturePredictor(
         model=model,
         run=Path(f"bench_{preset}"),
         n_rgb=N_RGB,

@@ -157,7 +157,7 @@ def bench(path: Path, max_edge: int, quality: int, samples: int) -> list[tuple[s
 def bench_edits(n_frames: int = 54_000, behaviors: int = 6) -> list[tuple[str, str]]:
     """Python-side cost of edits on a 30-min video (labels of n_frames x behaviors): the
     edit, its journal line and the bytes synced to the front end."""
-    from deg_core.project import Project
+    from deg_core.project.project import Project
     from deg_widgets.label_session import LabelSession
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -63,7 +63,7 @@ _PUSHED = "() => (window.__degLabelerTimings || []).length"
 
 def make_video(path: Path, n_frames: int, fps: float, gop: int | None, seed: int = 0) -> Path:
     """A 640x480 H.264 video: textured floor, a dark blob walking, camera noise."""
-    from deg_core.video_write import write_video
+    from deg_core.video.write import write_video
 
     h, w = 480, 640
     rng = np.random.default_rng(seed)
@@ -88,7 +88,7 @@ def make_video(path: Path, n_frames: int, fps: float, gop: int | None, seed: int
 
 def make_project(workdir: Path, video: Path) -> Path:
     """A fresh project holding ``video`` (unlabelled), in ``workdir``."""
-    from deg_core.project import Project
+    from deg_core.project.project import Project
 
     parent = Path(tempfile.mkdtemp(prefix="proj_", dir=workdir))
     project = Project.create(parent, "bench", ["walk", "groom", "rear"])

@@ -12,7 +12,7 @@ Throughput mode, on each video (../shared/data/*.mp4 when present, and a generat
 
 - decode: sequential decode + resize to 256x256, frames/s (preset-independent);
 - per preset: flow-generator inference frames/s (stacks in memory: compute only),
-  feature inference end to end (mp4 in, HDF5 out: ``deg_core.infer.write_video_outputs``
+  feature inference end to end (mp4 in, HDF5 out: ``deg_core.infer.features.write_video_outputs``
   on the first ``--frames`` frames), sequence inference frames/s (random (T, 1024)
   features), and training steps/s and clips/s for the flow, feature and sequence stages,
   with the fraction of training time spent waiting on the data loader (GPU idle);
@@ -48,20 +48,20 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.bench_features import commit, machine  # noqa: E402
 from deg_core.config import AugsSection, SequenceSection  # noqa: E402
 from deg_core.data.clips import ClipAugment, ClipDataset, VideoItem, denormalize  # noqa: E402
-from deg_core.infer import (  # noqa: E402
+from deg_core.infer.features import (  # noqa: E402
     REFERENCE,
-    FeatureModel,
+    FeaturePredictor,
     InferenceOptions,
     stacks,
     write_video_outputs,
 )
-from deg_core.infer_sequence import sequence_logits  # noqa: E402
-from deg_core.losses import MaskedBCELoss  # noqa: E402
+from deg_core.infer.sequence import sequence_logits  # noqa: E402
 from deg_core.models.feature import HiddenTwoStream  # noqa: E402
 from deg_core.models.flow import build_flow_generator  # noqa: E402
-from deg_core.models.flow.losses import MotionNetLoss  # noqa: E402
+from deg_core.models.flow.photometric import MotionNetLoss  # noqa: E402
 from deg_core.models.sequence import sequence_model_from_config  # noqa: E402
 from deg_core.presets import PRESETS  # noqa: E402
+from deg_core.train.losses import MaskedBCELoss  # noqa: E402
 from deg_core.video import open_video, probe_video, write_video  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -126,12 +126,12 @@ def measure(device, fn: Callable[[], tuple[float, str, str]], video, preset, sta
 # ----------------------------------------------------------------------------- models
 
 
-def feature_model(preset: str, device: torch.device, size: int) -> FeatureModel:
+def feature_model(preset: str, device: torch.device, size: int) -> FeaturePredictor:
     arches = PRESETS[preset]
     torch.manual_seed(0)
     flow = build_flow_generator(arches["flow_generator"]["arch"], num_frames=N_RGB)
     model = HiddenTwoStream.build(arches["feature_extractor"]["arch"], flow, K, N_RGB)
-    return FeatureModel(
+    return FeaturePredictor(
         model=model.to(device).eval(),
         run=Path(f"bench_{preset}"),
         n_rgb=N_RGB,
@@ -515,7 +515,7 @@ def main() -> None:
                 videos += shared
             elif v == "generated":
                 gen = tmp / f"generated_{args.long_frames}.mp4"
-                from deg_core.synthetic import SyntheticSpec, write_synthetic_video
+                from deg_core.workflow.synthetic import SyntheticSpec, write_synthetic_video
 
                 t0 = time.perf_counter()
                 write_synthetic_video(gen, SyntheticSpec(n_frames=args.long_frames, size=args.size))

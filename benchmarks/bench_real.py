@@ -41,11 +41,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_features import commit, machine  # noqa: E402
 
-from deg_core.infer import infer_features  # noqa: E402
-from deg_core.infer_sequence import infer_sequence  # noqa: E402
-from deg_core.labels import read_labels  # noqa: E402
-from deg_core.project import Project  # noqa: E402
-from deg_core.scoring import evaluate_project  # noqa: E402
+from deg_core.evaluation.scoring import evaluate_project  # noqa: E402
+from deg_core.infer.features import infer_features  # noqa: E402
+from deg_core.infer.sequence import infer_sequence  # noqa: E402
+from deg_core.labels.labels import read_labels  # noqa: E402
+from deg_core.project.project import Project  # noqa: E402
 from deg_core.train.features import train_features  # noqa: E402
 from deg_core.train.flow import train_flow  # noqa: E402
 from deg_core.train.sequence import train_sequence  # noqa: E402
@@ -120,12 +120,12 @@ def threshold_study(
 ) -> dict[float, dict[str, Any]]:
     """Test-video metrics of a sequence run with thresholds refitted on its stored
     validation probabilities, for each ``train.threshold_smoothing`` value in ``sigmas``."""
-    from deg_core.evaluate import evaluate
-    from deg_core.metrics import fit_thresholds
+    from deg_core.evaluation.evaluate import evaluate
+    from deg_core.evaluation.metrics import fit_thresholds
     from deg_core.models.weights import load_checkpoint
-    from deg_core.outputs import read_group
-    from deg_core.runs import BEST, resolve_run
-    from deg_core.train.common import split_keys
+    from deg_core.project.outputs import read_group
+    from deg_core.project.project import split_keys
+    from deg_core.project.runs import BEST, resolve_run
 
     run = resolve_run(project.models_dir, "sequence", run_name)
     min_lengths = load_checkpoint(run / BEST)["extra"]["min_lengths"]

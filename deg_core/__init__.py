@@ -1,14 +1,143 @@
-"""deg core: project store, video, labels, models, training, inference."""
+"""deg core: project store, video, labels, models, training, inference, evaluation, reports.
+
+The names a notebook needs are importable from here (``from deg_core import Project,
+train_flow, ...``); each is loaded on first use, so ``import deg_core`` stays light (no torch).
+Packages, each importing only from those before it (docs/architecture.md): ``video``,
+``labels``, ``models``, ``project``, ``tracking``, ``data``, ``evaluation``, ``train``,
+``infer``, ``report``, ``workflow``; ``compute``, ``config``, ``fileio``, ``errors`` serve all.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from deg_core.errors import ConfigError, DegError, LabelError, ProjectError, VideoError
 
-__all__ = ["ConfigError", "DegError", "LabelError", "Project", "ProjectError", "VideoError"]
+_LAZY = {
+    "agreement": "deg_core.labels.review",
+    "behavior_table": "deg_core.report.notebook",
+    "best_record": "deg_core.report.notebook",
+    "config_table": "deg_core.report.notebook",
+    "corrections": "deg_core.labels.review",
+    "DEMO_SETTINGS": "deg_core.workflow.demo",
+    "epoch_settings": "deg_core.workflow.stages",
+    "ethogram": "deg_core.report.notebook",
+    "evaluate_project": "deg_core.evaluation.scoring",
+    "evaluate_splits": "deg_core.report.notebook",
+    "example_frames": "deg_core.report.notebook",
+    "f1_bars": "deg_core.report.notebook",
+    "flow_preview": "deg_core.report.flow_preview",
+    "infer_features": "deg_core.infer.features",
+    "infer_sequence": "deg_core.infer.sequence",
+    "latest_run": "deg_core.workflow.stages",
+    "make_synthetic_project": "deg_core.workflow.synthetic",
+    "metrics_table": "deg_core.report.notebook",
+    "model_ethogram": "deg_core.report.notebook",
+    "Png": "deg_core.report.charts",
+    "predict": "deg_core.workflow.stages",
+    "Project": "deg_core.project.project",
+    "read_labels": "deg_core.labels.labels",
+    "resolve_run": "deg_core.project.runs",
+    "RetrainPlan": "deg_core.workflow.retrain",
+    "review_queue": "deg_core.labels.review",
+    "run_thresholds": "deg_core.workflow.stages",
+    "split_keys": "deg_core.project.project",
+    "stage_figures": "deg_core.workflow.retrain",
+    "SyntheticSpec": "deg_core.workflow.synthetic",
+    "Table": "deg_core.report.notebook",
+    "train_features": "deg_core.train.features",
+    "train_flow": "deg_core.train.flow",
+    "train_sequence": "deg_core.train.sequence",
+    "training_curves": "deg_core.report.notebook",
+    "video_table": "deg_core.report.notebook",
+    "write_metrics": "deg_core.report.notebook",
+}
+
+if TYPE_CHECKING:  # the same names, for type checkers
+    from deg_core.evaluation.scoring import evaluate_project
+    from deg_core.infer.features import infer_features
+    from deg_core.infer.sequence import infer_sequence
+    from deg_core.labels.labels import read_labels
+    from deg_core.labels.review import agreement, corrections, review_queue
+    from deg_core.project.project import Project, split_keys
+    from deg_core.project.runs import resolve_run
+    from deg_core.report.charts import Png
+    from deg_core.report.flow_preview import flow_preview
+    from deg_core.report.notebook import (
+        Table,
+        behavior_table,
+        best_record,
+        config_table,
+        ethogram,
+        evaluate_splits,
+        example_frames,
+        f1_bars,
+        metrics_table,
+        model_ethogram,
+        training_curves,
+        video_table,
+        write_metrics,
+    )
+    from deg_core.train.features import train_features
+    from deg_core.train.flow import train_flow
+    from deg_core.train.sequence import train_sequence
+    from deg_core.workflow.demo import DEMO_SETTINGS
+    from deg_core.workflow.retrain import RetrainPlan, stage_figures
+    from deg_core.workflow.stages import epoch_settings, latest_run, predict, run_thresholds
+    from deg_core.workflow.synthetic import SyntheticSpec, make_synthetic_project
+
+__all__ = [
+    "DEMO_SETTINGS",
+    "ConfigError",
+    "DegError",
+    "LabelError",
+    "Png",
+    "Project",
+    "ProjectError",
+    "RetrainPlan",
+    "SyntheticSpec",
+    "Table",
+    "VideoError",
+    "agreement",
+    "behavior_table",
+    "best_record",
+    "config_table",
+    "corrections",
+    "epoch_settings",
+    "ethogram",
+    "evaluate_project",
+    "evaluate_splits",
+    "example_frames",
+    "f1_bars",
+    "flow_preview",
+    "infer_features",
+    "infer_sequence",
+    "latest_run",
+    "make_synthetic_project",
+    "metrics_table",
+    "model_ethogram",
+    "predict",
+    "read_labels",
+    "resolve_run",
+    "review_queue",
+    "run_thresholds",
+    "split_keys",
+    "stage_figures",
+    "train_features",
+    "train_flow",
+    "train_sequence",
+    "training_curves",
+    "video_table",
+    "write_metrics",
+]
 
 
-def __getattr__(name: str):
-    # Project pulls in video/label modules; import it lazily so `import deg_core` stays light
-    if name == "Project":
-        from deg_core.project import Project
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'deg_core' has no attribute {name!r}")
 
-        return Project
-    raise AttributeError(name)
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -17,13 +17,13 @@ from deg_core.presets import PRESETS
 
 
 def _project(path: str):
-    from deg_core.project import Project
+    from deg_core.project.project import Project
 
     return Project.open(path)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from deg_core.project import Project
+    from deg_core.project.project import Project
 
     behaviors = [b.strip() for b in args.behaviors.split(",")]
     project = Project.create(args.parent, args.name, behaviors, labeler=args.labeler)
@@ -94,7 +94,7 @@ def cmd_behaviors(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from deg_core.status import format_status, project_status
+    from deg_core.project.status import format_status, project_status
 
     status = project_status(_project(args.project))
     print(json.dumps(status, indent=2) if args.json else format_status(status))
@@ -107,7 +107,7 @@ def _stage_config(args: argparse.Namespace):
         return project, project.resolve_config(args.set, preset=args.preset)
     # resume: the run's own settings; --set/--preset may change only resumable ones
     # (the project's config may have moved on since the run started)
-    from deg_core.runs import resumable_run, resume_config
+    from deg_core.project.runs import resumable_run, resume_config
 
     run, _ = resumable_run(project.models_dir, args.run, args.stage)
     return project, resume_config(run, overrides=args.set, preset=args.preset)
@@ -136,8 +136,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = train_sequence(
             project, cfg, feature_run=args.feature_run, device=args.device, resume=args.run
         )
-    from deg_core import distributed
-    from deg_core.runs import read_metrics
+    from deg_core.compute import distributed
+    from deg_core.project.runs import read_metrics
 
     if not distributed.is_main():  # under torchrun rank 0 reports for all
         return 0
@@ -155,9 +155,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    from deg_core import distributed
-    from deg_core.infer import infer_features
-    from deg_core.infer_sequence import SequenceModel, infer_sequence
+    from deg_core.compute import distributed
+    from deg_core.infer.features import infer_features
+    from deg_core.infer.sequence import SequencePredictor, infer_sequence
 
     project = _project(args.project)
     # the model's own settings come from its run; inference changes only how it computes
@@ -172,14 +172,14 @@ def cmd_infer(args: argparse.Namespace) -> int:
     device = compute.device if args.device == "auto" else args.device
     videos, kw = args.videos or None, {"device": device, "overwrite": args.overwrite}
     batch = compute.batch_size  # auto: the largest that fits the GPU (16 on CPU)
-    # under torchrun each rank takes its share of the videos (deg_core.distributed.shard);
+    # under torchrun each rank takes its share of the videos (deg_core.compute.distributed.shard);
     # rank 0 prints the summary of all of them
     if args.stage == "features":
         result = infer_features(project, args.run, videos, batch_size=batch, **kw)
     elif args.stage == "sequence":
         result = infer_sequence(project, args.run, videos, **kw)
     else:  # all: the features the sequence run was trained on, then the sequence model
-        feature_run = SequenceModel.load(project, args.run).feature_run
+        feature_run = SequencePredictor.load(project, args.run).feature_run
         # the same shard both times: a rank's sequence inputs are the features it wrote
         states = distributed.merged(
             infer_features(project, feature_run, videos, batch_size=batch, **kw)
@@ -196,7 +196,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from deg_core.scoring import evaluate_project
+    from deg_core.evaluation.scoring import evaluate_project
 
     result = evaluate_project(_project(args.project), args.split, args.model, args.run)
     if args.json:
@@ -216,7 +216,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_import_predictions(args: argparse.Namespace) -> int:
-    from deg_core.infer_sequence import import_predictions
+    from deg_core.infer.sequence import import_predictions
 
     project = _project(args.project)
     before = project.labels(args.video).array
@@ -227,7 +227,7 @@ def cmd_import_predictions(args: argparse.Namespace) -> int:
 
 
 def cmd_show_flow(args: argparse.Namespace) -> int:
-    from deg_core.flow_preview import flow_preview
+    from deg_core.report.flow_preview import flow_preview
 
     path = flow_preview(_project(args.project), args.run, args.video, args.frame, args.out)
     print(f"wrote {path}")
@@ -235,13 +235,13 @@ def cmd_show_flow(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from deg_core.config import STAGE_SECTIONS, describe
+    from deg_core.config import describe, stage_keys
 
     project = _project(args.project)
     resolved = project.resolve_config(args.set, preset=args.preset)
-    sections = STAGE_SECTIONS.get(args.stage) if args.stage else None
+    keys = set(stage_keys(args.stage)) if args.stage else None
     for key, default, meaning in describe():
-        if sections and key.split(".")[0] not in sections:
+        if keys is not None and key not in keys:
             continue
         node = resolved
         for part in key.split("."):
@@ -252,7 +252,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from deg_core.demo import run_demo
+    from deg_core.workflow.demo import run_demo
 
     result = run_demo(
         args.out, device=args.device, overrides=args.set, n_videos=args.videos, n_frames=args.frames
@@ -268,7 +268,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from deg_core.retrain_runner import parse_parameters, run_retrain
+    from deg_core.workflow.retrain_runner import parse_parameters, run_retrain
 
     result = run_retrain(
         args.project,

@@ -22,13 +22,11 @@ import types
 import typing
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
 
-from deg_core.errors import ConfigError, DegError
-from deg_core.fileio import load_yaml
+from deg_core.errors import ConfigError
 from deg_core.presets import preset_overrides
 
 
@@ -109,7 +107,7 @@ POSITIVE = Range(gt=0)  # learning rates, scales
 NON_NEGATIVE = Range(ge=0)  # weights, exponents, decays
 PROBABILITY = Range(ge=0, le=1)
 DROPOUT = Range(ge=0, lt=1)  # p = 1 would zero every input
-LABEL_SMOOTHING = Range(ge=0, lt=0.5)  # deg_core.losses: 0.5 would make every target 0.5
+LABEL_SMOOTHING = Range(ge=0, lt=0.5)  # deg_core.train.losses: 0.5 would make every target 0.5
 
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -218,8 +216,6 @@ class ComputeSection:
 class TrainSection:
     """Optimisation defaults shared by the three trainers."""
 
-    lr: float = _f(1e-4, "Adam learning rate", POSITIVE)
-    num_epochs: int = _f(20, "maximum epochs", POSITIVE_INT)
     patience: int = _f(5, "epochs without validation improvement before the LR drops", NON_NEGATIVE)
     reduction_factor: float = _f(0.1, "LR multiplier on plateau", Range(gt=0, lt=1))
     min_lr: float = _f(5e-7, "stop when the LR falls below this", NON_NEGATIVE)
@@ -235,6 +231,12 @@ class TrainSection:
         NON_NEGATIVE,
     )
 
+    # settings deg once had and no stage reads: refused with where to go instead
+    retired: ClassVar[dict[str, str]] = {
+        "lr": "each stage has its own: flow_generator.lr, feature_extractor.lr, sequence.lr",
+        "num_epochs": "each stage has its own: flow_generator.num_epochs, "
+        "feature_extractor.num_epochs, sequence.num_epochs",
+    }
     deg_ignored: ClassVar[frozenset[str]] = frozenset(
         {
             "scheduler",
@@ -349,12 +351,24 @@ class SequenceSection:
     )
 
 
-# the section(s) each CLI stage reads
-STAGE_SECTIONS = {
-    "flow": ("flow_generator", "augs", "compute"),
-    "features": ("feature_extractor", "augs", "compute", "train"),
-    "sequence": ("sequence", "compute", "train"),
+# What each stage's trainer reads: whole sections or single keys. The one declaration
+# `deg config --stage`, the notebooks' settings tables, the retrain fingerprint and the
+# resume check all use; tests/test_config.py records what a training really reads and
+# fails on anything undeclared. (project.* and split.* are the project's own: labels and
+# the split enter the retrain fingerprint separately.)
+_SCHEDULE = ("train.patience", "train.reduction_factor", "train.min_lr")
+_CLASSIFIER = ("train.loss_weight_exp", "train.threshold_smoothing")
+STAGE_READS: dict[str, tuple[str, ...]] = {
+    "flow": ("flow_generator", "augs", "compute", *_SCHEDULE),
+    "features": ("feature_extractor", "augs", "compute", *_SCHEDULE, *_CLASSIFIER),
+    "sequence": ("sequence", "compute", *_SCHEDULE, *_CLASSIFIER),
 }
+
+
+def stage_keys(stage: str) -> list[str]:
+    """Every dotted setting ``stage`` reads (:data:`STAGE_READS` with sections expanded)."""
+    reads = STAGE_READS[stage]
+    return [key for key, _, _ in describe() if key in reads or key.split(".")[0] in reads]
 
 
 @dataclass
@@ -460,6 +474,9 @@ def build(cls: type, data: Any, prefix: str = "", unknown: list[str] | None = No
         dotted = f"{prefix}{key}"
         if key in ignored:
             continue
+        retired: dict[str, str] = getattr(cls, "retired", {})
+        if key in retired and unknown is None:
+            raise ConfigError(f"'{dotted}' is not a setting any more: {retired[key]}")
         if key not in names and unknown is not None:
             unknown.append(dotted)
             continue
@@ -481,24 +498,6 @@ def build(cls: type, data: Any, prefix: str = "", unknown: list[str] | None = No
 def to_dict(cfg: Any) -> dict:
     """Nested plain dict of a config object (YAML-ready)."""
     return dataclasses.asdict(cfg)
-
-
-def diff_from_defaults(cfg: DegConfig) -> dict:
-    """Only the values that differ from the package defaults (what project_config.yaml stores)."""
-
-    def walk(obj: Any, default: Any) -> dict:
-        out = {}
-        for f in dataclasses.fields(obj):
-            v, d = getattr(obj, f.name), getattr(default, f.name)
-            if dataclasses.is_dataclass(v):
-                sub = walk(v, d)
-                if sub:
-                    out[f.name] = sub
-            elif v != d:
-                out[f.name] = v
-        return out
-
-    return walk(cfg, DegConfig())
 
 
 def describe(cls: type = DegConfig, prefix: str = "") -> list[tuple[str, Any, str]]:
@@ -545,7 +544,6 @@ RESUMABLE = frozenset(
         "flow_generator.num_epochs",
         "feature_extractor.num_epochs",
         "sequence.num_epochs",
-        "train.num_epochs",
         "compute.device",
         "compute.num_workers",
         "compute.frame_cache_mb",
@@ -557,16 +555,19 @@ RESUMABLE = frozenset(
 )
 
 
-def check_resume(saved: DegConfig, requested: DegConfig, run: str) -> None:
+def check_resume(
+    saved: DegConfig, requested: DegConfig, run: str, stage: str | None = None
+) -> None:
     """Refuse ``requested`` for resuming ``run`` (trained with ``saved``) where it differs
-    in a key outside :data:`RESUMABLE`.
+    in a key outside :data:`RESUMABLE` (of those ``stage`` reads, when given).
 
     Raises:
         ConfigError: one line naming the first such key, the run's value and the requested one.
     """
     old, new = leaves(saved), leaves(requested)
+    read = set(stage_keys(stage)) if stage in STAGE_READS else set(new)
     for key, value in new.items():
-        if key not in RESUMABLE and value != old[key]:
+        if key in read and key not in RESUMABLE and value != old[key]:
             raise ConfigError(
                 f"cannot resume run {run} with {key}={value!r}: it was trained with "
                 f"{key}={old[key]!r} (a resumed run keeps its settings except the number of "
@@ -616,24 +617,3 @@ def resolve(raw: dict, overrides: list[str] | None = None, preset: str | None = 
 def _from_deg(raw: dict) -> bool:
     # DEG writes absolute paths into the project section; deg never does
     return isinstance(raw.get("project"), dict) and "config_file" in raw["project"]
-
-
-def load_config(path: str | Path, overrides: list[str] | None = None) -> DegConfig:
-    """Read a project_config.yaml, apply ``key=value`` overrides, validate against the defaults.
-
-    Raises:
-        ConfigError: one line naming the file and the bad key, for malformed YAML,
-            unknown keys or wrong types.
-    """
-    path = Path(path)
-    try:
-        data = load_yaml(path, what="project config")
-    except DegError as e:
-        raise ConfigError(e.problem, path) from None
-    data = data or {}
-    for text in overrides or []:
-        data = merge_dicts(data, parse_override(text))
-    try:
-        return build(DegConfig, data)
-    except ConfigError as e:
-        raise ConfigError(e.problem, path) from None

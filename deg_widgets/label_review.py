@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from deg_core.errors import DegError
-from deg_core.labels import read_labels
-from deg_core.project import Project
+from deg_core.labels.labels import read_labels
+from deg_core.project.project import Project
 
 __all__ = ["Predictions", "next_bout", "next_disagreement", "next_uncertain"]
 
@@ -33,8 +33,8 @@ class Predictions:
     @classmethod
     def load(cls, project: Project, key: str) -> Predictions:
         """The latest sequence run's P and the predictions CSV (each may be missing)."""
-        from deg_core.outputs import read_group
-        from deg_core.status import output_groups
+        from deg_core.project.outputs import read_group
+        from deg_core.project.status import output_groups
 
         rec = project.record(key)
         n, behaviors = rec.n_frames(), project.behaviors
@@ -59,7 +59,7 @@ def _sequence_group(project: Project, groups: list[str] | str) -> str | None:
     """The latest sequence run's group in an outputs file (else the newest sequence group)."""
     if isinstance(groups, str) or not groups:
         return None
-    from deg_core.runs import resolve_run
+    from deg_core.project.runs import resolve_run
 
     with contextlib.suppress(DegError):
         latest = resolve_run(project.models_dir, "sequence", "latest").name

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from deg_core.errors import DegError, LabelError
-from deg_core.labels import Labels
-from deg_core.project import Project
+from deg_core.labels.labels import Labels
+from deg_core.project.project import Project
 from deg_widgets.label_journal import (
     Fingerprint,
     Journal,

@@ -66,7 +66,7 @@ import numpy as np
 import traitlets
 
 from deg_core.errors import DegError, ProjectError
-from deg_core.project import Project
+from deg_core.project.project import Project
 from deg_widgets.base import DegWidget, reported
 from deg_widgets.frames import FrameServer
 from deg_widgets.label_review import Predictions, next_bout, next_disagreement, next_uncertain

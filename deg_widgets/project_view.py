@@ -1,6 +1,6 @@
 """ProjectView: a project at a glance (videos, labels, behaviours, model runs, warnings).
 
-The tables are built in Python from :func:`deg_core.status.project_status` and each
+The tables are built in Python from :func:`deg_core.project.status.project_status` and each
 run's ``metrics.jsonl``, and sent as one JSON-ready ``summary`` trait (small tables;
 pixel or label arrays never travel this way). Clicking a video row sets ``selected``,
 which a notebook can ``observe`` (e.g. to open a Labeler on that video).
@@ -17,9 +17,9 @@ from typing import Any
 import traitlets
 
 from deg_core.errors import DegError
-from deg_core.project import Project
-from deg_core.runs import STAGES, read_metrics, read_run_config
-from deg_core.status import project_status
+from deg_core.project.project import Project
+from deg_core.project.runs import STAGES, read_metrics, read_run_config
+from deg_core.project.status import project_status
 from deg_widgets.base import DegWidget, reported
 
 _RUN_NAME = re.compile(r"^\d{6}_\d{6}_(?P<stage>[a-z]+)_(?P<arch>.+?)(?:_\d+)?$")
@@ -157,7 +157,7 @@ class ProjectView(DegWidget):
     """A project at a glance; ``refresh()`` (or the refresh button) re-reads it from disk.
 
     Args:
-        project: a :class:`~deg_core.project.Project` or the path of a project folder.
+        project: a :class:`~deg_core.project.project.Project` or the path of a project folder.
 
     Traits:
         summary: the tables of :func:`build_summary` (JSON, synced to the browser).

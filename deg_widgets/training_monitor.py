@@ -30,7 +30,7 @@ import ipywidgets as widgets  # type: ignore[import-untyped]
 import numpy as np
 from bqplot import Axis, Figure, LinearScale, Lines, Scatter  # type: ignore[import-untyped]
 
-from deg_core.runs import read_metrics
+from deg_core.project.runs import read_metrics
 
 log = logging.getLogger(__name__)
 MACRO = "macro"

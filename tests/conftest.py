@@ -43,7 +43,7 @@ def make_video(tmp_path):
 @pytest.fixture
 def project(tmp_path):
     """An empty project with behaviours groom, rear."""
-    from deg_core.project import Project
+    from deg_core.project.project import Project
 
     return Project.create(tmp_path, "demo", ["groom", "rear"], labeler="tester")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deg_core.labels import Labels
-from deg_core.project import Project
+from deg_core.labels.labels import Labels
+from deg_core.project.project import Project
 from deg_core.train.features import train_features
 from deg_core.train.flow import train_flow
 from tests.conftest import moving_square_frames

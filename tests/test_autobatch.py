@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from deg_core import autobatch
-from deg_core.autobatch import BatchSizeWarning, auto_batch, find_batch, is_oom, with_fallback
+from deg_core.compute import autobatch
+from deg_core.compute.autobatch import (
+    BatchSizeWarning,
+    auto_batch,
+    find_batch,
+    is_oom,
+    with_fallback,
+)
 from deg_core.errors import DegError
 from deg_core.train.common import batch_size
 
@@ -89,7 +95,7 @@ def test_runtime_oom_halves_with_a_warning_then_explains():
 
 
 def test_feature_inference_restarts_a_video_at_half_the_batch(make_video, tmp_path, monkeypatch):
-    from deg_core import infer
+    from deg_core.infer import features as infer
     from tests.test_fast_inference import tiny_feature_model
 
     video = make_video(n=12, h=64, w=64)

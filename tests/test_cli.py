@@ -72,7 +72,7 @@ def test_happy_path(cli_project, capsys, tmp_path):
     assert code == 0 and "groom" in out and "m1" in out
 
     code, out, _ = run(capsys, "config", root)
-    assert code == 0 and "train.lr" in out
+    assert code == 0 and "sequence.lr" in out
 
 
 def test_demo_runs_end_to_end_at_toy_size(tmp_path, capsys):

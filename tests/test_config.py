@@ -10,9 +10,7 @@ from deg_core.config import (
     build,
     check_resume,
     describe,
-    diff_from_defaults,
     leaves,
-    load_config,
     parse_override,
     resolve,
     to_dict,
@@ -26,14 +24,13 @@ def test_defaults_are_documented_and_typed():
     assert cfg.train.loss_weight_exp == 0.25  # DEG paper's beta, not DEG's shipped 1.0
     rows = describe()
     assert all(meaning for _, _, meaning in rows), "every key has a meaning"
-    assert ("train.lr", 1e-4) in [(k, d) for k, d, _ in rows]
+    assert ("sequence.lr", 1e-4) in [(k, d) for k, d, _ in rows]
 
 
 def test_partial_dict_merges_over_defaults():
-    cfg = build(DegConfig, {"train": {"lr": 1}, "project": {"name": "x"}})
-    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)  # int widens to float
-    assert cfg.train.num_epochs == DegConfig().train.num_epochs
-    assert diff_from_defaults(cfg) == {"project": {"name": "x"}, "train": {"lr": 1.0}}
+    cfg = build(DegConfig, {"sequence": {"lr": 1}, "project": {"name": "x"}})
+    assert cfg.sequence.lr == 1.0 and isinstance(cfg.sequence.lr, float)  # int widens to float
+    assert cfg.sequence.num_epochs == DegConfig().sequence.num_epochs
 
 
 def test_unknown_key_names_the_dotted_key():
@@ -46,9 +43,9 @@ def test_unknown_key_names_the_dotted_key():
 @pytest.mark.parametrize(
     ("data", "key"),
     [
-        ({"train": {"lr": "fast"}}, "train.lr"),
-        ({"train": {"num_epochs": 2.5}}, "train.num_epochs"),
-        ({"train": {"num_epochs": True}}, "train.num_epochs"),
+        ({"sequence": {"lr": "fast"}}, "sequence.lr"),
+        ({"sequence": {"num_epochs": 2.5}}, "sequence.num_epochs"),
+        ({"sequence": {"num_epochs": True}}, "sequence.num_epochs"),
         ({"compute": {"batch_size": "big"}}, "compute.batch_size"),
         ({"project": {"class_names": "a,b"}}, "project.class_names"),
         ({"augs": {"resize": [224, "x"]}}, r"augs.resize\[1\]"),
@@ -97,31 +94,23 @@ def test_presets_and_resolve():
 
 
 def test_parse_override_yaml_scalars():
-    assert parse_override("train.num_epochs=3") == {"train": {"num_epochs": 3}}
+    assert parse_override("sequence.num_epochs=3") == {"sequence": {"num_epochs": 3}}
     # YAML 1.1 leaves "1e-3" a string; float fields still take it
-    assert build(DegConfig, parse_override("train.lr=1e-3")).train.lr == 0.001
+    assert build(DegConfig, parse_override("sequence.lr=1e-3")).sequence.lr == 0.001
     assert parse_override("compute.batch_size=auto") == {"compute": {"batch_size": "auto"}}
     assert parse_override("augs.resize=[256, 256]") == {"augs": {"resize": [256, 256]}}
     with pytest.raises(ConfigError):
         parse_override("no_equals_sign")
 
 
-def test_load_config_errors_name_the_file(tmp_path):
-    bad = tmp_path / "project_config.yaml"
-    bad.write_text("project:\n  name: [unclosed\n")
-    with pytest.raises(ConfigError) as e:
-        load_config(bad)
-    msg = str(e.value)
-    assert str(bad) in msg and "malformed" in msg and "\n" not in msg
-
-    bad.write_text("train:\n  lrr: 1\n")
-    with pytest.raises(ConfigError, match=r"train\.lrr") as e:
-        load_config(bad)
-    assert str(bad) in str(e.value)
-
-    good = tmp_path / "ok.yaml"
-    good.write_text("train:\n  lr: 0.01\n")
-    assert load_config(good, overrides=["train.lr=0.5"]).train.lr == 0.5
+def test_retired_settings_say_where_to_go():
+    with pytest.raises(ConfigError, match=r"'train\.lr' is not a setting any more: .*sequence\.lr"):
+        resolve({}, ["train.lr=0.5"])
+    with pytest.raises(ConfigError, match=r"train\.num_epochs.*flow_generator\.num_epochs"):
+        build(DegConfig, {"train": {"num_epochs": 3}})
+    ignored: list[str] = []  # a DeepEthogram project's config: noted, not refused
+    build(DegConfig, {"train": {"lr": 1e-4, "num_epochs": 20}}, unknown=ignored)
+    assert ignored == ["train.lr", "train.num_epochs"]
 
 
 @pytest.mark.parametrize(
@@ -133,8 +122,8 @@ def test_load_config_errors_name_the_file(tmp_path):
         ("feature_extractor.batch_size=0", "feature_extractor.batch_size must be >= 1, got 0"),
         ("compute.batch_size=-8", "compute.batch_size must be >= 1, got -8"),
         ("sequence.lr=0", "sequence.lr must be > 0, got 0.0"),
-        ("train.lr=-1e-4", "train.lr must be > 0, got -0.0001"),
-        ("train.lr=.nan", "train.lr must be > 0, got nan"),
+        ("flow_generator.lr=-1e-4", "flow_generator.lr must be > 0, got -0.0001"),
+        ("flow_generator.lr=.nan", "flow_generator.lr must be > 0, got nan"),
         ("augs.UD=2", "augs.UD must be in [0, 1], got 2.0"),
         ("augs.hue=0.7", "augs.hue must be in [0, 0.5], got 0.7"),
         ("sequence.min_bout_fraction=1.5", "sequence.min_bout_fraction must be in [0, 1]"),
@@ -165,7 +154,7 @@ def test_every_default_is_in_range_and_the_range_is_documented():
     assert built == DegConfig()
     meaning = dict((k, m) for k, _, m in describe())
     assert meaning["flow_generator.steps_per_epoch"].endswith("(range: >= 1)")
-    assert meaning["train.lr"].endswith("(range: > 0)")
+    assert meaning["sequence.lr"].endswith("(range: > 0)")
     assert meaning["augs.LR"].endswith("(range: in [0, 1])")
     assert meaning["augs.resize"].endswith("(range: 2 values, each >= 32)")
     assert "cuda:N" in meaning["compute.device"]
@@ -173,15 +162,15 @@ def test_every_default_is_in_range_and_the_range_is_documented():
 
 def test_a_bad_value_in_project_config_is_refused_with_the_file(project, capsys):
     from deg_core.cli import main
-    from deg_core.project import Project
+    from deg_core.project.project import Project
 
     path = project.config_path
-    path.write_text(path.read_text() + "train:\n  lr: 0\n")
-    with pytest.raises(ConfigError, match=r"project_config\.yaml: train\.lr must be > 0"):
+    path.write_text(path.read_text() + "sequence:\n  lr: 0\n")
+    with pytest.raises(ConfigError, match=r"project_config\.yaml: sequence\.lr must be > 0"):
         Project.open(project.root)
     assert main(["train", "flow", str(project.root)]) == 1
     err = capsys.readouterr().err.strip()
-    assert "train.lr must be > 0" in err and "\n" not in err
+    assert "sequence.lr must be > 0" in err and "\n" not in err
     assert not project.models_dir.exists() or not any(project.models_dir.iterdir())
 
 

@@ -7,13 +7,19 @@ import pytest
 import torch
 
 from deg_core.config import ConfigError
-from deg_core.crop import CroppedReader, crop_boxes, open_frames, track_features, track_path
 from deg_core.data.clips import ClipDataset
-from deg_core.infer import FeatureModel, infer_features, stacks
-from deg_core.infer_sequence import infer_sequence
-from deg_core.labels import Labels
-from deg_core.outputs import read_group
-from deg_core.project import Project
+from deg_core.infer.features import FeaturePredictor, infer_features, stacks
+from deg_core.infer.sequence import infer_sequence
+from deg_core.labels.labels import Labels
+from deg_core.project.outputs import read_group
+from deg_core.project.project import Project
+from deg_core.tracking.crop import (
+    CroppedReader,
+    crop_boxes,
+    open_frames,
+    track_features,
+    track_path,
+)
 from deg_core.train import common
 from deg_core.train.features import train_features
 from deg_core.train.flow import train_flow
@@ -135,7 +141,7 @@ def test_pipeline_with_crop_and_track_features(crop_project):
     )
     train_flow(crop_project, cfg, device="cpu", progress=False)
     run = train_features(crop_project, cfg, device="cpu", progress=False)
-    fm = FeatureModel.load(crop_project, run.name)
+    fm = FeaturePredictor.load(crop_project, run.name)
     assert fm.augs["crop"] == "animal"
     infer_features(crop_project, run.name, device="cpu", progress=False)
     key = crop_project.video_keys()[0]
@@ -144,7 +150,7 @@ def test_pipeline_with_crop_and_track_features(crop_project):
     seq = train_sequence(crop_project, cfg, feature_run=run.name, device="cpu", progress=False)
     infer_sequence(crop_project, seq.name, device="cpu")
     n_track = track_features(crop_project, key).shape[1]
-    from deg_core.runs import read_run_config
+    from deg_core.project.runs import read_run_config
 
     assert read_run_config(seq)["num_features"] == 1024 + n_track
     p = read_group(crop_project.record(key).outputs_path, seq.name, ("P",))["P"]

@@ -23,13 +23,13 @@ import numpy as np
 import pytest
 import torch
 
-from deg_core import distributed
+from deg_core.compute import distributed
 from deg_core.config import DegConfig
 from deg_core.errors import DegError
-from deg_core.labels import Labels
+from deg_core.labels.labels import Labels
 from deg_core.models.weights import load_checkpoint
-from deg_core.project import Project
-from deg_core.runs import BEST, LAST, METRICS, read_metrics
+from deg_core.project.project import Project
+from deg_core.project.runs import BEST, LAST, METRICS, read_metrics
 from deg_core.train import common
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,7 +143,8 @@ def train_toy(run: Path, batch: int = 8) -> torch.nn.Module:
 
 def _worker(project_root: str, out: str) -> None:
     """Runs in each of the torchrun processes (this file as a script)."""
-    from deg_core import cli, infer
+    from deg_core import cli
+    from deg_core.infer import features as infer
     from deg_core.train.features import train_features
     from deg_core.train.flow import train_flow
     from deg_core.train.sequence import train_sequence
@@ -396,7 +397,7 @@ def test_stage_matches_one_process(ddp, stage):
 
 
 def test_sharded_inference_writes_each_video_once_like_one_process(ddp):
-    from deg_core.infer import DATASETS, infer_features
+    from deg_core.infer.features import DATASETS, infer_features
 
     project: Project = ddp["project"]
     r0, r1 = ddp["reports"]

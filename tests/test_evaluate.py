@@ -1,4 +1,4 @@
-"""Tests for deg_core.evaluate: AUROC / AP, bout F1, confusion matrix, evaluate()."""
+"""Tests for deg_core.evaluation.evaluate: AUROC / AP, bout F1, confusion matrix, evaluate()."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from deg_core.evaluate import (
+from deg_core.evaluation.evaluate import (
     auroc,
     auroc_per_class,
     average_precision,
@@ -18,7 +18,7 @@ from deg_core.evaluate import (
     confusion,
     evaluate,
 )
-from deg_core.metrics import f1_score
+from deg_core.evaluation.metrics import f1_score
 
 # --------------------------------------------------------------------------- AUROC / AP
 

@@ -11,16 +11,16 @@ import pytest
 import torch
 
 from deg_core.errors import DegError
-from deg_core.infer import (
+from deg_core.infer.features import (
     DATASETS,
     REFERENCE,
-    FeatureModel,
+    FeaturePredictor,
     InferenceOptions,
     decode_ahead,
     video_features,
     write_video_outputs,
 )
-from deg_core.infer_sequence import sequence_logits
+from deg_core.infer.sequence import sequence_logits
 from deg_core.models.feature import HiddenTwoStream
 from deg_core.models.flow import build_flow_generator
 from deg_core.models.sequence import build_sequence_model
@@ -28,10 +28,10 @@ from deg_core.models.sequence import build_sequence_model
 N_RGB, K, SIZE = 5, 2, 64
 
 
-def tiny_feature_model(arch: str = "resnet18", flow: str = "TinyMotionNet") -> FeatureModel:
+def tiny_feature_model(arch: str = "resnet18", flow: str = "TinyMotionNet") -> FeaturePredictor:
     torch.manual_seed(0)
     model = HiddenTwoStream.build(arch, build_flow_generator(flow, num_frames=N_RGB), K, N_RGB)
-    return FeatureModel(
+    return FeaturePredictor(
         model=model.eval(),
         run=Path("run_x"),
         n_rgb=N_RGB,
@@ -140,7 +140,7 @@ def test_stacks_of_a_long_video_hold_a_few_batches_not_the_video():
     """16,000 frames (49 MB) stream through stacks() holding O(batch) frames at a time."""
     import tracemalloc
 
-    from deg_core.infer import stacks
+    from deg_core.infer.features import stacks
 
     n, chunk, batch = 16_000, 32, 16
 

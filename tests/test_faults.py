@@ -24,9 +24,9 @@ import pytest
 
 from deg_core import cli, fileio
 from deg_core.errors import ProjectError
-from deg_core.labels import Labels, read_labels
-from deg_core.project import Project
-from deg_core.records import VideoRecord
+from deg_core.labels.labels import Labels, read_labels
+from deg_core.project.project import Project
+from deg_core.project.records import VideoRecord
 
 KILLED = -signal.SIGKILL
 
@@ -423,7 +423,7 @@ def test_inference_killed_keeps_outputs_whole(tiny_project, feature_run, tmp_pat
     """A killed `deg infer` leaves the outputs file without the run or with all of it."""
     import subprocess
 
-    from deg_core.outputs import has_group
+    from deg_core.project.outputs import has_group
 
     root = tmp_path / tiny_project.root.name
     shutil.copytree(tiny_project.root, root)

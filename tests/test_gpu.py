@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from deg_core import autobatch
+from deg_core.compute import autobatch
 from deg_core.errors import DegError
-from deg_core.infer import DATASETS, REFERENCE, InferenceOptions
-from deg_core.infer_sequence import sequence_logits
+from deg_core.infer.features import DATASETS, REFERENCE, InferenceOptions
+from deg_core.infer.sequence import sequence_logits
 from deg_core.models.sequence import build_sequence_model
 from tests.test_fast_inference import collect, tiny_feature_model
 

@@ -1,4 +1,4 @@
-"""Tests for deg_core.labels and deg_core.bouts: DEG label CSVs, bouts, bout-table import."""
+"""Tests for deg_core.labels: DEG label CSVs, bouts, bout-table import."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import deg_core.labels as labels_mod
+import deg_core.labels.labels as labels_mod
 from deg_core.errors import LabelError
-from deg_core.labels import (
+from deg_core.labels.labels import (
     BACKGROUND,
     Labels,
     bout_table,
@@ -321,14 +321,14 @@ def test_vector_from_bouts_rejects_bad_bouts() -> None:
 
 def test_bout_table_and_counts() -> None:
     lab = Labels(["a", "b"], np.array([[1, 0], [1, 1], [0, 1], [1, -1], [-1, 1]], np.int8))
-    assert bout_table(lab) == [
+    assert bout_table(lab.array, lab.behaviors) == [
         {"behavior": "a", "start": 0, "stop": 2},
         {"behavior": "b", "start": 1, "stop": 3},
         {"behavior": "a", "start": 3, "stop": 4},
         {"behavior": "b", "start": 4, "stop": 5},
     ]
-    np.testing.assert_array_equal(count_bouts(lab), [2, 2])
-    np.testing.assert_array_equal(count_bouts(Labels.empty(0, ["a"])), [0])
+    np.testing.assert_array_equal(count_bouts(lab.array), [2, 2])
+    np.testing.assert_array_equal(count_bouts(Labels.empty(0, ["a"]).array), [0])
 
 
 # --------------------------------------------------------------------------- import
@@ -350,11 +350,11 @@ def test_import_bout_table(tmp_path: Path) -> None:
 def test_bout_table_export_round_trip(tmp_path: Path) -> None:
     lab = example()
     path = tmp_path / "bouts.csv"
-    write_bout_table(path, lab)
+    write_bout_table(path, lab.array, lab.behaviors)
     assert path.read_text() == "behavior,start,stop\ngroom,1,2\ngroom,4,5\nrear,5,6\n"
     assert import_labels(path, lab.behaviors, lab.n_frames) == lab.finalize()
     empty = tmp_path / "empty_bouts.csv"
-    write_bout_table(empty, Labels.empty(3, ["a"]))
+    write_bout_table(empty, Labels.empty(3, ["a"]).array, ["a"])
     assert import_labels(empty, ["a"], 3) == Labels(["a"], np.zeros((3, 1)))
 
 

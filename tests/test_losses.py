@@ -1,4 +1,4 @@
-"""Tests for deg_core.losses: masked BCE / softmax CE and DEG's class-imbalance weights."""
+"""Tests for deg_core.train.losses: masked BCE / softmax CE and DEG's class-imbalance weights."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deg_core.losses import (
+from deg_core.train.losses import (
     MaskedBCELoss,
     label_counts,
     pos_weight_from_counts,

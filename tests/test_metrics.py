@@ -1,4 +1,4 @@
-"""Tests for deg_core.metrics: masked confusion counts, F1, threshold fitting, summaries."""
+"""Tests for deg_core.evaluation.metrics: masked confusion counts, F1, thresholds, summaries."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from deg_core.metrics import (
+from deg_core.evaluation.metrics import (
     binary_counts,
     f1_score,
     fit_thresholds,

@@ -15,10 +15,10 @@ import nbformat
 import numpy as np
 import pytest
 
-from deg_core.labels import read_labels
-from deg_core.project import Project
-from deg_core.synthetic import SyntheticSpec, make_synthetic_project, write_synthetic_video
-from deg_core.workflow import latest_run
+from deg_core.labels.labels import read_labels
+from deg_core.project.project import Project
+from deg_core.workflow.stages import latest_run
+from deg_core.workflow.synthetic import SyntheticSpec, make_synthetic_project, write_synthetic_video
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 GUIDED = [
@@ -111,7 +111,7 @@ def stages(tmp_path_factory) -> dict[str, Path]:
 
     Each copy is a folder holding ``tiny_deepethogram/`` and ``_synthetic_videos/`` (the
     videos with their true labels)."""
-    from deg_core.infer import infer_features
+    from deg_core.infer.features import infer_features
     from deg_core.train.features import train_features
     from deg_core.train.flow import train_flow
     from deg_core.train.sequence import train_sequence
@@ -207,7 +207,7 @@ def test_retrain_cells_each_name_their_step():
 
 
 def test_pr_curve_points_are_thresholded_predictions():
-    from deg_core.report import operating_point, pr_curve
+    from deg_core.report.notebook import operating_point, pr_curve
 
     rng = np.random.default_rng(0)
     scores = rng.choice(np.linspace(0, 1, 7), size=200)  # ties
@@ -221,7 +221,7 @@ def test_pr_curve_points_are_thresholded_predictions():
 
 
 def test_review_queue_and_scripted_corrections():
-    from deg_core.review import agreement, corrections, review_queue
+    from deg_core.labels.review import agreement, corrections, review_queue
 
     labels = np.array([[1, 0], [1, 0], [-1, 0], [-1, -1], [0, 1]], np.int8)
     predicted = np.array([[1, 0], [0, 0], [0, 0], [1, 1], [0, 1]], np.int8)
@@ -246,8 +246,8 @@ def test_review_queue_and_scripted_corrections():
 def test_tables_metrics_and_pictures(tmp_path):
     from PIL import Image
 
-    from deg_core import plots
-    from deg_core.report import Table, json_safe
+    from deg_core.report import charts as plots
+    from deg_core.report.notebook import Table, json_safe
 
     table = Table([{"name": "<b>", "f1": float("nan")}, {"name": "x", "f1": 0.5, "n": 3}])
     assert table.columns == ["name", "f1", "n"]
@@ -456,7 +456,7 @@ def test_09_new_videos(tmp_path, at_stage):
 
 def test_deg_retrain_reports_then_skips(at_stage, capsys):
     from deg_core.cli import main
-    from deg_core.retrain import STAGES, RetrainPlan
+    from deg_core.workflow.retrain import STAGES, RetrainPlan
 
     root = at_stage("extracted")
     project = Project.open(root)

@@ -1,4 +1,4 @@
-"""Tests for deg_core.postprocess: bout-length estimation, bout cleaning, Postprocessor."""
+"""Tests for deg_core.evaluation.postprocess: bout lengths, bout cleaning, Postprocessor."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from deg_core.labels import Labels
-from deg_core.postprocess import (
+from deg_core.evaluation.postprocess import (
     Postprocessor,
     min_bout_lengths,
     postprocess,
     remove_short_bouts,
     with_background,
 )
+from deg_core.labels.labels import Labels
 
 
 def _v(text: str) -> np.ndarray:

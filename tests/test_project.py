@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from deg_core.errors import ConfigError, ProjectError, VideoError
-from deg_core.labels import Labels, read_labels, write_labels
-from deg_core.project import Project
-from deg_core.splits import SplitTable
+from deg_core.labels.labels import Labels, read_labels, write_labels
+from deg_core.project.project import Project
+from deg_core.project.splits import SplitTable
 from tests.conftest import snapshot
 
 # ---------------------------------------------------------------- create
@@ -359,7 +359,7 @@ def deg_project(tmp_path, make_video):
 
 
 def test_open_deg_project_without_rewriting(deg_project):
-    from deg_core.status import project_status
+    from deg_core.project.status import project_status
 
     before = snapshot(deg_project)
     p = Project.open(deg_project)

@@ -14,7 +14,7 @@ from deg_core.cli import main
 from deg_core.errors import ConfigError
 from deg_core.fileio import load_yaml
 from deg_core.models.weights import load_checkpoint
-from deg_core.runs import LAST, METRICS, new_run_dir, read_metrics, resume_config
+from deg_core.project.runs import LAST, METRICS, new_run_dir, read_metrics, resume_config
 from deg_core.train.flow import train_flow
 from tests.conftest import snapshot
 from tests.pipeline import TINY, square_project

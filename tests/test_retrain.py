@@ -13,11 +13,11 @@ import pytest
 
 from deg_core.cli import main
 from deg_core.errors import DegError
-from deg_core.labels import Labels
-from deg_core.project import Project
-from deg_core.retrain import STAGES, RetrainPlan, describe_changes
-from deg_core.retrain_runner import failed_step, parse_parameters, report_path
-from deg_core.synthetic import SyntheticSpec, write_synthetic_video
+from deg_core.labels.labels import Labels
+from deg_core.project.project import Project
+from deg_core.workflow.retrain import STAGES, RetrainPlan, describe_changes
+from deg_core.workflow.retrain_runner import failed_step, parse_parameters, report_path
+from deg_core.workflow.synthetic import SyntheticSpec, write_synthetic_video
 from tests.test_notebooks import SPEC, make_tiny_project
 
 
@@ -96,6 +96,17 @@ def test_a_setting_reruns_its_stage(tiny):
     assert got["sequence"] == (True, "changed config: sequence.num_epochs")
     assert [s for s, (go, _) in got.items() if go] == ["sequence"]
     assert decisions(tiny, epochs=3)["flow"] == (True, "changed config: flow_generator.num_epochs")
+
+
+def test_the_schedule_settings_rerun_every_stage_that_reads_them(tiny):
+    """train.patience/min_lr drive the flow trainer's schedule too (they used to be
+    invisible to the flow stage's fingerprint)."""
+    settle(tiny)
+    got = decisions(tiny, settings=["train.patience=2"])
+    assert {s for s, (go, _) in got.items() if go} >= {"flow", "features", "sequence"}
+    assert got["flow"] == (True, "changed config: train.patience")
+    got = decisions(tiny, settings=["train.loss_weight_exp=0.5"])
+    assert not got["flow"][0] and got["features"][0] and got["sequence"][0]
 
 
 def test_a_new_upstream_run_cascades(tiny):
@@ -226,7 +237,7 @@ def test_installed_deg_carries_the_retrain_notebook():
     where default_notebook() looks after the checkout's copy."""
     import tomllib
 
-    from deg_core import retrain_runner
+    from deg_core.workflow import retrain_runner
 
     root = Path(__file__).resolve().parents[1]
     cfg = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))

@@ -10,13 +10,13 @@ import pytest
 
 from deg_core.cli import main
 from deg_core.errors import ProjectError
-from deg_core.infer import infer_features
-from deg_core.infer_sequence import import_predictions, infer_sequence, sequence_logits
-from deg_core.labels import Labels, read_labels
+from deg_core.evaluation.scoring import evaluate_project
+from deg_core.infer.features import infer_features
+from deg_core.infer.sequence import import_predictions, infer_sequence, sequence_logits
+from deg_core.labels.labels import Labels, read_labels
 from deg_core.models.sequence import build_sequence_model
 from deg_core.models.weights import load_checkpoint
-from deg_core.runs import BEST, read_metrics
-from deg_core.scoring import evaluate_project
+from deg_core.project.runs import BEST, read_metrics
 from deg_core.train.sequence import train_sequence
 from tests.pipeline import TINY
 
@@ -142,7 +142,7 @@ def test_missing_features_are_named_with_the_command(tiny_project, with_features
 def test_features_of_other_behaviours_are_refused(tiny_project, with_features, tmp_path):
     import shutil
 
-    from deg_core.project import Project
+    from deg_core.project.project import Project
 
     other = Project.create(tmp_path, "other", ["groom", "rear", "dig"])
     shutil.copytree(with_features, other.models_dir / with_features.name)
@@ -151,7 +151,7 @@ def test_features_of_other_behaviours_are_refused(tiny_project, with_features, t
 
 
 def test_import_predictions_without_predictions(tmp_path, make_video):
-    from deg_core.project import Project
+    from deg_core.project.project import Project
 
     p = Project.create(tmp_path, "np", ["a"])
     p.add_videos([make_video("x.mp4")])

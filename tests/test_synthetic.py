@@ -7,9 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from deg_core.bouts import bouts_from_vector
-from deg_core.labels import read_labels
-from deg_core.synthetic import (
+from deg_core.labels.bouts import bouts_from_vector
+from deg_core.labels.labels import read_labels
+from deg_core.video import open_video
+from deg_core.workflow.synthetic import (
     BEHAVIORS,
     POSE_FIELDS,
     SyntheticSpec,
@@ -21,7 +22,6 @@ from deg_core.synthetic import (
     synthetic_trace,
     write_synthetic_video,
 )
-from deg_core.video import open_video
 
 GROOM = BEHAVIORS.index("groom")
 SETTLED = 8  # frames after a state change before the pose has relaxed (0.6**8 < 2 %)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import deg_core.track as track_mod
-from deg_core.track import Track, compute_track, crop_frames, load_track
+import deg_core.tracking.track as track_mod
+from deg_core.tracking.track import Track, compute_track, crop_frames, load_track
 from deg_core.video import open_video, write_video
 
 H, W, T, R = 120, 200, 60, 15  # frame size, frames, blob radius (px)

@@ -11,11 +11,11 @@ import torch
 
 from deg_core.data.clips import clip_indices
 from deg_core.errors import DegError, ProjectError
-from deg_core.infer import infer_features, stacks
-from deg_core.labels import Labels
+from deg_core.infer.features import infer_features, stacks
+from deg_core.labels.labels import Labels
 from deg_core.models.weights import load_checkpoint
-from deg_core.project import Project
-from deg_core.runs import BEST, LAST, METRICS, read_metrics, resolve_run
+from deg_core.project.project import Project
+from deg_core.project.runs import BEST, LAST, METRICS, read_metrics, resolve_run
 from deg_core.train.features import train_features
 from deg_core.train.flow import train_flow
 from deg_core.train.loop import Trainer
@@ -141,7 +141,7 @@ def test_feature_inference_writes_every_frame(tiny_project, feature_run):
 
 
 def test_interrupted_inference_keeps_finished_videos(tiny_project, feature_run, monkeypatch):
-    import deg_core.infer as infer
+    import deg_core.infer.features as infer
 
     keys = tiny_project.video_keys()
     for k in keys:
@@ -238,7 +238,7 @@ def test_cli_train_and_infer(tiny_project, flow_run, capsys, monkeypatch):
 
 
 def test_flow_preview_writes_a_png(tiny_project, flow_run, tmp_path):
-    from deg_core.flow_preview import flow_preview
+    from deg_core.report.flow_preview import flow_preview
 
     path = flow_preview(tiny_project, flow_run.name, video="v1", frame=3, out=tmp_path / "f.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -284,7 +284,7 @@ def test_cuda_training_and_inference_match_cpu_shapes(tiny_project, flow_run):
 def test_out_of_memory_splits_the_batch_into_accumulated_pieces(tmp_path):
     """A step too big for the device runs as pieces whose gradients add up to the same step;
     at one sample per piece it stops with one clear line."""
-    from deg_core.autobatch import BatchSizeWarning
+    from deg_core.compute.autobatch import BatchSizeWarning
     from deg_core.errors import DegError
 
     torch.manual_seed(0)

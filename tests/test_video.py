@@ -27,7 +27,7 @@ from deg_core.video import (
     resize_frames,
     write_video,
 )
-from deg_core.video_pyav import PyAVReader
+from deg_core.video.pyav import PyAVReader
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REAL_VIDEOS = {

@@ -27,7 +27,7 @@ from deg_core.video import VideoReader
 class VideoItem:
     """One video for a dataset. ``labels``: (T, K) int8 in {1, 0, -1}, or None (flow).
 
-    ``boxes``: (T, 4) per-frame crop boxes (deg_core.crop), or None for whole frames.
+    ``boxes``: (T, 4) per-frame crop boxes (deg_core.tracking.crop), or None for whole frames.
     """
 
     path: Path
@@ -122,7 +122,7 @@ class ClipDataset(Dataset):
 
     def reader(self, video: int) -> VideoReader:
         if video not in self._readers:
-            from deg_core.crop import open_frames  # lazy: crop imports the project store
+            from deg_core.tracking.crop import open_frames  # lazy: crop imports the project store
 
             item = self.items[video]
             self._readers[video] = open_frames(item.path, item.boxes)

@@ -16,8 +16,8 @@ import torch
 from torch.utils.data import Dataset
 
 from deg_core.errors import DegError, ProjectError
-from deg_core.outputs import read_group
-from deg_core.project import Project
+from deg_core.project.outputs import read_group
+from deg_core.project.project import Project
 
 
 def read_features(path: Path, group: str) -> np.ndarray:
@@ -31,7 +31,7 @@ def features_or_explain(
 ) -> dict[str, np.ndarray]:
     """Features of every video in ``keys``; one error naming all videos that lack them.
 
-    ``track``: append each video's animal-track features (deg_core.crop.track_features):
+    ``track``: append each video's animal-track features (deg_core.tracking.crop.track_features):
     (T, 1024 + F) instead of (T, 1024).
     """
     out, missing = {}, []
@@ -43,7 +43,9 @@ def features_or_explain(
             missing.append(key)
             continue
         if track:
-            from deg_core.crop import track_features  # lazy: crop imports the project store
+            from deg_core.tracking.crop import (
+                track_features,  # lazy: crop imports the project store
+            )
 
             out[key] = np.concatenate([out[key], track_features(project, key)], axis=1)
     if missing:

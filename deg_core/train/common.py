@@ -13,14 +13,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from deg_core import distributed
+from deg_core.compute import distributed
 from deg_core.config import AugsSection, DegConfig, to_dict
-from deg_core.crop import crop_boxes
 from deg_core.data.clips import EpochBatchSampler, VideoItem
 from deg_core.errors import ConfigError, DegError, ProjectError
 from deg_core.fileio import save_yaml
-from deg_core.project import Project
-from deg_core.runs import (
+from deg_core.project.project import Project
+from deg_core.project.runs import (
     RUN_CONFIG,
     check_run,
     new_run_dir,
@@ -28,6 +27,7 @@ from deg_core.runs import (
     resumable_run,
     resume_config,
 )
+from deg_core.tracking.crop import crop_boxes
 
 
 def video_items(
@@ -54,12 +54,6 @@ def video_items(
     return items
 
 
-def split_keys(project: Project) -> dict[str, list[str]]:
-    table = project.splits()
-    keys = project.video_keys()
-    return {s: [k for k in keys if table.assignment.get(k) == s] for s in ("train", "val", "test")}
-
-
 def input_size(cfg: DegConfig) -> tuple[int, int]:
     h, w = cfg.augs.resize
     if h % 32 or w % 32:
@@ -76,14 +70,14 @@ def batch_size(
     key=None,
 ) -> int:
     """``auto`` -> the CPU default, or on CUDA the largest power of two up to ``gpu_default``
-    whose ``probe(b)`` (one training step) fits the GPU (deg_core.autobatch): the usual
+    whose ``probe(b)`` (one training step) fits the GPU (deg_core.compute.autobatch): the usual
     batch where it fits, a smaller one on small cards; ``gpu_default`` without a probe.
 
     The result is the global batch (split over torchrun's ranks by :func:`epoch_loader`):
     a number is taken as it is, ``auto`` sizes one process's share, so under torchrun
     it is the smallest share any rank found times the number of ranks.
     """
-    from deg_core.autobatch import auto_batch
+    from deg_core.compute.autobatch import auto_batch
 
     per = auto_batch(
         value,
@@ -201,7 +195,7 @@ def stage_config(
     """The settings to train with, and the run to resume (None: a new run).
 
     A new run: ``cfg``, or the project's config when None. A resumed run: its own
-    settings (:func:`deg_core.runs.resume_config`), which a given ``cfg`` may change
+    settings (:func:`deg_core.project.runs.resume_config`), which a given ``cfg`` may change
     only in resumable keys (the number of epochs, compute.*), else one-line ConfigError.
     Reads only: whatever is refused here leaves every file as it was.
     """
@@ -296,7 +290,7 @@ def fit(
 
     Under torchrun (process group joined by :func:`resolve_device`, the model on the
     device it returned) the model trains inside DistributedDataParallel, which gets
-    ``find_unused_parameters`` (see :func:`deg_core.distributed.wrap`). Returns once
+    ``find_unused_parameters`` (see :func:`deg_core.compute.distributed.wrap`). Returns once
     every rank is done, so the run's files are complete for whatever runs next on any rank.
     """
     from deg_core.train.loop import Trainer, seed_everything
@@ -354,9 +348,9 @@ def threshold_metrics(
     """Validation record: mean loss, max-F1 thresholds and the per-behaviour metrics at them.
 
     probs/labels: per-batch or per-video (T_i, K) arrays, pooled here. ``smooth``: see
-    :func:`deg_core.metrics.fit_thresholds` (``train.threshold_smoothing``).
+    :func:`deg_core.evaluation.metrics.fit_thresholds` (``train.threshold_smoothing``).
     """
-    from deg_core.metrics import fit_thresholds, per_class_metrics
+    from deg_core.evaluation.metrics import fit_thresholds, per_class_metrics
 
     p, y = np.concatenate(probs), np.concatenate(labels).astype(np.int8)
     thresholds, _, _ = fit_thresholds(p, y, class_names=behaviors, smooth=smooth)

@@ -16,19 +16,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from deg_core import autobatch
+from deg_core.compute import autobatch
 from deg_core.config import DegConfig
 from deg_core.data.clips import ClipAugment, ClipDataset, evenly_spaced, labelled_frames
 from deg_core.errors import ProjectError
-from deg_core.losses import MaskedBCELoss, label_counts, pos_weight_from_counts
 from deg_core.models.feature import HiddenTwoStream
 from deg_core.models.flow import build_flow_generator
 from deg_core.models.weights import load_checkpoint
-from deg_core.project import Project
-from deg_core.runs import BEST, read_run_config, resolve_run
+from deg_core.project.project import Project, split_keys
+from deg_core.project.runs import BEST, read_run_config, resolve_run
 from deg_core.train import common
 from deg_core.train.loop import Callback, seed_everything
-from deg_core.train.weights import init_feature_extractor
+from deg_core.train.losses import MaskedBCELoss, label_counts, pos_weight_from_counts
+from deg_core.train.pretrained import init_feature_extractor
 
 
 def load_flow_run(project: Project, flow_run: str) -> tuple[torch.nn.Module, Path, dict]:
@@ -66,7 +66,7 @@ def train_features(
     behaviors = project.behaviors
     dev = common.resolve_device(device, cfg)
     seed_everything(seed)
-    split = common.split_keys(project)
+    split = split_keys(project)
     train_items = common.video_items(project, split["train"], with_labels=True, augs=cfg.augs)
     val_items = common.video_items(project, split["val"], with_labels=True, augs=cfg.augs)
     if not train_items:

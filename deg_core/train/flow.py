@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deg_core import autobatch
+from deg_core.compute import autobatch
 from deg_core.config import DegConfig
 from deg_core.data.clips import (
     ClipAugment,
@@ -25,11 +25,11 @@ from deg_core.data.clips import (
 )
 from deg_core.errors import ProjectError
 from deg_core.models.flow import build_flow_generator
-from deg_core.models.flow.losses import MotionNetLoss
-from deg_core.project import Project
+from deg_core.models.flow.photometric import MotionNetLoss
+from deg_core.project.project import Project, split_keys
 from deg_core.train import common
 from deg_core.train.loop import Callback, seed_everything
-from deg_core.train.weights import init_flow_generator
+from deg_core.train.pretrained import init_flow_generator
 
 
 def _samples(items: list[VideoItem], val_keys_mask: list[bool]) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +65,7 @@ def train_flow(
     fcfg = cfg.flow_generator
     dev = common.resolve_device(device, cfg)
     seed_everything(seed)
-    split = common.split_keys(project)
+    split = split_keys(project)
     keys = split["train"] + split["val"] + split["test"]
     if not keys:
         raise ProjectError("no videos yet: add some with `deg add-videos`", project.root)

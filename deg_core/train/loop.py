@@ -31,12 +31,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from deg_core import distributed
-from deg_core.autobatch import ADVICE, BatchSizeWarning, free_device_memory, is_oom
+from deg_core.compute import distributed
+from deg_core.compute.autobatch import ADVICE, BatchSizeWarning, free_device_memory, is_oom
 from deg_core.config import device_problem
 from deg_core.errors import ConfigError, DegError
 from deg_core.models.weights import load_checkpoint, save_checkpoint
-from deg_core.runs import BEST, LAST, METRICS, read_jsonl
+from deg_core.project.runs import BEST, LAST, METRICS, read_jsonl
 
 StepFn = Callable[[nn.Module, dict[str, Any]], tuple[torch.Tensor, int]]
 """(model, batch) -> (loss to minimise, number of clips in the batch)."""

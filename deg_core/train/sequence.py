@@ -16,17 +16,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from deg_core import autobatch
+from deg_core.compute import autobatch
 from deg_core.config import DegConfig
 from deg_core.data.sequences import SequenceItem, WindowDataset, features_or_explain
 from deg_core.errors import ProjectError
-from deg_core.losses import MaskedBCELoss, label_counts, pos_weight_from_counts
+from deg_core.evaluation.postprocess import min_bout_lengths
 from deg_core.models.sequence import sequence_model_from_config
-from deg_core.postprocess import min_bout_lengths
-from deg_core.project import Project
-from deg_core.runs import resolve_run
+from deg_core.project.project import Project, split_keys
+from deg_core.project.runs import resolve_run
 from deg_core.train import common
 from deg_core.train.loop import Callback, seed_everything
+from deg_core.train.losses import MaskedBCELoss, label_counts, pos_weight_from_counts
 
 
 def labelled_items(
@@ -78,7 +78,7 @@ def train_sequence(
     dev = common.resolve_device(device, cfg)
     seed_everything(seed)
     fdir = project.check_run(resolve_run(project.models_dir, "features", feature_run))
-    split = common.split_keys(project)
+    split = split_keys(project)
     train_keys = _labelled_keys(project, split["train"])
     val_keys = _labelled_keys(project, split["val"])
     if not train_keys or not val_keys:

@@ -31,18 +31,25 @@ from pathlib import Path
 
 from IPython.display import display
 
-from deg_core.demo import DEMO_SETTINGS
-from deg_core.flow_preview import flow_preview
-from deg_core.infer import infer_features
-from deg_core.infer_sequence import infer_sequence
-from deg_core.plots import Png
-from deg_core.project import Project
-from deg_core.report import ethogram, example_frames, f1_bars, metrics_table, write_metrics
-from deg_core.scoring import evaluate_project
-from deg_core.synthetic import SyntheticSpec, make_synthetic_project
-from deg_core.train.features import train_features
-from deg_core.train.flow import train_flow
-from deg_core.train.sequence import train_sequence
+from deg_core import (
+    DEMO_SETTINGS,
+    Png,
+    Project,
+    SyntheticSpec,
+    ethogram,
+    evaluate_project,
+    example_frames,
+    f1_bars,
+    flow_preview,
+    infer_features,
+    infer_sequence,
+    make_synthetic_project,
+    metrics_table,
+    train_features,
+    train_flow,
+    train_sequence,
+    write_metrics,
+)
 from deg_widgets import ProjectView, TrainingMonitor
 
 # %% [markdown]

@@ -31,8 +31,7 @@ settings: list = []
 # %%
 from pathlib import Path
 
-from deg_core.project import Project
-from deg_core.report import config_table, write_metrics
+from deg_core import Project, config_table, write_metrics
 from deg_widgets import ProjectView
 
 # %% [markdown]

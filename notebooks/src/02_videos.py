@@ -27,8 +27,8 @@ splits: dict = {}  # {video: "train" | "val" | "test"}: move videos between spli
 # %%
 from IPython.display import display
 
-from deg_core.project import Project
-from deg_core.report import (
+from deg_core import (
+    Project,
     behavior_table,
     example_frames,
     video_stats_table,

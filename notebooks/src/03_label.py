@@ -23,8 +23,7 @@ finalize = False  # True: mark this video's unlabelled frames absent (when it is
 # Import what the steps use.
 
 # %%
-from deg_core.project import Project
-from deg_core.report import behavior_table, ethogram, write_metrics
+from deg_core import Project, behavior_table, ethogram, write_metrics
 from deg_widgets import Labeler, ProjectView
 
 # %% [markdown]

@@ -29,12 +29,17 @@ preview_video = None  # the video whose flows are shown; None: the first
 # %%
 from IPython.display import display
 
-from deg_core.flow_preview import flow_preview
-from deg_core.plots import Png
-from deg_core.project import Project
-from deg_core.report import best_record, config_table, training_curves, write_metrics
-from deg_core.train.flow import train_flow
-from deg_core.workflow import epoch_settings
+from deg_core import (
+    Png,
+    Project,
+    best_record,
+    config_table,
+    epoch_settings,
+    flow_preview,
+    train_flow,
+    training_curves,
+    write_metrics,
+)
 from deg_widgets import TrainingMonitor
 
 # %% [markdown]

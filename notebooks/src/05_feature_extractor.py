@@ -29,17 +29,17 @@ settings: list = []
 # %%
 from IPython.display import display
 
-from deg_core.project import Project
-from deg_core.report import (
+from deg_core import (
+    Project,
     behavior_table,
     best_record,
+    epoch_settings,
     f1_bars,
     threshold_table,
+    train_features,
     training_curves,
     write_metrics,
 )
-from deg_core.train.features import train_features
-from deg_core.workflow import epoch_settings
 from deg_widgets import TrainingMonitor
 
 # %% [markdown]

@@ -26,10 +26,15 @@ show_video = None  # the video pictured in step 3; None: the first extracted
 # Import what the steps use.
 
 # %%
-from deg_core.infer import infer_features
-from deg_core.project import Project
-from deg_core.report import Table, model_ethogram, video_table, write_metrics
-from deg_core.runs import resolve_run
+from deg_core import (
+    Project,
+    Table,
+    infer_features,
+    model_ethogram,
+    resolve_run,
+    video_table,
+    write_metrics,
+)
 
 # %% [markdown]
 # ## 1. Extract

@@ -29,20 +29,22 @@ settings: list = []
 # %%
 from IPython.display import display
 
-from deg_core.project import Project
-from deg_core.report import (
+from deg_core import (
+    Project,
+    epoch_settings,
     evaluate_splits,
     f1_bars,
     metrics_table,
     pr_figure,
+    predict,
+    run_thresholds,
+    split_keys,
     split_outputs,
     threshold_table,
+    train_sequence,
     training_curves,
     write_metrics,
 )
-from deg_core.train.common import split_keys
-from deg_core.train.sequence import train_sequence
-from deg_core.workflow import epoch_settings, predict, run_thresholds
 from deg_widgets import TrainingMonitor
 
 # %% [markdown]

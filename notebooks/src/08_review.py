@@ -28,12 +28,18 @@ truth_csv = None  # a synthetic video's true labels: play the reviewer with them
 # Import what the steps use.
 
 # %%
-from deg_core.labels import read_labels
-from deg_core.project import Project
-from deg_core.report import Table, ethogram, write_metrics
-from deg_core.review import agreement, corrections, review_queue
-from deg_core.train.common import split_keys
-from deg_core.workflow import predict
+from deg_core import (
+    Project,
+    Table,
+    agreement,
+    corrections,
+    ethogram,
+    predict,
+    read_labels,
+    review_queue,
+    split_keys,
+    write_metrics,
+)
 from deg_widgets import Labeler
 
 # %% [markdown]

@@ -27,9 +27,15 @@ device = "auto"
 # %%
 from IPython.display import display
 
-from deg_core.project import Project
-from deg_core.report import Table, ethogram, example_frames, prediction_table, write_metrics
-from deg_core.workflow import predict
+from deg_core import (
+    Project,
+    Table,
+    ethogram,
+    example_frames,
+    predict,
+    prediction_table,
+    write_metrics,
+)
 
 # %% [markdown]
 # ## 1. Add the videos

@@ -35,18 +35,20 @@ metrics_path = None  # where the recorded values go (deg retrain sets it)
 # %% tags=["step:setup"]
 from IPython.display import display
 
-from deg_core.project import Project
-from deg_core.report import (
+from deg_core import (
+    Project,
+    RetrainPlan,
     ethogram,
     evaluate_splits,
     f1_bars,
+    latest_run,
     metrics_table,
     pr_figure,
+    run_thresholds,
     split_outputs,
+    stage_figures,
     write_metrics,
 )
-from deg_core.retrain import RetrainPlan, stage_figures
-from deg_core.workflow import latest_run, run_thresholds
 
 project = Project.open(project_path)
 plan = RetrainPlan(

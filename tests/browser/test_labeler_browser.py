@@ -31,9 +31,9 @@ def fnv1a(array: np.ndarray) -> str:
 
 def make_project(parent: Path) -> tuple[Path, str]:
     """A 2-video project, no labels, with P and predictions for the first video."""
-    from deg_core.labels import Labels, write_labels
-    from deg_core.outputs import writing_group
-    from deg_core.synthetic import SyntheticSpec, make_synthetic_project
+    from deg_core.labels.labels import Labels, write_labels
+    from deg_core.project.outputs import writing_group
+    from deg_core.workflow.synthetic import SyntheticSpec, make_synthetic_project
 
     spec = SyntheticSpec(n_frames=N_FRAMES, size=64, behaviors=BEHAVIORS)
     project = make_synthetic_project(parent, "t", n_videos=2, spec=spec, labeled_fraction=0.0)
@@ -115,8 +115,8 @@ def drag_row(
 
 
 def test_label_save_reload_review(run_notebook, kernel_exec, tmp_path):
-    from deg_core.labels import read_labels
-    from deg_core.project import Project
+    from deg_core.labels.labels import read_labels
+    from deg_core.project.project import Project
 
     t_start = time.monotonic()
     root, key = make_project(tmp_path)
@@ -271,8 +271,8 @@ def timeline_geometry(page: Any) -> dict[str, float]:
 
 
 def test_timeline_zoom_pan_and_mouse_edits(run_notebook, tmp_path):
-    from deg_core.labels import read_labels
-    from deg_core.project import Project
+    from deg_core.labels.labels import read_labels
+    from deg_core.project.project import Project
 
     root, key = make_project(tmp_path)
     rec = Project.open(root).record(key)

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from deg_core.synthetic import SyntheticSpec, make_synthetic_project
 from deg_core.video import write_video
+from deg_core.workflow.synthetic import SyntheticSpec, make_synthetic_project
 from tests.conftest import moving_square_frames
 
 pytestmark = pytest.mark.browser

@@ -10,7 +10,7 @@ import stat
 import numpy as np
 import pytest
 
-from deg_core.labels import Labels, read_labels
+from deg_core.labels.labels import Labels, read_labels
 from deg_widgets.label_journal import Journal
 from deg_widgets.label_session import LabelSession
 from deg_widgets.labeler import Labeler

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from deg_core.errors import LabelError
-from deg_core.labels import Labels, read_labels
+from deg_core.labels.labels import Labels, read_labels
 from deg_widgets.label_journal import apply_runs, diff_runs
 from deg_widgets.label_review import next_bout, next_disagreement, next_uncertain
 from deg_widgets.label_session import LabelConflict, LabelSession

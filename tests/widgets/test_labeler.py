@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deg_core.labels import Labels, read_labels, write_labels
-from deg_core.outputs import writing_group
+from deg_core.labels.labels import Labels, read_labels, write_labels
+from deg_core.project.outputs import writing_group
 from deg_core.video import open_video
 from deg_widgets.label_review import next_uncertain
 from deg_widgets.labeler import Labeler

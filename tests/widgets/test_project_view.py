@@ -9,8 +9,9 @@ import pytest
 import traitlets
 
 from deg_core.fileio import save_yaml
-from deg_core.labels import Labels, count_bouts
-from deg_core.synthetic import SyntheticSpec, make_synthetic_project
+from deg_core.labels.bouts import count_bouts
+from deg_core.labels.labels import Labels
+from deg_core.workflow.synthetic import SyntheticSpec, make_synthetic_project
 from deg_widgets.project_view import ProjectView, build_summary, run_summary
 
 
@@ -47,7 +48,7 @@ def test_tables_hold_the_projects_numbers(synthetic):
         assert row["features"] == row["sequence"] == []
         for i, b in enumerate(labels.behaviors):
             pos[b] += int((labels.array[:, i] == 1).sum())
-            bouts[b] += int(count_bouts(labels)[i])
+            bouts[b] += int(count_bouts(labels.array)[i])
     assert {t["name"]: t["positive_frames"] for t in s["behavior_totals"]} == pos
     assert {t["name"]: t["bouts"] for t in s["behavior_totals"]} == bouts
     assert sum(pos.values()) > 0  # the check above can tell tables apart

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deg_core.project import Project
+from deg_core.project.project import Project
 from deg_core.train.common import threshold_metrics
 from deg_core.video import write_video
 from deg_widgets import TrainingMonitor

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .losses import MotionNetLoss, charbonnier, ssim, warp
 from .motionnet import MotionNet
+from .photometric import MotionNetLoss, charbonnier, ssim, warp
 from .tiny_motionnet import TinyMotionNet
 from .tiny_motionnet3d import TinyMotionNet3D
 from .viz import flow_figure, flow_to_rgb

@@ -1,0 +1,448 @@
+"""Feature inference: every frame of every video -> ``DATA/<key>/<key>_outputs.h5``.
+
+Each video is decoded once, sequentially, in chunks (never a seek per frame); a
+rolling buffer of frames yields each frame's N-frame stack, so every frame's flows
+are computed exactly once, batched. The video edges repeat the first/last frame,
+so there is exactly one row per frame, in order. Results stream into a temporary
+copy of the outputs file that replaces it when the video is done, so a crash leaves
+the previous file intact, memory stays bounded for hour-long videos, and a rerun
+skips the videos already done.
+
+Layout, one group per feature-extractor run (named after the run folder)::
+
+    <run>/spatial_features  (T, 512) float32
+    <run>/flow_features     (T, 512) float32
+    <run>/logits            (T, K) float32
+    <run>/P                 (T, K) float32   sigmoid(logits)
+    <run>/thresholds        (K,) float32     fitted on validation
+    <run>/class_names       (K,) str         the behaviours (background is derived)
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+import torch
+
+from deg_core.compute import distributed
+from deg_core.compute.autobatch import auto_batch, with_fallback
+from deg_core.errors import DegError
+from deg_core.models.feature import HiddenTwoStream
+from deg_core.models.flow import build_flow_generator
+from deg_core.models.weights import load_checkpoint
+from deg_core.project.outputs import has_group, writing_group
+from deg_core.project.project import Project
+from deg_core.project.runs import BEST, read_run_config, resolve_run
+from deg_core.tracking.crop import crop_boxes, open_frames
+from deg_core.train.loop import pick_device
+
+DATASETS = ("spatial_features", "flow_features", "logits", "P")
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How feature inference computes; the defaults are the fast path.
+
+    ``REFERENCE`` (no thread, float32, contiguous layout, one write per batch) is what
+    the fast path is tested against: it must match within mixed-precision tolerance.
+    """
+
+    prefetch: int = 4  # batches decoded ahead in a background thread; 0 decodes inline
+    channels_last: bool = True  # NHWC convolutions (faster with cuDNN and oneDNN)
+    autocast: bool | None = None  # None: compute.fp16 (FeaturePredictor.autocast_dtype)
+    compile: bool = False  # torch.compile the model (pays on GPU only, after a warm-up)
+    write_frames: int = 2048  # frames gathered before one slice write per dataset
+
+
+REFERENCE = InferenceOptions(prefetch=0, channels_last=False, autocast=False, write_frames=1)
+
+
+@dataclass
+class FeaturePredictor:
+    """A trained feature extractor ready for inference."""
+
+    model: HiddenTwoStream
+    run: Path
+    n_rgb: int
+    size: tuple[int, int]
+    mean: torch.Tensor  # (1, 3, 1, 1)
+    std: torch.Tensor
+    thresholds: np.ndarray  # (K,)
+    behaviors: list[str]
+    augs: dict = field(default_factory=dict)  # the run's augs: its crop is inference's too
+    fp16: bool = False  # compute.fp16: mixed precision where the device has it
+    _prepared: tuple = field(default=(), repr=False)  # (channels_last, compile) applied
+    _compiled: torch.nn.Module | None = field(default=None, repr=False)
+
+    @classmethod
+    def load(
+        cls, project: Project, run: str = "latest", device: str = "cpu", fp16: bool | None = None
+    ) -> FeaturePredictor:
+        """``fp16`` None: the project's ``compute.fp16``."""
+        run_dir = project.check_run(resolve_run(project.models_dir, "features", run))
+        info = read_run_config(run_dir)
+        cfg = info["config"]
+        flow_info = read_run_config(project.models_dir / info["flow_run"])
+        n_rgb = int(info["n_rgb"])
+        flow_gen = build_flow_generator(flow_info["arch"], num_frames=n_rgb)
+        ecfg = cfg["feature_extractor"]
+        behaviors = [c for c in info["class_names"] if c != "background"]
+        model = HiddenTwoStream.build(
+            info["arch"],
+            flow_gen,
+            num_classes=len(behaviors),
+            num_frames=n_rgb,
+            fusion=ecfg["fusion"],
+            dropout=ecfg["dropout_p"],
+            flow_weight=ecfg["flow_weight"],
+        )
+        ckpt = load_checkpoint(run_dir / BEST)
+        model.load_state_dict(ckpt["model"])
+        model.eval().to(pick_device(device))
+        norm = info["normalization"]
+        h, w = cfg["augs"]["resize"]
+        if fp16 is None:
+            fp16 = bool(project.resolve_config().compute.fp16)
+        return cls(
+            model=model,
+            run=run_dir,
+            n_rgb=n_rgb,
+            size=(int(h), int(w)),
+            mean=torch.tensor(norm["mean"], dtype=torch.float32).view(1, 3, 1, 1),
+            std=torch.tensor(norm["std"], dtype=torch.float32).view(1, 3, 1, 1),
+            thresholds=np.asarray(ckpt["extra"]["thresholds"], dtype=np.float32),
+            behaviors=behaviors,
+            augs=dict(cfg["augs"]),
+            fp16=fp16,
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def prepared(self, opts: InferenceOptions) -> torch.nn.Module:
+        """The model in ``opts``' memory layout (converted in place), compiled if asked."""
+        want = (opts.channels_last, opts.compile)
+        if self._prepared != want:
+            fmt = torch.channels_last if opts.channels_last else torch.contiguous_format
+            for p in self.model.parameters():  # 4-D weights only: 3-D convs keep theirs
+                if p.dim() == 4:
+                    p.data = p.data.contiguous(memory_format=fmt)
+            self._compiled = (
+                cast(torch.nn.Module, torch.compile(self.model)) if opts.compile else None
+            )
+            self._prepared = want
+        return self._compiled if self._compiled is not None else self.model
+
+    def auto_batch(self, opts: InferenceOptions = InferenceOptions(), cap: int = 512) -> int:
+        """The largest inference batch (a power of two <= cap) that fits the GPU; 16 on CPU."""
+        device = self.device
+        h, w = self.size
+
+        @torch.no_grad()
+        def step(b: int) -> None:
+            model, amp = self.prepared(opts), self.autocast_dtype(opts)
+            x = torch.randn(b, 3 * self.n_rgb, h, w, device=device)
+            x = x.contiguous(
+                memory_format=torch.channels_last if opts.channels_last else torch.contiguous_format
+            )
+            with torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext():
+                model(x)
+
+        # the run names the architecture; the parameter count tells presets apart without one
+        n_params = sum(p.numel() for p in self.model.parameters())
+        key = ("infer", self.run.name, n_params, self.n_rgb, self.size, self.autocast_dtype(opts))
+        return auto_batch(
+            "auto", device, cpu_default=16, gpu_default=64, step=step, key=key, cap=cap
+        )
+
+    def autocast_dtype(self, opts: InferenceOptions) -> torch.dtype | None:
+        """bf16 where the GPU has it, else fp16; None: float32.
+
+        ``opts.autocast`` None follows ``compute.fp16`` (``self.fp16``): on CUDA, and on
+        CPUs with native bf16 (AVX512-BF16/AMX: ~2x measured on the fast preset), never
+        on other CPUs, where bf16 is emulated and slower.
+        """
+        on = opts.autocast
+        if on is None:
+            on = self.fp16 and (self.device.type == "cuda" or _cpu_has_bf16())
+        if not on:
+            return None
+        if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            return torch.float16
+        return torch.bfloat16
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def stacks(frames: Iterator[np.ndarray], n_frames: int, n_rgb: int, batch: int):
+    """Sequential (t, H, W, 3) chunks -> (first centre, (B, N, H, W, 3)) batches of stacks.
+
+    Centre ``t``'s stack is frames t-N//2 .. t+N//2 with the ends repeated; every
+    centre appears exactly once, in order.
+    """
+    half = n_rgb // 2
+    buf: np.ndarray | None = None
+    seen, start = 0, 0  # frames read; first centre not yet emitted
+    for chunk in frames:
+        if buf is None:  # pad the front with copies of the first frame
+            buf = np.repeat(chunk[:1], half, axis=0)
+        buf = np.concatenate([buf, chunk])
+        seen += len(chunk)
+        if seen >= n_frames:  # pad the back with copies of the last frame
+            buf = np.concatenate([buf, np.repeat(buf[-1:], n_rgb - 1 - half, axis=0)])
+        while True:
+            ready = len(buf) - n_rgb + 1  # complete stacks in the buffer
+            if ready <= 0 or (ready < batch and seen < n_frames):
+                break
+            take = min(batch, ready)
+            windows = np.lib.stride_tricks.sliding_window_view(buf[: take + n_rgb - 1], n_rgb, 0)
+            yield start, np.ascontiguousarray(np.moveaxis(windows, -1, 1))
+            start += take
+            buf = buf[take:]
+    if start != n_frames:
+        raise DegError(f"decoded {start} frames, expected {n_frames}")
+
+
+def _stack_batches(
+    fm: FeaturePredictor, video: Path, n_frames: int, batch: int, pin: bool, boxes=None
+):
+    """(first centre, (B, N, H, W, 3) uint8 tensor) batches, decoded sequentially.
+
+    ``boxes``: (T, 4) crop boxes (deg_core.tracking.crop) or None for whole frames.
+    """
+    with open_frames(video, boxes) as reader:
+        chunks = (c for _, c in reader.iter_chunks(chunk=max(batch, 32), size=fm.size))
+        for start, stack in stacks(chunks, n_frames, fm.n_rgb, batch):
+            # a one-stack batch can come back as a read-only view of the window buffer
+            x = torch.from_numpy(stack if stack.flags.writeable else stack.copy())
+            yield start, (x.pin_memory() if pin else x)  # pinned: the copy overlaps compute
+
+
+_DONE = object()
+
+
+def decode_ahead(batches: Iterator, depth: int) -> Iterator:
+    """Run ``batches`` in a background thread, at most ``depth`` items ahead.
+
+    Decoding (PyAV) and numpy copies release the GIL, so they overlap the model.
+    The queue bound keeps memory at O(depth) batches however long the video; an
+    error in the thread is raised here; closing this generator stops the thread.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in batches:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as e:  # handed to the consumer, raised there
+            put(e)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # the generator's `with open_video` releases the decoder here
+
+    thread = threading.Thread(target=work, name="deg-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+@torch.no_grad()
+def video_features(
+    fm: FeaturePredictor,
+    video: Path,
+    n_frames: int,
+    batch: int = 16,
+    opts: InferenceOptions = InferenceOptions(),
+    boxes: np.ndarray | None = None,
+):
+    """Yield (first frame, dict of (B, D) float32 numpy arrays for that batch of frames).
+
+    ``boxes``: (T, 4) per-frame crop boxes when the run crops (see deg_core.tracking.crop).
+
+    uint8 stacks go to the device (4x fewer bytes than float; pinned and non-blocking
+    on CUDA) and are normalised there; ``opts`` picks decode-ahead, layout and autocast.
+    """
+    device = fm.device
+    cuda = device.type == "cuda"
+    model = fm.prepared(opts)
+    amp = fm.autocast_dtype(opts)
+    # (x/255 - mean)/std as one multiply-add on the device
+    scale = (1.0 / (255.0 * fm.std)).to(device).unsqueeze(0)  # (1, 1, 3, 1, 1)
+    shift = (-fm.mean / fm.std).to(device).unsqueeze(0)
+    layout = torch.channels_last if opts.channels_last else torch.contiguous_format
+    batches: Iterator = _stack_batches(fm, video, n_frames, batch, pin=cuda, boxes=boxes)
+    if opts.prefetch > 0:
+        batches = decode_ahead(batches, opts.prefetch)
+    k = len(fm.behaviors)
+    for start, stack in batches:
+        x = stack.to(device, non_blocking=cuda)  # (B, N, H, W, 3) uint8
+        x = x.permute(0, 1, 4, 2, 3).float()  # (B, N, 3, H, W)
+        x = torch.addcmul(shift, x, scale).flatten(1, 2)  # (B, 3N, H, W)
+        x = x.contiguous(memory_format=layout)
+        ac = torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext()
+        with ac:
+            out = model(x)
+        logits = out["logits"].float()
+        # one device->host copy per batch: spatial | flow | logits | P
+        both = (
+            torch.cat(
+                [
+                    out["spatial_features"].float(),
+                    out["flow_features"].float(),
+                    logits,
+                    logits.sigmoid(),
+                ],
+                dim=1,
+            )
+            .cpu()
+            .numpy()
+        )
+        d_s = out["spatial_features"].shape[1]
+        d_f = out["flow_features"].shape[1]
+        cuts = np.cumsum([d_s, d_f, k])
+        parts = np.split(both, cuts, axis=1)
+        yield start, dict(zip(DATASETS, parts, strict=True))
+
+
+def write_video_outputs(
+    fm: FeaturePredictor,
+    key: str,
+    video: Path,
+    n_frames: int,
+    out_path: Path,
+    batch: int | str = 16,
+    progress=None,
+    opts: InferenceOptions = InferenceOptions(),
+    boxes: np.ndarray | None = None,
+) -> None:
+    """Compute one video's features and add them atomically as group ``fm.run.name``.
+
+    ``boxes``: (T, 4) crop boxes of the video when the run crops (deg_core.tracking.crop).
+    Batches are gathered to ``opts.write_frames`` frames and written as one slice per
+    dataset (HDF5 per-write overhead dominates small writes); memory stays O(that).
+    ``batch`` ``auto``: the largest that fits the GPU (16 on CPU). Out of device memory
+    mid-video, the video restarts at half the batch (one warning), down to batch 1.
+    """
+    size = fm.auto_batch(opts) if batch == "auto" else int(batch)
+
+    def restart(_: int) -> None:
+        if progress is not None and hasattr(progress, "reset"):
+            progress.reset()
+
+    with_fallback(
+        lambda b: _write_outputs(fm, key, video, n_frames, out_path, b, progress, opts, boxes),
+        size,
+        f"{video.name}: feature inference",
+        on_halve=restart,
+    )
+
+
+def _write_outputs(fm, key, video, n_frames, out_path, batch, progress, opts, boxes) -> None:
+    k = len(fm.behaviors)
+    with writing_group(out_path, fm.run.name, fm.behaviors, fm.thresholds, video=key) as g:
+        dims = {"spatial_features": 512, "flow_features": 512}
+        ds = {
+            name: g.create_dataset(
+                name,
+                (n_frames, dims.get(name, k)),
+                dtype="float32",
+                chunks=(min(n_frames, 4096), dims.get(name, k)),
+            )
+            for name in DATASETS
+        }
+        pending: list[dict[str, np.ndarray]] = []
+        first, held = 0, 0
+
+        def flush() -> None:
+            nonlocal pending, first, held
+            if not pending:
+                return
+            for name in DATASETS:
+                parts = [p[name] for p in pending]
+                ds[name][first : first + held] = (
+                    parts[0] if len(parts) == 1 else np.concatenate(parts)
+                )
+            first, held, pending = first + held, 0, []
+
+        for start, arrays in video_features(fm, video, n_frames, batch, opts, boxes):
+            if start != first + held:  # batches arrive in order; anything else is a bug
+                raise DegError(f"{video}: batch at frame {start}, expected {first + held}")
+            pending.append(arrays)
+            held += len(arrays["P"])
+            if held >= opts.write_frames:
+                flush()
+            if progress is not None:
+                progress.update(len(arrays["P"]))
+        flush()
+
+
+def infer_features(
+    project: Project,
+    run: str = "latest",
+    keys: list[str] | None = None,
+    *,
+    device: str = "auto",
+    batch_size: int | str = 16,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, str]:
+    """Run a feature extractor over videos; returns {key: "done" | "skipped"}."""
+    fm = FeaturePredictor.load(project, run, str(distributed.init(device)))  # torchrun: its GPU
+    keys = [project.resolve_key(k) for k in keys] if keys else project.video_keys()
+    keys = distributed.shard(keys)  # torchrun: this rank's videos; one writer per file
+    result = {}
+    for key in keys:
+        rec = project.record(key)
+        out = rec.outputs_path  # a DEG project's existing outputs file, else <key>_outputs.h5
+        if not overwrite and has_group(out, fm.run.name):
+            result[key] = "skipped"
+            continue
+        n = rec.n_frames()
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n, desc=key, unit="frame", leave=False)
+        try:
+            boxes = crop_boxes(project, key, fm.augs)
+            write_video_outputs(fm, key, rec.video, n, out, batch_size, bar, boxes=boxes)  # type: ignore[arg-type]
+        finally:
+            if bar is not None:
+                bar.close()
+        result[key] = "done"
+    return result

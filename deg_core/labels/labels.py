@@ -1,0 +1,409 @@
+"""Per-frame behaviour labels and DeepEthogram's label CSV format.
+
+On disk (DEG's ``*_labels.csv``, written by ``pandas.DataFrame.to_csv``)::
+
+    ,background,groom,rear
+    0,1,0,0
+    1,0,1,-1
+
+a header whose first field names the (unnamed) frame index, then one column per
+class with ``background`` first, then one row per frame. Values: 1 present,
+0 absent, -1 unlabeled.
+
+In memory, :class:`Labels` stores only the K behaviours; background is derived
+(1 where every behaviour is 0) so it can never disagree with them. Reading is
+lenient about the variants older DEG versions and other tools wrote (floats such
+as ``1.0``, ``none`` instead of ``background``, no background column, a named
+index column, CRLF, a UTF-8 BOM); writing always produces the canonical form,
+atomically. Every error about a file is one :class:`LabelError` line naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, NamedTuple
+
+import numpy as np
+
+from deg_core.errors import LabelError
+from deg_core.fileio import atomic_open
+from deg_core.labels.bouts import (
+    find_bout_columns,
+    parse_bout_rows,
+)
+
+__all__ = [
+    "BACKGROUND",
+    "Labels",
+    "import_labels",
+    "read_labels",
+    "write_labels",
+]
+
+BACKGROUND = "background"
+# older DEG projects called the background class "none"
+_BACKGROUND_NAMES = (BACKGROUND, "none")
+# header names of a frame-index column (compared lower-cased); pandas' "Unnamed: 0" is by prefix
+_INDEX_NAMES = {"", "index", "frame", "frames", "frame_index", "frame_idx", "idx"}
+_ROWS_PER_WRITE = 8192
+
+
+def _check_names(names: list[str]) -> list[str]:
+    """Validate behaviour names (unique, non-empty, no padding, not background); return a copy."""
+    names = list(names)
+    for name in names:
+        if not isinstance(name, str) or not name or name != name.strip():
+            raise LabelError(
+                f"invalid behaviour name {name!r}: must be non-empty text without padding"
+            )
+        if name in _BACKGROUND_NAMES:
+            raise LabelError(f"{name!r} is not a behaviour: background is derived, never stored")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise LabelError(f"duplicate behaviour name(s): {', '.join(map(repr, dupes))}")
+    return names
+
+
+def _check_array(array: np.ndarray, n_behaviors: int) -> np.ndarray:
+    """(T, K) values in {1, 0, -1} as int8 (no copy when already int8)."""
+    a = np.asarray(array)
+    if a.ndim != 2 or a.shape[1] != n_behaviors:
+        raise ValueError(f"label array must have shape (T, {n_behaviors}), got {a.shape}")
+    if a.size and not np.isin(a, (-1, 0, 1)).all():
+        raise ValueError("label values must be 1 (present), 0 (absent) or -1 (unlabeled)")
+    return a if a.dtype == np.int8 else a.astype(np.int8)
+
+
+@dataclass(eq=False)
+class Labels:
+    """Per-frame labels. ``array``: (T, K) int8 over the K behaviours (background NOT
+    stored; derived). 1 present, 0 absent, -1 unlabeled.
+
+    Editing methods return new objects and never modify ``self``; ``array`` itself may
+    be edited in place (e.g. by a labelling widget) as long as values stay in {1, 0, -1}.
+    """
+
+    behaviors: list[str]
+    array: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.behaviors = _check_names(self.behaviors)
+        self.array = _check_array(self.array, len(self.behaviors))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Labels):
+            return NotImplemented
+        return self.behaviors == other.behaviors and np.array_equal(self.array, other.array)
+
+    @classmethod
+    def empty(cls, n_frames: int, behaviors: list[str]) -> Labels:
+        """All frames unlabeled (-1): (n_frames, K)."""
+        return cls(list(behaviors), np.full((int(n_frames), len(behaviors)), -1, dtype=np.int8))
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.array.shape[0])
+
+    @property
+    def class_names(self) -> list[str]:
+        """``["background", *behaviors]``: the column order on disk and of model outputs."""
+        return [BACKGROUND, *self.behaviors]
+
+    def background(self) -> np.ndarray:
+        """(T,) int8: 1 where every behaviour is 0; 0 where any is 1; -1 otherwise.
+
+        "Otherwise" is: no behaviour present but some unlabeled, so background is unknown.
+        With K == 0 every frame is background.
+        """
+        bg = np.full(self.n_frames, -1, dtype=np.int8)
+        bg[(self.array == 0).all(axis=1)] = 1
+        bg[(self.array == 1).any(axis=1)] = 0
+        return bg
+
+    def with_background(self) -> np.ndarray:
+        """(T, K+1) int8 with background first: the on-disk column layout."""
+        return np.concatenate([self.background()[:, None], self.array], axis=1)
+
+    def labeled_fraction(self) -> np.ndarray:
+        """(K,) float64: fraction of frames that are not -1, per behaviour (0 when T == 0)."""
+        if self.n_frames == 0:
+            return np.zeros(len(self.behaviors))
+        return (self.array != -1).mean(axis=0)
+
+    def add_behavior(self, name: str) -> Labels:
+        """New labels with ``name`` appended as an all-unlabeled (-1) column."""
+        column = np.full((self.n_frames, 1), -1, dtype=np.int8)
+        return Labels([*self.behaviors, name], np.concatenate([self.array, column], axis=1))
+
+    def remove_behavior(self, name: str) -> Labels:
+        """New labels without the column ``name``."""
+        k = self._index(name)
+        return Labels(self.behaviors[:k] + self.behaviors[k + 1 :], np.delete(self.array, k, 1))
+
+    def rename_behavior(self, old: str, new: str) -> Labels:
+        """New labels with column ``old`` renamed to ``new`` (same position, same values)."""
+        k = self._index(old)
+        names = list(self.behaviors)
+        names[k] = new
+        return Labels(names, self.array.copy())
+
+    def finalize(self) -> Labels:
+        """New labels with unlabeled (-1) set to absent (0): "everything not marked is absent"."""
+        return Labels(list(self.behaviors), np.where(self.array == -1, 0, self.array))
+
+    def _index(self, name: str) -> int:
+        if name not in self.behaviors:
+            raise LabelError(f"no behaviour {name!r} (behaviours: {', '.join(self.behaviors)})")
+        return self.behaviors.index(name)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _is_blank(row: list[str]) -> bool:
+    """A blank or whitespace-only line (csv yields [] or one empty-ish field)."""
+    return not row or (len(row) == 1 and not row[0].strip())
+
+
+class _Table(NamedTuple):
+    """A parsed CSV: stripped header names, data rows, and each row's line in the file."""
+
+    header: list[str]
+    rows: list[list[str]]
+    linenos: list[int]
+
+
+def _read_rows(path: Path) -> _Table:
+    """Parse ``path`` as CSV, checking every row has the header's width; never writes."""
+    if not path.exists():
+        raise LabelError("label file not found", path)
+    if not path.is_file():
+        raise LabelError("is not a file", path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise LabelError(f"cannot read: {e.strerror or e}", path) from None
+    if b"\x00" in data:
+        raise LabelError("is not a CSV text file (binary data)", path)
+    try:
+        text = data.decode("utf-8-sig")  # -sig: drop the BOM Excel writes
+    except UnicodeDecodeError:
+        raise LabelError("is not a CSV text file (not UTF-8 text)", path) from None
+    if not text.strip():
+        raise LabelError("is empty", path)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        rows, linenos = [], []  # parallel lists: tuples per row would cost GC time on big files
+        for row in reader:
+            rows.append(row)
+            linenos.append(reader.line_num)
+    except csv.Error as e:
+        raise LabelError(f"unparseable CSV at line {reader.line_num}: {e}", path) from None
+    while rows and _is_blank(rows[-1]):
+        rows.pop()  # trailing blank lines
+        linenos.pop()
+    if not rows:
+        raise LabelError("is empty", path)
+    header = [h.strip() for h in rows[0]]
+    del rows[0], linenos[0]
+    if len(header) == 1 and any(sep in header[0] for sep in "\t;"):
+        raise LabelError("is not comma-separated (found tabs or semicolons in the header)", path)
+    for lineno, row in zip(linenos, rows, strict=True):
+        if len(row) != len(header):
+            if _is_blank(row):
+                raise LabelError(f"line {lineno} is blank", path)
+            raise LabelError(
+                f"line {lineno} has {len(row)} fields, the header has {len(header)}", path
+            )
+    return _Table(header, rows, linenos)
+
+
+def _parse_value(text: str) -> int | None:
+    """1, 0 or -1 from '1', '-1', '1.0', '-1.0', ' 0 '...; None for anything else."""
+    text = text.strip()
+    if text in ("1", "0", "-1"):
+        return int(text)
+    try:
+        f = float(text)
+    except ValueError:
+        return None
+    return int(f) if f in (1.0, 0.0, -1.0) else None
+
+
+def _describe_bad_value(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return "empty value, expected 1, 0 or -1"
+    try:
+        float(text)
+        shown = text  # numbers read as in the file: "value 2"
+    except ValueError:
+        shown = repr(text)
+    return f"value {shown} is not 1, 0 or -1"
+
+
+def _parse_values(path: Path, table: _Table, first: int, columns: list[str]) -> np.ndarray:
+    """(T, C) int8 from the cells of columns ``first:``, named ``columns``; the first bad
+    cell is reported by line and column."""
+    n_rows, n_cols = len(table.rows), len(columns)
+    cells = np.array(table.rows, dtype=str).reshape(n_rows, len(table.header))[:, first:]
+    values = np.full((n_rows, n_cols), 2, dtype=np.int8)  # 2: not parsed yet
+    for text, value in (("1", 1), ("0", 0), ("-1", -1)):  # fast path: canonical integers
+        values[cells == text] = value
+    rest = np.flatnonzero(values.reshape(-1) == 2)
+    if rest.size:
+        # parse each distinct leftover string ("1.0", " 0", "x") once
+        uniq, inverse = np.unique(cells.reshape(-1)[rest], return_inverse=True)
+        parsed = [_parse_value(u) for u in uniq.tolist()]
+        bad = [i for i, p in enumerate(parsed) if p is None]
+        if bad:
+            r, c = divmod(int(rest[np.isin(inverse.reshape(-1), bad)][0]), n_cols)
+            problem = _describe_bad_value(str(cells[r, c]))
+            where = f"line {table.linenos[r]} (frame {r}), column {columns[c]!r}"
+            raise LabelError(f"{where}: {problem}", path)
+        values.reshape(-1)[rest] = np.array(parsed, dtype=np.int8)[inverse.reshape(-1)]
+    return values
+
+
+def _has_index_column(table: _Table, known: set[str]) -> bool:
+    """Whether the first column is a frame index (pandas writes one) rather than a label column."""
+    first = table.header[0]
+    if first in known or first in _BACKGROUND_NAMES:
+        return False
+    if first.lower() in _INDEX_NAMES or first.lower().startswith("unnamed:"):
+        return True
+    # an unfamiliar name: an index if it counts 0, 1, 2, ... (label values never do past 1)
+    return [row[0].strip() for row in table.rows] == [str(i) for i in range(len(table.rows))]
+
+
+def _labels_from_rows(
+    path: Path,
+    table: _Table,
+    behaviors: list[str] | None,
+    n_frames: int | None,
+) -> Labels:
+    """Parse the rows of a DEG per-frame label CSV (see :func:`read_labels`)."""
+    header, n_rows = table.header, len(table.rows)
+    has_index = _has_index_column(table, set(behaviors or ()))
+    columns = header[1:] if has_index else header
+    for j, name in enumerate(columns):
+        if not name:
+            raise LabelError(f"column {j + 1 + has_index} of the header has no name", path)
+    dupes = sorted({n for n in columns if columns.count(n) > 1})
+    if dupes:
+        raise LabelError(f"duplicate column(s) {', '.join(map(repr, dupes))}", path)
+    bg_columns = [n for n in columns if n in _BACKGROUND_NAMES]
+    if len(bg_columns) > 1:
+        raise LabelError("has both 'background' and 'none' columns", path)
+    in_file = [n for n in columns if n not in _BACKGROUND_NAMES]
+    if behaviors is not None:
+        missing = [n for n in behaviors if n not in in_file]
+        unknown = [n for n in in_file if n not in behaviors]
+        problems = []
+        if missing:
+            problems.append(f"missing behaviour column(s) {', '.join(map(repr, missing))}")
+        if unknown:
+            problems.append(f"unknown behaviour column(s) {', '.join(map(repr, unknown))}")
+        if problems:
+            expected = ", ".join(behaviors) or "none"
+            raise LabelError(f"{'; '.join(problems)} (project behaviours: {expected})", path)
+    if n_frames is not None and n_rows != n_frames:
+        raise LabelError(f"has {n_rows} rows, video has {n_frames} frames", path)
+    # background values are checked like the others, then dropped: it is always re-derived
+    values = _parse_values(path, table, int(has_index), columns)
+    order = list(behaviors) if behaviors is not None else in_file
+    return Labels(order, values[:, [columns.index(n) for n in order]])
+
+
+def read_labels(
+    path: str | Path, behaviors: list[str] | None = None, n_frames: int | None = None
+) -> Labels:
+    """Read a DEG-format per-frame label CSV; the file is never modified.
+
+    ``behaviors``: if given, the file's behaviour columns (background/none excluded)
+    must be exactly this set, in any order; the result follows this order.
+    ``n_frames``: if given, the file must have exactly this many rows.
+    Any background column's values are checked to be 1/0/-1 and then ignored:
+    background is re-derived from the behaviours. Raises one-line LabelError.
+    """
+    path = Path(path)
+    if behaviors is not None:
+        behaviors = _check_names(behaviors)
+    table = _read_rows(path)
+    bout_cols = find_bout_columns(table.header)
+    if (
+        bout_cols is not None
+        and not set(_BACKGROUND_NAMES) & set(table.header)
+        and not (behaviors and all(table.header[i] in behaviors for i in bout_cols))
+    ):
+        raise LabelError(
+            "is a bout table (start/stop/behavior), not per-frame labels: use import_labels", path
+        )
+    return _labels_from_rows(path, table, behaviors, n_frames)
+
+
+def import_labels(
+    path: str | Path,
+    behaviors: list[str],
+    n_frames: int,
+    *,
+    unlabeled_outside_bouts: bool = False,
+) -> Labels:
+    """Import labels from a DEG per-frame CSV or a bout table, detected from the header.
+
+    A bout table has columns ``start``, ``stop`` (or ``end``) and ``behavior`` (or
+    ``behaviour``/``label``/``class``), case-insensitive, in any order; other columns
+    are ignored. One row per bout: frames ``start .. stop-1`` (stop is EXCLUSIVE,
+    0-based) are 1 for that behaviour. A frame covered by at least one bout is 0 for
+    every behaviour without a bout there. A frame covered by no bout is 0 (absent) for
+    every behaviour, or -1 (unlabeled) with ``unlabeled_outside_bouts=True``.
+    Otherwise the file is read as by :func:`read_labels` (same column/length checks).
+    Raises one-line LabelError naming the file, the line and the problem.
+    """
+    path = Path(path)
+    behaviors = _check_names(behaviors)
+    table = _read_rows(path)
+    cols = find_bout_columns(table.header)
+    if cols is None:
+        return _labels_from_rows(path, table, behaviors, n_frames)
+    array = parse_bout_rows(
+        path, cols, table.rows, table.linenos, behaviors, n_frames, unlabeled_outside_bouts
+    )
+    return Labels(behaviors, array)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _write_rows(f: IO[str], labels: Labels) -> None:
+    array = _check_array(labels.array, len(labels.behaviors))  # may have been edited in place
+    labels = Labels(labels.behaviors, array)
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(["", *labels.class_names])
+    full = labels.with_background().astype(np.intp) + 1  # 0, 1, 2 index the texts below
+    text_of = np.array(["-1", "0", "1"])
+    f.write(header.getvalue())
+    # chunked so a 1e6-frame file never holds all its cells as Python strings at once
+    for lo in range(0, labels.n_frames, _ROWS_PER_WRITE):
+        chunk = text_of[full[lo : lo + _ROWS_PER_WRITE]].tolist()
+        f.write("".join(f"{lo + i},{','.join(r)}\n" for i, r in enumerate(chunk)))
+
+
+def write_labels(path: str | Path, labels: Labels) -> None:
+    """Write ``labels`` in DEG's format, atomically (a crash leaves the old file intact).
+
+    Header ``,background,<behaviours...>``; rows ``<frame>,<background>,<values...>``;
+    integers; ``\\n`` line endings; names quoted only when CSV requires it.
+    """
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
+        _write_rows(f, labels)
+
+
+def labels_text(labels: Labels) -> str:
+    """The label file's text, exactly as :func:`write_labels` writes it."""
+    out = io.StringIO()
+    _write_rows(out, labels)
+    return out.getvalue()

@@ -1,0 +1,132 @@
+"""What a project holds: per video and per behaviour (``deg status``, ProjectView)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deg_core.errors import DegError
+from deg_core.labels.bouts import count_bouts
+from deg_core.labels.labels import read_labels
+from deg_core.project.project import Project
+
+
+def output_groups(path: Path) -> list[str] | str:
+    """Run names stored in an outputs HDF5 file, or a one-line problem if it cannot be read."""
+    if not path.exists():
+        return []
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return sorted(f.keys())
+    except OSError as e:
+        return f"unreadable ({' '.join(str(e).split())})"
+
+
+def project_status(project: Project) -> dict[str, Any]:
+    """A JSON-ready summary.
+
+    Returns:
+        {"project", "root", "behaviors", "videos": [per-video dicts], "behavior_totals":
+        {name: {"positive_frames", "bouts", "labeled_frames"}}, "splits", "runs", "warnings"}
+    """
+    behaviors = project.behaviors
+    table = project.splits()
+    totals = {b: {"positive_frames": 0, "bouts": 0, "labeled_frames": 0} for b in behaviors}
+    videos, warnings = [], list(table.warnings())
+    for key in project.video_keys():
+        entry: dict[str, Any] = {"key": key, "split": table.assignment.get(key)}
+        try:
+            rec = project.record(key).probe()
+        except DegError as e:
+            entry["error"] = str(e)
+            warnings.append(str(e))
+            videos.append(entry)
+            continue
+        entry.update(frames=rec.frames, fps=rec.fps, width=rec.width, height=rec.height)
+        if entry["split"] is None:
+            warnings.append(f"video {key!r} has no split yet (the next add-videos assigns one)")
+        labeled = dict.fromkeys(behaviors, 0.0)
+        if rec.labels_path.exists():
+            try:
+                labels = read_labels(rec.labels_path, behaviors, rec.frames)
+            except DegError as e:
+                entry["error"] = str(e)
+                warnings.append(str(e))
+            else:
+                labeled = dict(zip(behaviors, labels.labeled_fraction().tolist(), strict=True))
+                bouts = count_bouts(labels.array)
+                for i, b in enumerate(behaviors):
+                    col = labels.array[:, i]
+                    totals[b]["positive_frames"] += int(np.sum(col == 1))
+                    totals[b]["labeled_frames"] += int(np.sum(col != -1))
+                    totals[b]["bouts"] += int(bouts[i])
+        entry["labels_file"] = rec.labels_path.exists()
+        entry["labeled_fraction"] = labeled
+        entry["outputs"] = output_groups(rec.outputs_path)
+        entry["predictions"] = rec.predictions_path.exists()
+        videos.append(entry)
+    runs = [{k: v for k, v in r.items() if k != "path"} for r in project.model_runs()]
+    for r in runs:
+        if r["stale"]:
+            warnings.append(f"model run {r['name']!r} is stale: trained for {r['behaviors']}")
+    if project.ignored_keys:
+        warnings.append("DeepEthogram settings deg ignores: " + ", ".join(project.ignored_keys))
+    return {
+        "project": project.name,
+        "root": str(project.root),
+        "behaviors": behaviors,
+        "videos": videos,
+        "behavior_totals": totals,
+        "splits": table.counts(),
+        "runs": runs,
+        "warnings": warnings,
+    }
+
+
+def format_status(status: dict[str, Any]) -> str:
+    """Plain-text tables for the terminal."""
+    lines = [f"project {status['project']}  ({status['root']})"]
+    behaviors = status["behaviors"]
+    lines.append("behaviours: " + ", ".join(behaviors))
+    s = status["splits"]
+    lines.append(
+        f"videos: {len(status['videos'])}  (train {s['train']}, val {s['val']}, test {s['test']})"
+    )
+    if status["videos"]:
+        width = max(8, *(len(v["key"]) for v in status["videos"]))
+        head = f"  {'video':<{width}} {'frames':>7} {'fps':>6} {'split':<5}  labeled"
+        lines += ["", head]
+        for v in status["videos"]:
+            if "frames" not in v:
+                lines.append(f"  {v['key']:<{width}} {v.get('error', '')}")
+                continue
+            frac = v["labeled_fraction"]
+            lab = " ".join(f"{b}:{frac[b]:.0%}" for b in behaviors) if v["labels_file"] else "-"
+            outs = v["outputs"]
+            extra = []
+            if outs:
+                extra.append("outputs: " + (", ".join(outs) if isinstance(outs, list) else outs))
+            if v["predictions"]:
+                extra.append("predictions")
+            fps = f"{v['fps']:.2f}" if v["fps"] else "?"
+            split = v["split"] or "-"
+            lines.append(
+                f"  {v['key']:<{width}} {v['frames']:>7} {fps:>6} {split:<5}  {lab}"
+                + (f"  [{'; '.join(extra)}]" if extra else "")
+            )
+    lines += ["", f"  {'behaviour':<20} {'positive':>9} {'bouts':>6} {'labeled':>9}"]
+    for b, t in status["behavior_totals"].items():
+        lines.append(
+            f"  {b:<20} {t['positive_frames']:>9} {t['bouts']:>6} {t['labeled_frames']:>9}"
+        )
+    if status["runs"]:
+        lines += ["", "model runs:"]
+        for r in status["runs"]:
+            lines.append(f"  {r['name']}" + ("  (stale)" if r["stale"] else ""))
+    if status["warnings"]:
+        lines += ["", "warnings:"] + [f"  - {w}" for w in status["warnings"]]
+    return "\n".join(lines)

@@ -1,0 +1,109 @@
+"""What the networks see of a video: the whole frame, or a window that follows the animal.
+
+``augs.crop: animal`` crops every frame to a fixed-size square around the animal
+(deg_core.tracking.track: found without labels, smoothed over time) before resizing to
+``augs.resize``. The crop happens inside the reader (:class:`CroppedReader`), so
+flow training, feature training (random clips) and feature inference (sequential
+chunks) read exactly the same pixels for a frame. The track is computed once per
+video and cached beside it (``DATA/<key>/<key>_track.npz``).
+
+The track itself (position, speed, body extent, motion) is also per-frame evidence
+for the sequence model (``sequence.track_features``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deg_core.errors import ProjectError
+from deg_core.project.project import Project
+from deg_core.tracking.track import Track, crop_frames, load_track
+from deg_core.video import Size, VideoReader, open_video
+
+CROP_MODES = ("full", "animal")
+
+
+def track_path(project: Project, key: str) -> Path:
+    return project.record(key).folder / f"{key}_track.npz"
+
+
+def video_track(project: Project, key: str, scale: float = 1.5) -> Track:
+    """The cached track of video ``key`` (computed on first use)."""
+    rec = project.record(key)
+    if rec.video is None:
+        raise ProjectError("no video file found in this folder", rec.folder)
+    return load_track(rec.video, track_path(project, key), scale=scale)
+
+
+def _augs_value(augs: Any, name: str, default: Any) -> Any:
+    # a run's saved config is a plain dict; runs from before the crop have no key
+    if isinstance(augs, Mapping):
+        return augs.get(name, default)
+    return getattr(augs, name, default)
+
+
+def crop_boxes(project: Project, key: str, augs: Any) -> np.ndarray | None:
+    """(T, 4) int64 crop boxes (x0, y0, x1, y1) of ``key`` under ``augs``, or None (full frame).
+
+    ``augs``: an AugsSection or a run's saved ``augs`` dict.
+    """
+    mode = _augs_value(augs, "crop", "full")
+    if mode == "full":
+        return None
+    if mode != "animal":  # config validation refuses this earlier; a hand-edited run
+        raise ProjectError(f"augs.crop must be one of {', '.join(CROP_MODES)}, got {mode!r}")
+    return video_track(project, key, float(_augs_value(augs, "crop_scale", 1.5))).boxes()
+
+
+class CroppedReader(VideoReader):
+    """A reader whose frame ``t`` is ``base``'s frame ``t`` cropped to ``boxes[t]``.
+
+    Same interface as any reader (``get_batch``, ``read_range``, ``iter_chunks``);
+    ``size`` resizes the crop. Without a size, frames are ``window`` x ``window``.
+    """
+
+    def __init__(self, base: VideoReader, boxes: np.ndarray):
+        boxes = np.asarray(boxes, dtype=np.int64)
+        if boxes.shape != (len(base), 4):
+            raise ValueError(f"boxes must be ({len(base)}, 4) for {base.path}, got {boxes.shape}")
+        super().__init__(base.path, base.info)
+        self.base = base
+        self.boxes = boxes
+        self.backend = base.backend  # type: ignore[misc]
+
+    def _out_shape(self, n: int, size: Size | None) -> tuple[int, int, int, int]:
+        if size is None:
+            side = int(self.boxes[0, 2] - self.boxes[0, 0])
+            return (n, side, side, 3)
+        return (n, int(size[0]), int(size[1]), 3)
+
+    def _frames_sorted(self, indices: np.ndarray, size: Size | None) -> Iterator[np.ndarray]:
+        self.base._fork_guard()
+        for t, frame in zip(indices.tolist(), self.base._frames_sorted(indices, None), strict=True):
+            yield crop_frames(frame[None], self.boxes[t : t + 1], size)[0]
+
+    def close(self) -> None:
+        self.base.close()
+
+
+def open_frames(path: Path, boxes: np.ndarray | None = None) -> VideoReader:
+    """A reader of ``path``, cropped to ``boxes`` when given."""
+    reader = open_video(path)
+    return reader if boxes is None else CroppedReader(reader, boxes)
+
+
+def track_features(project: Project, key: str) -> np.ndarray:
+    """(T, F) float32 track features of ``key``, z-scored per video (robustly).
+
+    Per-video scaling keeps what changes within a video (rearing raises the animal's
+    centre, grooming stops it) and drops what differs between cameras.
+    """
+    f = video_track(project, key).features().astype(np.float64)
+    med = np.median(f, axis=0)
+    mad = np.median(np.abs(f - med), axis=0) * 1.4826
+    scale = np.where(mad > 1e-6, mad, f.std(axis=0) + 1e-6)
+    return np.clip((f - med) / scale, -10.0, 10.0).astype(np.float32)
