@@ -137,14 +137,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             project, cfg, feature_run=args.feature_run, device=args.device, resume=args.run
         )
     from deg_core.compute import distributed
-    from deg_core.project.runs import read_metrics
+    from deg_core.project.runs import best_epoch, read_metrics
 
     if not distributed.is_main():  # under torchrun rank 0 reports for all
         return 0
-    history = read_metrics(run)
+    best = best_epoch(read_metrics(run))
     print(f"trained {run.name}")
-    if history:
-        best = min(history, key=lambda r: r["val_loss"])
+    if best is not None:
         line = f"best epoch {best['epoch'] + 1}: val_loss {best['val_loss']:.4f}"
         if best.get("f1"):
             line += "  F1 " + " ".join(
@@ -157,7 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_infer(args: argparse.Namespace) -> int:
     from deg_core.compute import distributed
     from deg_core.infer.features import infer_features
-    from deg_core.infer.sequence import SequencePredictor, infer_sequence
+    from deg_core.infer.sequence import feature_run_of, infer_sequence
 
     project = _project(args.project)
     # the model's own settings come from its run; inference changes only how it computes
@@ -179,7 +178,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     elif args.stage == "sequence":
         result = infer_sequence(project, args.run, videos, **kw)
     else:  # all: the features the sequence run was trained on, then the sequence model
-        feature_run = SequencePredictor.load(project, args.run).feature_run
+        feature_run = feature_run_of(project, args.run)
         # the same shard both times: a rank's sequence inputs are the features it wrote
         states = distributed.merged(
             infer_features(project, feature_run, videos, batch_size=batch, **kw)

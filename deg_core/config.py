@@ -353,7 +353,7 @@ class SequenceSection:
 
 # What each stage's trainer reads: whole sections or single keys. The one declaration
 # `deg config --stage`, the notebooks' settings tables, the retrain fingerprint and the
-# resume check all use; tests/test_config.py records what a training really reads and
+# resume check all use; tests/train/test_stage_reads.py records what a training really reads and
 # fails on anything undeclared. (project.* and split.* are the project's own: labels and
 # the split enter the retrain fingerprint separately.)
 _SCHEDULE = ("train.patience", "train.reduction_factor", "train.min_lr")

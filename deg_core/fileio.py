@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import signal
 import stat
@@ -162,6 +163,17 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def finite_or_none(x: Any) -> float | None:
+    """A JSON-safe float: ``x`` as a float, or None when missing, not a number or not finite."""
+    if x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
 
 
 def dump_yaml(data: Any) -> str:

@@ -67,6 +67,7 @@ import traitlets
 
 from deg_core.errors import DegError, ProjectError
 from deg_core.project.project import Project
+from deg_core.report.charts import PALETTE
 from deg_widgets.base import DegWidget, reported
 from deg_widgets.frames import FrameServer
 from deg_widgets.label_review import Predictions, next_bout, next_disagreement, next_uncertain
@@ -158,6 +159,7 @@ class Labeler(DegWidget):
     status = traitlets.Unicode("").tag(sync=True)
     lock_conflict = traitlets.Bool(False).tag(sync=True)
     debug_timing = traitlets.Bool(False).tag(sync=True)
+    palette = traitlets.List(traitlets.Unicode(), list(PALETTE)).tag(sync=True)  # behaviour colours
 
     # set in __init__; class defaults keep close() safe if __init__ fails part way
     session: LabelSession | None = None

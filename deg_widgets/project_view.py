@@ -9,7 +9,6 @@ which a notebook can ``observe`` (e.g. to open a Labeler on that video).
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -17,23 +16,13 @@ from typing import Any
 import traitlets
 
 from deg_core.errors import DegError
+from deg_core.fileio import finite_or_none
 from deg_core.project.project import Project
-from deg_core.project.runs import STAGES, read_metrics, read_run_config
+from deg_core.project.runs import STAGES, best_epoch, read_metrics, read_run_config
 from deg_core.project.status import project_status
 from deg_widgets.base import DegWidget, reported
 
 _RUN_NAME = re.compile(r"^\d{6}_\d{6}_(?P<stage>[a-z]+)_(?P<arch>.+?)(?:_\d+)?$")
-
-
-def _finite(x: Any) -> float | None:
-    """A JSON-safe float: None for missing or non-finite values."""
-    if x is None:
-        return None
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def run_stage_arch(run_dir: Path) -> tuple[str | None, str | None]:
@@ -52,10 +41,8 @@ def run_stage_arch(run_dir: Path) -> tuple[str | None, str | None]:
 
 
 def run_summary(run_dir: Path, stale: bool, behaviors: list[str] | None) -> dict[str, Any]:
-    """One model-run row: stage, arch, epochs and the metrics of its best (kept) epoch.
-
-    The best epoch is the last record flagged ``best`` (the checkpoint deg keeps: lowest
-    validation loss), or the lowest ``val_loss`` when no record carries the flag.
+    """One model-run row: stage, arch, epochs and the metrics of its best (kept) epoch:
+    the lowest finite validation loss (:func:`deg_core.project.runs.best_epoch`).
     """
     stage, arch = run_stage_arch(run_dir)
     row: dict[str, Any] = {
@@ -77,17 +64,15 @@ def run_summary(run_dir: Path, stale: bool, behaviors: list[str] | None) -> dict
         row["error"] = f"metrics.jsonl unreadable: {e}"
         return row
     row["epochs"] = len(records)
-    scored = [r for r in records if _finite(r.get("val_loss")) is not None]
-    if not scored:
+    best = best_epoch(records)
+    if best is None:
         return row
-    flagged = [r for r in scored if r.get("best")]
-    best = flagged[-1] if flagged else min(scored, key=lambda r: float(r["val_loss"]))
     row["best_epoch"] = best.get("epoch")
-    row["best_val_loss"] = _finite(best.get("val_loss"))
-    row["macro_f1"] = _finite(best.get("macro_f1"))
+    row["best_val_loss"] = finite_or_none(best.get("val_loss"))
+    row["macro_f1"] = finite_or_none(best.get("macro_f1"))
     f1 = best.get("f1")
     if isinstance(f1, dict):
-        row["f1"] = {str(k): _finite(v) for k, v in f1.items()}
+        row["f1"] = {str(k): finite_or_none(v) for k, v in f1.items()}
     return row
 
 
@@ -122,7 +107,7 @@ def build_summary(project: Project) -> dict[str, Any]:
         row = {
             "key": v["key"],
             "frames": v.get("frames"),
-            "fps": _finite(v.get("fps")),
+            "fps": finite_or_none(v.get("fps")),
             "width": v.get("width"),
             "height": v.get("height"),
             "split": v.get("split"),

@@ -30,12 +30,11 @@ import ipywidgets as widgets  # type: ignore[import-untyped]
 import numpy as np
 from bqplot import Axis, Figure, LinearScale, Lines, Scatter  # type: ignore[import-untyped]
 
-from deg_core.project.runs import read_metrics
+from deg_core.project.runs import best_epoch, read_metrics
+from deg_core.report.charts import PALETTE
 
 log = logging.getLogger(__name__)
 MACRO = "macro"
-_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf"]  # fmt: skip
 
 
 def decimate(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -287,7 +286,7 @@ class TrainingMonitor(widgets.VBox):
         with self.f1_line.hold_sync():
             set_lines(self.f1_line, epochs, np.asarray(rows))
             self.f1_line.labels = [*self.behaviors, MACRO]
-            self.f1_line.colors = [_COLORS[i % len(_COLORS)] for i in range(k)] + ["black"]
+            self.f1_line.colors = [PALETTE[i % len(PALETTE)] for i in range(k)] + ["black"]
         if self.f1_fig not in self.epoch_box.children:
             self.epoch_box.children = (self.epoch_fig, self.f1_fig)
 
@@ -319,9 +318,9 @@ class TrainingMonitor(widgets.VBox):
         text += f"train {_num(last.get('train_loss')):.4f}, val {_num(last.get('val_loss')):.4f}"
         if last.get("macro_f1") is not None:
             text += f", macro F1 {_num(last.get('macro_f1')):.3f}"
-        vals = [_num(r.get("val_loss")) for r in self.records]
-        if any(math.isfinite(v) for v in vals):
-            text += f" (best val {np.nanmin(vals):.4f})"
+        best = best_epoch(self.records)
+        if best is not None:
+            text += f" (best val {float(best['val_loss']):.4f})"
         return text
 
     def _report(self, exc: Exception) -> None:

@@ -108,3 +108,14 @@ def test_notebook_names_come_from_deg_core():
 
     for name in deg_core.__all__:
         assert getattr(deg_core, name) is not None
+
+
+def test_every_name_a_notebook_imports_from_deg_core_exists():
+    import deg_core
+
+    for source in sorted((ROOT / "notebooks" / "src").glob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "deg_core":
+                for alias in node.names:
+                    assert alias.name in deg_core.__all__, f"{source.name}: {alias.name}"
+                    assert getattr(deg_core, alias.name) is not None

@@ -75,6 +75,7 @@ def test_happy_path(cli_project, capsys, tmp_path):
     assert code == 0 and "sequence.lr" in out
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_at_toy_size(tmp_path, capsys):
     tiny = [
         "augs.resize=[64, 64]",
@@ -220,6 +221,7 @@ def test_console_script_runs():
     assert "add-videos" in out and "import-labels" in out
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent")
 def test_real_videos_end_to_end(tmp_path, capsys):

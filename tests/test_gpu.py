@@ -12,7 +12,7 @@ from deg_core.errors import DegError
 from deg_core.infer.features import DATASETS, REFERENCE, InferenceOptions
 from deg_core.infer.sequence import sequence_logits
 from deg_core.models.sequence import build_sequence_model
-from tests.test_fast_inference import collect, tiny_feature_model
+from tests.infer.test_fast_inference import collect, tiny_feature_model
 
 pytestmark = pytest.mark.gpu
 

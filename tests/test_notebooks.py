@@ -206,80 +206,10 @@ def test_retrain_cells_each_name_their_step():
 # --------------------------------------------------------------------------- helpers they use
 
 
-def test_pr_curve_points_are_thresholded_predictions():
-    from deg_core.report.notebook import operating_point, pr_curve
-
-    rng = np.random.default_rng(0)
-    scores = rng.choice(np.linspace(0, 1, 7), size=200)  # ties
-    labels = rng.integers(-1, 2, size=200)
-    recall, precision = pr_curve(scores, labels)
-    assert (recall[0], precision[0]) == (0.0, 1.0) and recall[-1] == 1.0
-    assert np.all(np.diff(recall) >= 0)
-    for i, v in enumerate(np.unique(scores)[::-1]):  # present: score > just below v
-        r, p = operating_point(scores, labels, v - 1e-9)
-        assert (recall[i + 1], precision[i + 1]) == pytest.approx((r, p))
-
-
-def test_review_queue_and_scripted_corrections():
-    from deg_core.labels.review import agreement, corrections, review_queue
-
-    labels = np.array([[1, 0], [1, 0], [-1, 0], [-1, -1], [0, 1]], np.int8)
-    predicted = np.array([[1, 0], [0, 0], [0, 0], [1, 1], [0, 1]], np.int8)
-    probs = np.array([[0.9, 0.1], [0.45, 0.1], [0.4, 0.1], [0.6, 0.9], [0.1, 0.8]])
-    queue = review_queue(labels, ["a", "b"], predicted, probs, [0.5, 0.5], margin=0.15)
-    assert queue == [
-        {"start": 1, "stop": 2, "frames": 1, "behavior": "a", "kind": "disagree"},
-        {"start": 1, "stop": 4, "frames": 3, "behavior": "a", "kind": "uncertain", "closest": 0.05},
-    ]
-    truth = np.array([[1, 0], [0, 0], [1, 0], [1, 1], [0, 1]], np.int8)
-    edits = corrections(labels, truth, queue, ["a", "b"])
-    assert edits == [
-        {"behavior": 0, "start": 1, "stop": 2, "value": 0},
-        {"behavior": 0, "start": 2, "stop": 4, "value": 1},
-    ]
-    fixed = labels.copy()
-    for e in edits:
-        fixed[e["start"] : e["stop"], e["behavior"]] = e["value"]
-    assert agreement(labels, truth) == 0.6 and agreement(fixed, truth) == 0.9  # b@3 unseen
-
-
-def test_tables_metrics_and_pictures(tmp_path):
-    from PIL import Image
-
-    from deg_core.report import charts as plots
-    from deg_core.report.notebook import Table, json_safe
-
-    table = Table([{"name": "<b>", "f1": float("nan")}, {"name": "x", "f1": 0.5, "n": 3}])
-    assert table.columns == ["name", "f1", "n"]
-    assert "&lt;b&gt;" in table._repr_html_() and "<b>" not in table._repr_html_()
-    assert "0.500" in repr(table) and "–" in repr(table)
-    assert json_safe({"a": np.float32(1.5), "b": [float("inf")], "c": np.arange(2)}) == {
-        "a": 1.5,
-        "b": [None],
-        "c": [0, 1],
-    }
-    figs = [
-        plots.line_chart(
-            {"a": ([1, 2, 3], [1.0, float("nan"), 2.0])},
-            title="t",
-            xlabel="x",
-            ylabel="y",
-            marks={"best": (3, 2.0)},
-        ),
-        plots.bar_chart({"val": {"a": 0.5, "b": None}}, title="t", ylabel="F1"),
-        plots.pr_chart({"a": (np.array([0, 1.0]), np.array([1, 0.5]))}, {"a": (0.5, 0.7, 0.3)}),
-        plots.ethogram_chart([("labels", np.array([[1], [-1], [0]]))], ["a"]),
-        plots.image_grid([np.zeros((8, 8, 3), np.uint8)] * 3, ["0", "1", "2"], columns=2),
-    ]
-    for fig in figs:
-        with Image.open(fig.save(tmp_path / "f.png")) as im:
-            assert im.format == "PNG" and im.size == (fig.width, fig.height)
-    assert plots.nice_ticks(0, 1, 5).tolist() == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-
-
 # --------------------------------------------------------------------------- running them
 
 
+@pytest.mark.slow
 def test_00_quickstart(tmp_path):
     nb = execute(
         "00_quickstart",
@@ -301,6 +231,7 @@ def test_00_quickstart(tmp_path):
     assert pngs(nb) >= 3  # example frames, flows, F1 bars, ethogram
 
 
+@pytest.mark.slow
 def test_01_project(tmp_path):
     execute(
         "01_project",
@@ -321,6 +252,7 @@ def test_01_project(tmp_path):
     assert got["settings_listed"] > 10
 
 
+@pytest.mark.slow
 def test_02_videos(tmp_path, stages):
     videos = sorted((stages["videos"] / "_synthetic_videos").glob("tiny_*.mp4"))
     truth = stages["videos"] / "_synthetic_videos" / "tiny_00_truth.csv"
@@ -342,6 +274,7 @@ def test_02_videos(tmp_path, stages):
     )
 
 
+@pytest.mark.slow
 def test_03_label_finalize(tmp_path, at_stage):
     root = at_stage("videos")
     assert (Project.open(root).labels("tiny_01").array == -1).any()
@@ -352,6 +285,7 @@ def test_03_label_finalize(tmp_path, at_stage):
     assert not (Project.open(root).labels("tiny_01").array == -1).any()
 
 
+@pytest.mark.slow
 def test_04_flow_generator(tmp_path, at_stage):
     root = at_stage("videos")
     nb = execute(
@@ -369,6 +303,7 @@ def test_04_flow_generator(tmp_path, at_stage):
     assert pngs(nb) >= 2  # loss curve, flows
 
 
+@pytest.mark.slow
 def test_05_feature_extractor(tmp_path, at_stage):
     root = at_stage("flow")
     nb = execute(
@@ -386,6 +321,7 @@ def test_05_feature_extractor(tmp_path, at_stage):
     assert pngs(nb) >= 3  # loss, F1 per epoch, F1 bars
 
 
+@pytest.mark.slow
 def test_06_extract_features(tmp_path, at_stage):
     root = at_stage("features")
     nb = execute(
@@ -404,6 +340,7 @@ def test_06_extract_features(tmp_path, at_stage):
     assert pngs(nb) == 1  # labels above the feature extractor's calls
 
 
+@pytest.mark.slow
 def test_07_sequence_model(tmp_path, at_stage):
     root = at_stage("extracted")
     nb = execute(
@@ -420,6 +357,7 @@ def test_07_sequence_model(tmp_path, at_stage):
     assert pngs(nb) >= 4  # loss, F1 per epoch, precision-recall, F1 bars
 
 
+@pytest.mark.slow
 def test_08_review_corrects_the_queue(tmp_path, at_stage):
     root = at_stage("sequence")
     truth = root.parent / "_synthetic_videos" / "tiny_02_truth.csv"
@@ -435,6 +373,7 @@ def test_08_review_corrects_the_queue(tmp_path, at_stage):
         assert (root / "DATA" / key / f"{key}_predictions.csv").is_file()
 
 
+@pytest.mark.slow
 def test_09_new_videos(tmp_path, at_stage):
     root = at_stage("sequence")
     new = tmp_path / "mouse9.mp4"
@@ -454,6 +393,7 @@ def test_09_new_videos(tmp_path, at_stage):
     assert pngs(nb) == 2  # its frames, its ethogram
 
 
+@pytest.mark.slow
 def test_deg_retrain_reports_then_skips(at_stage, capsys):
     from deg_core.cli import main
     from deg_core.workflow.retrain import STAGES, RetrainPlan

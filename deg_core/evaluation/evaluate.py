@@ -29,6 +29,7 @@ from deg_core.evaluation.metrics import (
     precision_recall,
 )
 from deg_core.evaluation.postprocess import postprocess
+from deg_core.fileio import finite_or_none
 from deg_core.labels.bouts import bouts_from_vector
 from deg_core.labels.labels import BACKGROUND
 
@@ -229,11 +230,6 @@ def confusion(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- summary
 
 
-def _json(x: Any) -> float | None:
-    x = float(x)
-    return x if np.isfinite(x) else None
-
-
 def _videos(x: Any, name: str) -> list[np.ndarray]:
     """A ``(T, K)`` ndarray is one video; a list/tuple of arrays is several."""
     arrays = [x] if isinstance(x, np.ndarray) else [np.asarray(v) for v in x]
@@ -321,7 +317,7 @@ def evaluate(
     support = (c["tp"] + c["fn"]).astype(np.int64)
     has_pos = support > 0
 
-    def by_name(values: Any, cast: Any = _json) -> dict[str, Any]:
+    def by_name(values: Any, cast: Any = finite_or_none) -> dict[str, Any]:
         return {n: cast(v) for n, v in zip(names, values, strict=True)}
 
     cm = confusion(final_all, y_all)
@@ -340,6 +336,8 @@ def evaluate(
     out.update({metric: by_name(v) for metric, v in per_class.items()})
     out["n_true_bouts"] = by_name(bout_counts[:, 1], int)
     out["n_pred_bouts"] = by_name(bout_counts[:, 0], int)
-    out["macro"] = {m: _json(nan_mean(np.asarray(v)[has_pos])) for m, v in per_class.items()}
+    out["macro"] = {
+        m: finite_or_none(nan_mean(np.asarray(v)[has_pos])) for m, v in per_class.items()
+    }
     out["confusion"] = {"classes": [BACKGROUND, *names], "matrix": cm.tolist()}
     return out

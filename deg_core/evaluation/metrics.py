@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from deg_core.fileio import finite_or_none
+
 __all__ = [
     "binary_counts",
     "f1_score",
@@ -290,11 +292,6 @@ def fit_thresholds(
 # --------------------------------------------------------------------------- summary
 
 
-def _json_float(x: Any) -> float | None:
-    x = float(x)
-    return x if np.isfinite(x) else None
-
-
 def per_class_metrics(
     probs: np.ndarray,
     labels: np.ndarray,
@@ -333,7 +330,7 @@ def per_class_metrics(
     macro = nan_mean(np.where(support > 0, f1, np.nan))
 
     def by_name(values: np.ndarray) -> dict[str, float | None]:
-        return {n: _json_float(v) for n, v in zip(names, values, strict=True)}
+        return {n: finite_or_none(v) for n, v in zip(names, values, strict=True)}
 
     return {
         "f1": by_name(f1),
@@ -341,5 +338,5 @@ def per_class_metrics(
         "recall": by_name(recall),
         "accuracy": by_name(accuracy),
         "support": {n: int(s) for n, s in zip(names, support, strict=True)},
-        "macro_f1": _json_float(macro),
+        "macro_f1": finite_or_none(macro),
     }

@@ -8,10 +8,9 @@ import numpy as np
 
 from deg_core.errors import DegError, ProjectError
 from deg_core.evaluation.evaluate import evaluate
-from deg_core.models.weights import load_checkpoint
 from deg_core.project.outputs import read_group
 from deg_core.project.project import Project, split_keys
-from deg_core.project.runs import BEST, resolve_run
+from deg_core.project.runs import load_run
 
 
 def evaluate_project(
@@ -24,8 +23,8 @@ def evaluate_project(
     one error with the command that makes them.
     """
     stage = {"features": "features", "sequence": "sequence"}[model]
-    run_dir = project.check_run(resolve_run(project.models_dir, stage, run))
-    extra = load_checkpoint(run_dir / BEST).get("extra", {})
+    info = load_run(run, project.models_dir, stage, behaviors=project.behaviors)
+    run_dir = info.path
     keys = [k for k in split_keys(project)[split] if project.record(k).labels_path.exists()]
     if not keys:
         raise ProjectError(f"no labelled video in the {split} split to evaluate on")
@@ -43,8 +42,8 @@ def evaluate_project(
             f"videos without outputs of {run_dir.name}: {', '.join(missing)}; make them with "
             f"`deg infer {stage} {project.root} --run {run_dir.name} --videos {' '.join(missing)}`"
         )
-    thresholds = np.asarray(extra.get("thresholds"), dtype=np.float32)
-    min_lengths = extra.get("min_lengths") if model == "sequence" else None
+    thresholds = np.asarray(info.thresholds, dtype=np.float32)
+    min_lengths = info.min_lengths if model == "sequence" else None
     result = evaluate(probs, labels, thresholds, project.behaviors, min_lengths=min_lengths)
     result.update(run=run_dir.name, split=split, videos=keys)
     return result

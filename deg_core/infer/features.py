@@ -33,13 +33,13 @@ import torch
 
 from deg_core.compute import distributed
 from deg_core.compute.autobatch import auto_batch, with_fallback
-from deg_core.errors import DegError
+from deg_core.config import to_dict
+from deg_core.errors import DegError, ProjectError
 from deg_core.models.feature import HiddenTwoStream
 from deg_core.models.flow import build_flow_generator
-from deg_core.models.weights import load_checkpoint
 from deg_core.project.outputs import has_group, writing_group
 from deg_core.project.project import Project
-from deg_core.project.runs import BEST, read_run_config, resolve_run
+from deg_core.project.runs import load_run
 from deg_core.tracking.crop import crop_boxes, open_frames
 from deg_core.train.loop import pick_device
 
@@ -86,40 +86,41 @@ class FeaturePredictor:
         cls, project: Project, run: str = "latest", device: str = "cpu", fp16: bool | None = None
     ) -> FeaturePredictor:
         """``fp16`` None: the project's ``compute.fp16``."""
-        run_dir = project.check_run(resolve_run(project.models_dir, "features", run))
-        info = read_run_config(run_dir)
-        cfg = info["config"]
-        flow_info = read_run_config(project.models_dir / info["flow_run"])
-        n_rgb = int(info["n_rgb"])
-        flow_gen = build_flow_generator(flow_info["arch"], num_frames=n_rgb)
-        ecfg = cfg["feature_extractor"]
-        behaviors = [c for c in info["class_names"] if c != "background"]
+        info = load_run(run, project.models_dir, "features", behaviors=project.behaviors)
+        if info.upstream is None or info.n_rgb is None or info.normalization is None:
+            raise ProjectError("not a feature-extractor run (no flow run recorded)", info.path)
+        flow = load_run(info.upstream, project.models_dir)
+        n_rgb = info.n_rgb
+        flow_gen = build_flow_generator(str(flow.arch), num_frames=n_rgb)
+        ecfg = info.config.feature_extractor
+        behaviors = info.behaviors or []
         model = HiddenTwoStream.build(
-            info["arch"],
+            str(info.arch),
             flow_gen,
             num_classes=len(behaviors),
             num_frames=n_rgb,
-            fusion=ecfg["fusion"],
-            dropout=ecfg["dropout_p"],
-            flow_weight=ecfg["flow_weight"],
+            fusion=ecfg.fusion,
+            dropout=ecfg.dropout_p,
+            flow_weight=ecfg.flow_weight,
         )
-        ckpt = load_checkpoint(run_dir / BEST)
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(info.checkpoint()["model"])
         model.eval().to(pick_device(device))
-        norm = info["normalization"]
-        h, w = cfg["augs"]["resize"]
+        if info.thresholds is None:
+            raise ProjectError("the best checkpoint holds no fitted thresholds", info.path)
+        norm = info.normalization
+        h, w = info.config.augs.resize
         if fp16 is None:
             fp16 = bool(project.resolve_config().compute.fp16)
         return cls(
             model=model,
-            run=run_dir,
+            run=info.path,
             n_rgb=n_rgb,
             size=(int(h), int(w)),
             mean=torch.tensor(norm["mean"], dtype=torch.float32).view(1, 3, 1, 1),
             std=torch.tensor(norm["std"], dtype=torch.float32).view(1, 3, 1, 1),
-            thresholds=np.asarray(ckpt["extra"]["thresholds"], dtype=np.float32),
+            thresholds=np.asarray(info.thresholds, dtype=np.float32),
             behaviors=behaviors,
-            augs=dict(cfg["augs"]),
+            augs=to_dict(info.config.augs),
             fp16=fp16,
         )
 

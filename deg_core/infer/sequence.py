@@ -16,17 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deg_core import config as cfgmod
 from deg_core.compute import distributed
 from deg_core.data.sequences import features_or_explain
 from deg_core.errors import ProjectError
 from deg_core.evaluation.postprocess import postprocess
 from deg_core.labels.labels import Labels, read_labels, write_labels
 from deg_core.models.sequence import sequence_model_from_config
-from deg_core.models.weights import load_checkpoint
 from deg_core.project.outputs import has_group, writing_group
 from deg_core.project.project import Project
-from deg_core.project.runs import BEST, read_run_config, resolve_run
+from deg_core.project.runs import load_run
 from deg_core.train.loop import pick_device
 
 
@@ -44,26 +42,36 @@ class SequencePredictor:
 
     @classmethod
     def load(cls, project: Project, run: str = "latest", device: str = "cpu") -> SequencePredictor:
-        run_dir = project.check_run(resolve_run(project.models_dir, "sequence", run))
-        info = read_run_config(run_dir)
-        cfg = cfgmod.build(cfgmod.DegConfig, info["config"])
-        behaviors = [c for c in info["class_names"] if c != "background"]
+        info = load_run(run, project.models_dir, "sequence", behaviors=project.behaviors)
+        behaviors = info.behaviors or []
+        if info.upstream is None or info.num_features is None:
+            raise ProjectError("not a sequence run (no feature run recorded)", info.path)
         model = sequence_model_from_config(
-            cfg.sequence, int(info["num_features"]), len(behaviors), arch=info["arch"]
+            info.config.sequence, info.num_features, len(behaviors), arch=info.arch
         )
-        ckpt = load_checkpoint(run_dir / BEST)
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(info.checkpoint()["model"])
         model.eval().to(pick_device(device))
-        extra = ckpt["extra"]
+        if info.thresholds is None:
+            raise ProjectError("the best checkpoint holds no fitted thresholds", info.path)
+        min_lengths = info.min_lengths
         return cls(
             model=model,
-            run=run_dir,
-            feature_run=info["feature_run"],
-            thresholds=np.asarray(extra["thresholds"], dtype=np.float32),
-            min_lengths=np.asarray(extra.get("min_lengths", [1] * len(behaviors)), dtype=int),
+            run=info.path,
+            feature_run=info.upstream,
+            thresholds=np.asarray(info.thresholds, dtype=np.float32),
+            min_lengths=np.ones(len(behaviors), int) if min_lengths is None else min_lengths,
             behaviors=behaviors,
-            track_features=cfg.sequence.track_features,
+            track_features=info.config.sequence.track_features,
         )
+
+
+def feature_run_of(project: Project, run: str = "latest") -> str:
+    """The feature run a sequence run was trained on (whose features it predicts from),
+    read from its config.yaml; ProjectError if the run is stale."""
+    info = load_run(run, project.models_dir, "sequence", behaviors=project.behaviors)
+    if info.upstream is None:
+        raise ProjectError("not a sequence run (no feature run recorded)", info.path)
+    return info.upstream
 
 
 @torch.no_grad()

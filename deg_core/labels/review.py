@@ -14,12 +14,7 @@ from typing import Any
 
 import numpy as np
 
-
-def stretches(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, stop) of every run of True in a (T,) bool array."""
-    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
-    starts, stops = np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()
-    return list(zip(starts, stops, strict=True))
+from deg_core.labels.bouts import bouts_from_vector
 
 
 def review_queue(
@@ -44,13 +39,13 @@ def review_queue(
     for k, name in enumerate(behaviors):
         if predicted is not None:
             differ = (labels[:, k] != -1) & (labels[:, k] != predicted[:, k])
-            for a, b in stretches(differ):
+            for a, b in bouts_from_vector(differ):
                 items.append(
                     {"start": a, "stop": b, "frames": b - a, "behavior": name, "kind": "disagree"}
                 )
         if probs is not None and thresholds is not None:
             dist = np.abs(probs[:, k] - float(thresholds[k]))
-            for a, b in stretches(dist < margin):
+            for a, b in bouts_from_vector(dist < margin):
                 items.append(
                     {
                         "start": a,

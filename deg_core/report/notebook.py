@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from deg_core.errors import DegError
-from deg_core.fileio import atomic_write_text
+from deg_core.fileio import atomic_write_text, finite_or_none
 from deg_core.labels.labels import read_labels
 from deg_core.project.outputs import read_group
 from deg_core.project.project import Project
-from deg_core.project.runs import read_metrics
+from deg_core.project.runs import best_epoch, read_metrics
 from deg_core.report import charts as plots
 from deg_core.report.charts import Png
 
@@ -209,17 +209,13 @@ def config_table(
 
 
 def best_record(run_dir: str | Path) -> dict[str, Any] | None:
-    """The epoch record with the lowest validation loss (the kept best.pt), or None."""
-    history = [r for r in read_metrics(Path(run_dir)) if _finite(r.get("val_loss"))]
-    return min(history, key=lambda r: r["val_loss"]) if history else None
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
+    """The epoch record with the lowest finite validation loss (the kept best.pt), or None
+    (:func:`deg_core.project.runs.best_epoch`)."""
+    return best_epoch(read_metrics(Path(run_dir)))
 
 
 def _num(v: Any) -> float:
-    return float(v) if _finite(v) else float("nan")
+    return float(v) if finite_or_none(v) is not None else float("nan")
 
 
 def training_curves(run_dir: str | Path) -> list[Png]:
@@ -382,18 +378,17 @@ def model_ethogram(project: Project, key: str, run: str, title: str | None = Non
 def threshold_table(project: Project, run: str | Path, stage: str) -> Table:
     """Per behaviour: the validation threshold of a run and (sequence runs) the minimum bout
     length its predictions keep."""
-    from deg_core.models.weights import load_checkpoint
-    from deg_core.project.runs import BEST, resolve_run
+    from deg_core.project.runs import load_run
 
-    run_dir = resolve_run(project.models_dir, stage, str(run))
-    extra = load_checkpoint(run_dir / BEST).get("extra", {})
-    th = extra.get("thresholds") or [None] * len(project.behaviors)
-    lengths = extra.get("min_lengths") or [None] * len(project.behaviors)
+    info = load_run(run, project.models_dir, stage)
+    unknown = [None] * len(project.behaviors)
+    th = unknown if info.thresholds is None else info.thresholds.tolist()
+    lengths = unknown if info.min_lengths is None else info.min_lengths.tolist()
     rows = [
         {"behaviour": b, "threshold": t, "min bout (frames)": m}
         for b, t, m in zip(project.behaviors, th, lengths, strict=True)
     ]
-    return Table(rows, caption=f"{run_dir.name}: fitted on the validation split")
+    return Table(rows, caption=f"{info.name}: fitted on the validation split")
 
 
 def evaluate_splits(
@@ -450,7 +445,7 @@ def metrics_table(results: Mapping[str, Mapping[str, Any]]) -> Table:
 
 def prediction_table(project: Project, keys: Sequence[str]) -> Table:
     """Per video and behaviour: share of frames predicted present and number of bouts."""
-    from deg_core.labels.review import stretches
+    from deg_core.labels.bouts import bouts_from_vector
 
     rows = []
     for key in keys:
@@ -461,6 +456,6 @@ def prediction_table(project: Project, keys: Sequence[str]) -> Table:
         pred = read_labels(rec.predictions_path, project.behaviors, rec.n_frames()).array
         row: dict[str, Any] = {"video": key, "frames": len(pred)}
         for k, b in enumerate(project.behaviors):
-            row[b] = f"{(pred[:, k] == 1).mean():.0%}, {len(stretches(pred[:, k] == 1))} bouts"
+            row[b] = f"{(pred[:, k] == 1).mean():.0%}, {len(bouts_from_vector(pred[:, k]))} bouts"
         rows.append(row)
     return Table(rows, caption="predicted: share of frames, bouts")

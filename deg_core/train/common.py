@@ -258,13 +258,6 @@ def start_run(
     return project.models_dir / name
 
 
-def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {
-        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-        for k, v in batch.items()
-    }
-
-
 def mean_or_nan(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 

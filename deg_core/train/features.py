@@ -22,23 +22,22 @@ from deg_core.data.clips import ClipAugment, ClipDataset, evenly_spaced, labelle
 from deg_core.errors import ProjectError
 from deg_core.models.feature import HiddenTwoStream
 from deg_core.models.flow import build_flow_generator
-from deg_core.models.weights import load_checkpoint
 from deg_core.project.project import Project, split_keys
-from deg_core.project.runs import BEST, read_run_config, resolve_run
+from deg_core.project.runs import RunInfo, load_run
 from deg_core.train import common
 from deg_core.train.loop import Callback, seed_everything
 from deg_core.train.losses import MaskedBCELoss, label_counts, pos_weight_from_counts
 from deg_core.train.pretrained import init_feature_extractor
 
 
-def load_flow_run(project: Project, flow_run: str) -> tuple[torch.nn.Module, Path, dict]:
-    """The frozen flow generator of a flow run (its best checkpoint)."""
-    run = resolve_run(project.models_dir, "flow", flow_run)
-    info = read_run_config(run)
-    fcfg = info["config"]["flow_generator"]
-    model = build_flow_generator(info["arch"], num_frames=fcfg["n_rgb"])
-    model.load_state_dict(load_checkpoint(run / BEST)["model"])
-    return model, run, info
+def load_flow_run(project: Project, flow_run: str) -> tuple[torch.nn.Module, RunInfo]:
+    """The frozen flow generator of a flow run (its best checkpoint), and the run."""
+    info = load_run(flow_run, project.models_dir, "flow")
+    if info.n_rgb is None or info.arch is None:
+        raise ProjectError(f"{info.name} is not a flow run", info.path)
+    model = build_flow_generator(info.arch, num_frames=info.n_rgb)
+    model.load_state_dict(info.checkpoint()["model"])
+    return model, info
 
 
 def train_features(
@@ -76,9 +75,10 @@ def train_features(
             "no labelled video in the val split: thresholds are fitted on validation "
             "(move a labelled video with `deg split PROJECT VIDEO val`)"
         )
-    flow_gen, flow_dir, flow_info = load_flow_run(project, flow_run)
-    n_rgb = int(flow_info["config"]["flow_generator"]["n_rgb"])
-    norm = flow_info.get("normalization") or project.normalization()
+    flow_gen, flow = load_flow_run(project, flow_run)
+    n_rgb = flow.n_rgb
+    assert n_rgb is not None  # load_flow_run refuses a run without it
+    norm = flow.normalization or project.normalization()
     size = common.input_size(cfg)
 
     train_labels = np.concatenate([it.labels for it in train_items if it.labels is not None])
@@ -130,7 +130,7 @@ def train_features(
         resume,
         {
             "class_names": project.class_names,
-            "flow_run": flow_dir.name,
+            "flow_run": flow.name,
             "weights": weights,
             "normalization": norm,
             "n_rgb": n_rgb,

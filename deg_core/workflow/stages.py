@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 
 from deg_core.errors import DegError
-from deg_core.models.weights import load_checkpoint
 from deg_core.project.project import Project
-from deg_core.project.runs import BEST, resolve_run
+from deg_core.project.runs import load_run, resolve_run
 
 # the setting each trained stage reads its number of epochs from
 EPOCH_SETTINGS = {
@@ -41,9 +40,10 @@ def latest_run(project: Project, stage: str) -> str | None:
 
 def run_thresholds(project: Project, run: str | Path, stage: str) -> np.ndarray:
     """(K,) thresholds a feature or sequence run fitted on validation (its best epoch)."""
-    run_dir = resolve_run(project.models_dir, stage, str(run))
-    extra = load_checkpoint(run_dir / BEST).get("extra", {})
-    return np.asarray(extra.get("thresholds", [0.5] * len(project.behaviors)), np.float32)
+    thresholds = load_run(run, project.models_dir, stage).thresholds
+    if thresholds is None:
+        return np.full(len(project.behaviors), 0.5, np.float32)
+    return thresholds.astype(np.float32)
 
 
 def predict(
@@ -58,10 +58,10 @@ def predict(
     """Predict every frame of ``videos`` (default: all) with a sequence run, computing first
     the features of the feature run it was trained on; {key: "done" | "skipped"}."""
     from deg_core.infer.features import infer_features
-    from deg_core.infer.sequence import SequencePredictor, infer_sequence
+    from deg_core.infer.sequence import feature_run_of, infer_sequence
 
     keys = [project.resolve_key(v) for v in videos] if videos else None
-    feature_run = SequencePredictor.load(project, run).feature_run
+    feature_run = feature_run_of(project, run)
     kw: dict[str, Any] = {"device": device, "overwrite": overwrite}
     infer_features(project, feature_run, keys, progress=progress, **kw)
     return infer_sequence(project, run, keys, **kw)

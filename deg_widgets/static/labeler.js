@@ -34,7 +34,7 @@
  *   has_predictions: boolean, probs: unknown, predicted: unknown, thresholds: number[],
  *   playing: boolean, speed: number, dirty: boolean, saved_at: string, can_undo: boolean,
  *   can_redo: boolean, status: string, error: string, lock_conflict: boolean,
- *   debug_timing: boolean,
+ *   debug_timing: boolean, palette: string[],
  * }} Traits
  */
 
@@ -69,10 +69,10 @@ const REQ_TIMEOUT_MS = 5000; // a request without a full reply by then is forgot
 const PLAY_SYNC_MS = 100; // `frame` goes to Python at most ~10x/s while playing
 const LOCAL_EDIT_MS = 1500; // optimistic edits re-applied over Python's labels until echoed
 const SPEEDS = [0.1, 0.25, 0.5, 1, 2, 4, 8];
-const PALETTE = [
-  "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-  "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
-];
+// Behaviour k's colour: deg_core.report.charts.PALETTE, sent as the `palette` trait so the
+// Labeler, the charts and the TrainingMonitor agree (set when the view starts).
+/** @type {string[]} */
+let PALETTE = ["#777777"];
 const ABSENT = "#e2e2e2";
 const PLAYHEAD = "#e0102a";
 
@@ -1601,6 +1601,8 @@ class LabelerView {
   /** @param {Model} model @param {HTMLElement} el */
   constructor(model, el) {
     this.model = model;
+    const palette = model.get("palette");
+    if (palette && palette.length) PALETTE = palette;
     this.el = el;
     this.frame = 0; // the playhead
     this.fps = 30;

@@ -169,6 +169,7 @@ def test_from_run_plots_a_finished_runs_metrics(tmp_path):
     assert "no epochs" in empty.status.value
 
 
+@pytest.mark.slow
 def test_real_flow_training_drives_the_monitor(tmp_path):
     """A tiny train_flow run (2 epochs x 2 steps) with the monitor as its callback."""
     from deg_core.train.flow import train_flow

@@ -33,11 +33,13 @@ class WeightsError(DegError):
     """A weights file is missing, unreadable, unsafe, or does not fit the model."""
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_checkpoint(path: str | Path, *, mmap: bool = False) -> dict:
     """Read a checkpoint with ``torch.load(map_location="cpu", weights_only=True)``.
 
     Missing, unreadable or corrupt files, files holding pickled objects other than tensors and
     plain containers, and files whose top level is not a dict raise a one-line WeightsError.
+    ``mmap``: map the file instead of reading it, so tensors stay on disk until used (the
+    small values of a big checkpoint, cheaply; files ``torch.save`` wrote, as deg's are).
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -48,7 +50,7 @@ def load_checkpoint(path: str | Path) -> dict:
         with warnings.catch_warnings():
             # torch warns about the pickle protocol of files that are not torch.save'd archives
             warnings.filterwarnings("ignore", message=".*pickle protocol.*", category=UserWarning)
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         text = str(e)
         if any(marker in text for marker in _PICKLED_OBJECT_MARKERS):

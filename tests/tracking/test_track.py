@@ -13,7 +13,7 @@ from deg_core.video import open_video, write_video
 
 H, W, T, R = 120, 200, 60, 15  # frame size, frames, blob radius (px)
 ABSENT = slice(25, 35)  # frames without the animal in the "gap" video
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def truth() -> np.ndarray:

@@ -10,18 +10,14 @@ import pytest
 
 import deg_core.labels.labels as labels_mod
 from deg_core.errors import LabelError
-from deg_core.labels.labels import (
-    BACKGROUND,
-    Labels,
+from deg_core.labels.bouts import (
     bout_table,
     bouts_from_vector,
     count_bouts,
-    import_labels,
-    read_labels,
     vector_from_bouts,
     write_bout_table,
-    write_labels,
 )
+from deg_core.labels.labels import BACKGROUND, Labels, import_labels, read_labels, write_labels
 
 # frames: both absent, groom, rear unlabeled, both unlabeled, groom + rear unlabeled, rear
 ARRAY = np.array([[0, 0], [1, 0], [0, -1], [-1, -1], [1, -1], [0, 1]], dtype=np.int8)

@@ -96,7 +96,7 @@ def test_runtime_oom_halves_with_a_warning_then_explains():
 
 def test_feature_inference_restarts_a_video_at_half_the_batch(make_video, tmp_path, monkeypatch):
     from deg_core.infer import features as infer
-    from tests.test_fast_inference import tiny_feature_model
+    from tests.infer.test_fast_inference import tiny_feature_model
 
     video = make_video(n=12, h=64, w=64)
     fm = tiny_feature_model()

@@ -15,6 +15,8 @@ from deg_core import config as C
 from deg_core.labels.labels import Labels
 from tests.pipeline import TINY, square_project
 
+pytestmark = pytest.mark.slow  # trains three tiny stages under a recorder
+
 PROJECT_OWN = ("project.", "split.")  # labels and splits enter the fingerprint separately
 
 

@@ -29,7 +29,7 @@ from deg_core.video import (
 )
 from deg_core.video.pyav import PyAVReader
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 REAL_VIDEOS = {
     "openfield": (SHARED / "openfield_mouse_640x480_30fps.mp4", 2330, 640, 480),
     "arena": (SHARED / "arena_mouse_1064x1070_25fps.mp4", 749, 1064, 1070),
@@ -416,6 +416,7 @@ def real_video(request):
     return path, n, w, h, hashes
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent")
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -433,6 +434,7 @@ def test_real_video_random_clips_equal_sequential_decode(real_video, backend):
     assert [frame_hash(f) for f in reader.get_batch(ends)] == [hashes[i] for i in ends]
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent")
 def test_real_video_probe_and_sequential_read(real_video):

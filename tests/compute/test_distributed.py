@@ -32,7 +32,9 @@ from deg_core.project.project import Project
 from deg_core.project.runs import BEST, LAST, METRICS, read_metrics
 from deg_core.train import common
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # torchrun workers: processes that each import torch
+
+ROOT = Path(__file__).resolve().parents[2]
 NO_AUGS = [
     "augs.LR=0",
     "augs.UD=0",

@@ -220,6 +220,7 @@ def reports(root: Path) -> list[Path]:
     return sorted((root / "reports").glob("*_retrain*.ipynb"))
 
 
+@pytest.mark.slow
 def test_deg_retrain_names_the_failing_step(tiny, capsys):
     code = main(["retrain", str(tiny.root), "-p", "stages", "[sequence]", "-p", "device", "cpu"])
     err = capsys.readouterr().err.strip()
@@ -239,7 +240,7 @@ def test_installed_deg_carries_the_retrain_notebook():
 
     from deg_core.workflow import retrain_runner
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     cfg = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
     include = cfg["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
     packaged = {dest: src for src, dest in include.items()}["deg_core/notebooks/retrain.ipynb"]

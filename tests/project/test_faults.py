@@ -418,6 +418,7 @@ if sys.platform != "linux":  # fork + SIGKILL semantics the suite relies on
 # ---------------------------------------------------------------- inference killed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_at", [1, 2])
 def test_inference_killed_keeps_outputs_whole(tiny_project, feature_run, tmp_path, kill_at):
     """A killed `deg infer` leaves the outputs file without the run or with all of it."""

@@ -19,7 +19,7 @@ from deg_core.train.flow import train_flow
 from tests.conftest import snapshot
 from tests.pipeline import TINY, square_project
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # a run's own settings: 64x64, N=5, 2 steps per epoch (the defaults are 224x224, N=11, 1000)
 OWN = [*TINY, "flow_generator.steps_per_epoch=2"]
 
@@ -111,6 +111,7 @@ def test_half_written_metrics_line_does_not_stop_resume(proj):
     assert (run / METRICS).read_text().count("\n") == 2  # the half line is gone
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_with_its_own_settings(proj):
     """SIGKILL at the 6th write commit step of a 3-epoch run (config.yaml: steps 1-2; the
     first epoch's best.pt 3-4, last.pt 5-6), then a resume given no settings completes it
