@@ -458,9 +458,42 @@ def table(rows: list[Row], device: torch.device) -> str:
     return "\n".join(lines)
 
 
+def flops_table(presets: list[str], size: int) -> str:
+    """FLOPs per frame of each preset's flow generator and feature extractor (issue 15)."""
+    from deg_core.models.flops import feature_flops
+
+    lines = [
+        f"### {dt.date.today()} · commit {commit()} · FLOPs per frame",
+        f"Command: `uv run python benchmarks/bench_pipeline.py --mode flops --size {size}`; "
+        f"N={N_RGB}, K={K}; a multiply-add counts 2 (torch.utils.flop_counter)",
+        "",
+        "| preset | input | flow generator GFLOP/frame | feature inference GFLOP/frame "
+        "| share in the flow generator | feature training GFLOP/clip |",
+        "|---|---|---|---|---|---|",
+    ]
+    for preset in presets:
+        arches = PRESETS[preset]
+        resize = arches.get("augs", {}).get("resize", [size, size])
+        f = feature_flops(
+            arches["flow_generator"]["arch"],
+            arches["feature_extractor"]["arch"],
+            (int(resize[0]), int(resize[1])),
+            N_RGB,
+            K,
+        )
+        lines.append(
+            f"| {preset} | {resize[0]}x{resize[1]} | {f.flow_generator / 1e9:.2f} "
+            f"| {f.inference / 1e9:.2f} | {f.flow_generator / f.inference:.0%} "
+            f"| {f.training_clip / 1e9:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=["throughput", "optimisations", "all"], default="throughput")
+    ap.add_argument(
+        "--mode", choices=["throughput", "optimisations", "flops", "all"], default="throughput"
+    )
     ap.add_argument("--presets", nargs="+", default=["fast", "medium", "slow"])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--frames", type=int, default=None, help="frames per video (CPU 32, GPU 4096)")
@@ -489,6 +522,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.mode == "flops":  # arithmetic only: the same on every machine, no timing
+        print(flops_table(args.presets, args.size))
+        if args.append:
+            with open(args.append, "a", encoding="utf-8") as f:
+                f.write("\n" + flops_table(args.presets, args.size) + "\n")
+        return
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
