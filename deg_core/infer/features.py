@@ -92,16 +92,9 @@ class FeaturePredictor:
         flow = load_run(info.upstream, project.models_dir)
         n_rgb = info.n_rgb
         flow_gen = build_flow_generator(str(flow.arch), num_frames=n_rgb)
-        ecfg = info.config.feature_extractor
         behaviors = info.behaviors or []
-        model = HiddenTwoStream.build(
-            str(info.arch),
-            flow_gen,
-            num_classes=len(behaviors),
-            num_frames=n_rgb,
-            fusion=ecfg.fusion,
-            dropout=ecfg.dropout_p,
-            flow_weight=ecfg.flow_weight,
+        model = HiddenTwoStream.from_config(
+            info.config.feature_extractor, flow_gen, len(behaviors), n_rgb, arch=str(info.arch)
         )
         model.load_state_dict(info.checkpoint()["model"])
         model.eval().to(pick_device(device))

@@ -357,43 +357,34 @@ class Project:
                     source=str(src.resolve()),
                     added=dt.datetime.now().isoformat(timespec="seconds"),
                 ).save()
-                added += self._land_videos(
-                    [(src, key, checksum, tmp)], table.assignment, skip_existing
-                )
+                if self._land_video(src, key, checksum, tmp, table.assignment[key], skip_existing):
+                    added.append(key)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         return added
 
-    def _land_videos(
-        self,
-        staged: list[tuple[Path, str, str, Path]],
-        planned: dict[str, str],
-        skip_existing: bool,
-    ) -> list[str]:
-        """Move copied video folders into DATA/ and record their splits, all or nothing."""
+    def _land_video(
+        self, src: Path, key: str, checksum: str, tmp: Path, split: str, skip_existing: bool
+    ) -> bool:
+        """Move a copied video folder into DATA/ and record its split, all or nothing;
+        False if another process added the same video meanwhile and ``skip_existing``."""
         with self.lock():
             # another process may have added videos since the checks above
             now = self.records()
-            sums = {r.checksum: k for k, r in now.items() if r.checksum}
+            twin = next((k for k, r in now.items() if r.checksum == checksum), None)
+            if twin is not None and not skip_existing:
+                raise ProjectError(f"the same video was just added as {twin!r}", src)
+            if twin is None and key in now:
+                raise ProjectError(f"a video named {key!r} was just added to the project", src)
             table = self.splits()
-            table.assign_new(list(now), self._rng())
+            table.assign_new(list(now), self._rng())  # heal videos added by hand
             change = Change(self.root)
-            added = []
-            for src, key, checksum, tmp in staged:
-                if checksum in sums and skip_existing:
-                    continue
-                if checksum in sums:
-                    change.abandon()
-                    raise ProjectError(f"the same video was just added as {sums[checksum]!r}", src)
-                if key in now:
-                    change.abandon()
-                    raise ProjectError(f"a video named {key!r} was just added to the project", src)
-                table.assignment[key] = planned[key]
+            if twin is None:
+                table.assignment[key] = split
                 change.move(tmp, self.data_dir / key)
-                added.append(key)
             change.write_text(self.split_path, table.text())
             change.commit()
-        return added
+        return twin is None
 
     def _rng(self) -> random.Random:
         return random.Random(self.config.split.seed)

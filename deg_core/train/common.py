@@ -221,6 +221,12 @@ def recorded(resumed: Resumed | None, key: str, value: Any, unset: Any = None) -
     return value
 
 
+def recorded_seed(resumed: Resumed | None, seed: int | None) -> int:
+    """The seed to train with: ``seed``, the resumed run's own, else 0 (see :func:`recorded`)."""
+    value = recorded(resumed, "seed", seed)
+    return 0 if value is None else int(value)
+
+
 def start_run(
     project: Project, stage: str, arch: str, cfg: DegConfig, resume: str | None, info: dict
 ) -> Path:

@@ -59,8 +59,7 @@ def train_features(
     """
     cfg, resumed = common.stage_config(project, "features", cfg, resume)
     flow_run = common.recorded(resumed, "flow_run", flow_run, unset="latest")
-    seed = common.recorded(resumed, "seed", seed)
-    seed = 0 if seed is None else int(seed)
+    seed = common.recorded_seed(resumed, seed)
     ecfg = cfg.feature_extractor
     behaviors = project.behaviors
     dev = common.resolve_device(device, cfg)
@@ -94,15 +93,7 @@ def train_features(
                 "it is trained/evaluated without examples (threshold falls back to 0.5)",
                 stacklevel=2,
             )
-    model = HiddenTwoStream.build(
-        ecfg.arch,
-        flow_gen,
-        num_classes=len(behaviors),
-        num_frames=n_rgb,
-        fusion=ecfg.fusion,
-        dropout=ecfg.dropout_p,
-        flow_weight=ecfg.flow_weight,
-    )
+    model = HiddenTwoStream.from_config(ecfg, flow_gen, len(behaviors), n_rgb)
     weights = init_feature_extractor(
         model, ecfg.arch, ecfg.weights, project.models_dir / "pretrained"
     )

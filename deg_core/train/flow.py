@@ -60,8 +60,7 @@ def train_flow(
     lowest validation loss.
     """
     cfg, resumed = common.stage_config(project, "flow", cfg, resume)
-    seed = common.recorded(resumed, "seed", seed)
-    seed = 0 if seed is None else int(seed)
+    seed = common.recorded_seed(resumed, seed)
     fcfg = cfg.flow_generator
     dev = common.resolve_device(device, cfg)
     seed_everything(seed)

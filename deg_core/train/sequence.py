@@ -71,8 +71,7 @@ def train_sequence(
     """
     cfg, resumed = common.stage_config(project, "sequence", cfg, resume)
     feature_run = common.recorded(resumed, "feature_run", feature_run, unset="latest")
-    seed = common.recorded(resumed, "seed", seed)
-    seed = 0 if seed is None else int(seed)
+    seed = common.recorded_seed(resumed, seed)
     scfg = cfg.sequence
     behaviors = project.behaviors
     dev = common.resolve_device(device, cfg)

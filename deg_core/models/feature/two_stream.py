@@ -29,6 +29,7 @@ inference can compute each frame's flows once and reuse them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -162,6 +163,27 @@ class HiddenTwoStream(nn.Module):
         )
         model.arch = arch
         return model
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: Any,
+        flow_generator: nn.Module,
+        num_classes: int,
+        num_frames: int,
+        arch: str | None = None,
+    ) -> HiddenTwoStream:
+        """:meth:`build` from a ``FeatureExtractorSection`` (arch, fusion, dropout_p,
+        flow_weight); ``arch`` overrides ``cfg.arch`` (a run's recorded arch)."""
+        return cls.build(
+            arch or cfg.arch,
+            flow_generator,
+            num_classes=num_classes,
+            num_frames=num_frames,
+            fusion=cfg.fusion,
+            dropout=cfg.dropout_p,
+            flow_weight=cfg.flow_weight,
+        )
 
     def train(self, mode: bool = True) -> HiddenTwoStream:
         """As nn.Module.train, but a frozen flow generator stays in eval mode."""
