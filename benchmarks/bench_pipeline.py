@@ -11,11 +11,14 @@ Throughput mode, on each video (../shared/data/*.mp4 when present, and a generat
 256x256 video of ``--long-frames`` frames):
 
 - decode: sequential decode + resize to 256x256, frames/s (preset-independent);
-- per preset: flow-generator inference frames/s (stacks in memory: compute only),
+- per preset: FLOPs per frame (``deg_core.models.flops``: inference, flow generator, one
+  training clip), flow-generator inference frames/s (frames in memory: compute only; a
+  pairwise generator streams each pair once, as inference does),
   feature inference end to end (mp4 in, HDF5 out: ``deg_core.infer.features.write_video_outputs``
   on the first ``--frames`` frames), sequence inference frames/s (random (T, 1024)
   features), and training steps/s and clips/s for the flow, feature and sequence stages,
-  with the fraction of training time spent waiting on the data loader (GPU idle);
+  with the fraction of training time spent waiting on the data loader (GPU idle); the
+  training clips come from the frame cache, as in the trainers;
 - each with peak host RSS (VmHWM, reset per measurement through /proc/self/clear_refs)
   and, on CUDA, peak device memory (torch.cuda.max_memory_allocated).
 
@@ -46,21 +49,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_features import commit, machine  # noqa: E402
-from deg_core.config import AugsSection, SequenceSection  # noqa: E402
+from deg_core.config import AugsSection, ComputeSection, SequenceSection  # noqa: E402
 from deg_core.data.clips import ClipAugment, ClipDataset, VideoItem, denormalize  # noqa: E402
 from deg_core.infer.features import (  # noqa: E402
     REFERENCE,
     FeaturePredictor,
     InferenceOptions,
+    frame_runs,
     stacks,
     write_video_outputs,
 )
 from deg_core.infer.sequence import sequence_logits  # noqa: E402
-from deg_core.models.feature import HiddenTwoStream  # noqa: E402
-from deg_core.models.flow import build_flow_generator  # noqa: E402
+from deg_core.models.flops import feature_flops, preset_model  # noqa: E402
+from deg_core.models.flow import PairFlowStream  # noqa: E402
 from deg_core.models.flow.photometric import MotionNetLoss  # noqa: E402
 from deg_core.models.sequence import sequence_model_from_config  # noqa: E402
-from deg_core.presets import PRESETS  # noqa: E402
 from deg_core.train.losses import MaskedBCELoss  # noqa: E402
 from deg_core.video import open_video, probe_video, write_video  # noqa: E402
 
@@ -127,10 +130,8 @@ def measure(device, fn: Callable[[], tuple[float, str, str]], video, preset, sta
 
 
 def feature_model(preset: str, device: torch.device, size: int) -> FeaturePredictor:
-    arches = PRESETS[preset]
     torch.manual_seed(0)
-    flow = build_flow_generator(arches["flow_generator"]["arch"], num_frames=N_RGB)
-    model = HiddenTwoStream.build(arches["feature_extractor"]["arch"], flow, K, N_RGB)
+    model = preset_model(preset, K, N_RGB)  # the preset's archs (and rgb_stride), random weights
     return FeaturePredictor(
         model=model.to(device).eval(),
         run=Path(f"bench_{preset}"),
@@ -161,17 +162,21 @@ def bench_flow_inference(fm, video, frames, batch, amp) -> tuple[float, str, str
     with open_video(video) as r:
         decoded = np.concatenate([c for _, c in r.iter_chunks(64, fm.size, stop=frames)])
     net = fm.model.flow_generator
-    scale = (1.0 / (255.0 * fm.std)).to(device).unsqueeze(0)
-    shift = (-fm.mean / fm.std).to(device).unsqueeze(0)
-    batches = list(stacks(iter([decoded]), len(decoded), N_RGB, batch))
+    pairwise = getattr(net, "pairwise", False)  # each pair once: runs of frames, not stacks
+    scale = (1.0 / (255.0 * fm.std)).to(device)
+    shift = (-fm.mean / fm.std).to(device)
+    cut = frame_runs if pairwise else stacks
+    batches = [(s, np.array(a)) for s, a in cut(iter([decoded]), len(decoded), N_RGB, batch)]
 
     def run(items):
+        flows = PairFlowStream(net, N_RGB) if pairwise else net
         for _, s in items:
-            x = torch.from_numpy(s).to(device).permute(0, 1, 4, 2, 3).float()
-            x = torch.addcmul(shift, x, scale).flatten(1, 2)
+            x = torch.from_numpy(s).to(device).movedim(-1, -3).float()
+            x = torch.addcmul(shift, x, scale)
+            x = x if pairwise else x.flatten(1, 2)
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.no_grad(), autocast(device, amp):
-                net(x)
+                flows(x)
 
     run(batches[:1])  # warm-up (allocator, cuDNN autotune)
     sync(device)
@@ -179,6 +184,16 @@ def bench_flow_inference(fm, video, frames, batch, amp) -> tuple[float, str, str
     run(batches)
     sync(device)
     return len(decoded) / (time.perf_counter() - t0), "frames/s", f"batch {batch}"
+
+
+def bench_flops(preset: str, size: int) -> tuple[float, str, str]:
+    """FLOPs per frame beside the timings (the same on every machine)."""
+    f = feature_flops(preset_model(preset, K, N_RGB), (size, size))
+    note = (
+        f"flow generator {f.flow_generator / 1e9:.2f} GFLOP/frame, "
+        f"feature training {f.training_clip / 1e9:.2f} GFLOP/clip"
+    )
+    return f.inference / 1e9, "GFLOP/frame", note
 
 
 def clip(video: Path, frames: int, tmp: Path) -> Path:
@@ -246,7 +261,14 @@ def bench_training(preset, stage, video, size, batch, steps, device, workers, am
     count = batch * (steps + 1)
     samples = np.stack([np.zeros(count, int), rng.integers(0, n, count)], 1)
     data = ClipDataset(
-        [item], samples, N_RGB, (size, size), NORM["mean"], NORM["std"], ClipAugment(AugsSection())
+        [item],
+        samples,
+        N_RGB,
+        (size, size),
+        NORM["mean"],
+        NORM["std"],
+        ClipAugment(AugsSection()),
+        cache_mb=ComputeSection().frame_cache_mb,  # as the trainers: decoded once, in memory
     )
     loader = torch.utils.data.DataLoader(
         data,
@@ -343,10 +365,14 @@ def throughput(args, device, videos, tmp, amp) -> list[Row]:
         )
         short = clip(video, args.frames, tmp)
         for preset in args.presets:
-            few = args.frames if preset == "fast" else max(args.frames // args.heavy_div, N_RGB)
+            heavy = preset in ("medium", "slow")
+            few = max(args.frames // args.heavy_div, N_RGB) if heavy else args.frames
             vid = short if few == args.frames else clip(video, few, tmp)
             fm = feature_model(preset, device, args.size)
             batch = args.batch or (fm.auto_batch() if gpu else 8)
+            rows.append(
+                measure(device, partial(bench_flops, preset, args.size), name, preset, "arithmetic")
+            )
             opts = InferenceOptions(autocast=amp is not None)
             rows.append(
                 measure(
@@ -460,7 +486,6 @@ def table(rows: list[Row], device: torch.device) -> str:
 
 def flops_table(presets: list[str], size: int) -> str:
     """FLOPs per frame of each preset's flow generator and feature extractor (issue 15)."""
-    from deg_core.models.flops import feature_flops
 
     lines = [
         f"### {dt.date.today()} · commit {commit()} · FLOPs per frame",
@@ -472,15 +497,8 @@ def flops_table(presets: list[str], size: int) -> str:
         "|---|---|---|---|---|---|",
     ]
     for preset in presets:
-        arches = PRESETS[preset]
-        resize = arches.get("augs", {}).get("resize", [size, size])
-        f = feature_flops(
-            arches["flow_generator"]["arch"],
-            arches["feature_extractor"]["arch"],
-            (int(resize[0]), int(resize[1])),
-            N_RGB,
-            K,
-        )
+        resize = [size, size]
+        f = feature_flops(preset_model(preset, K, N_RGB), (size, size))
         lines.append(
             f"| {preset} | {resize[0]}x{resize[1]} | {f.flow_generator / 1e9:.2f} "
             f"| {f.inference / 1e9:.2f} | {f.flow_generator / f.inference:.0%} "

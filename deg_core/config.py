@@ -254,7 +254,11 @@ class TrainSection:
 class FlowGeneratorSection:
     """Stage 1: the self-supervised optic-flow generator (``deg train flow``)."""
 
-    arch: str = _f("TinyMotionNet", "TinyMotionNet, MotionNet or TinyMotionNet3D")
+    arch: str = _f(
+        "TinyMotionNet",
+        "TinyMotionNet, MotionNet, TinyMotionNet3D or PairFlowNet (pairwise: each frame pair's "
+        "flow computed once; the lite preset)",
+    )
     n_rgb: int = _f(
         11, "frames stacked per input (N); the generator outputs N-1 flows", Range(ge=2)
     )
@@ -285,6 +289,12 @@ class FeatureExtractorSection:
     """Stage 2: the hidden two-stream feature extractor (``deg train features``)."""
 
     arch: str = _f("resnet18", "resnet18, resnet50 or resnet3d_34 (both streams)")
+    rgb_stride: int = _f(
+        1,
+        "the spatial stream sees the centre frame average-pooled by this factor "
+        "(1: full resolution, DEG; 2: half, 1/4 of the arithmetic; 2-D archs)",
+        Range(ge=1, le=8),
+    )
     fusion: Literal["average", "concatenate"] = _f("average", "how the two streams combine")
     flow_weight: float = _f(1.5, "flow stream's weight in average fusion (DEG: 1.5)", NON_NEGATIVE)
     dropout_p: float = _f(0.25, "dropout on the 512-d features before each head", DROPOUT)

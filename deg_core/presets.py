@@ -1,7 +1,10 @@
 """``--preset``: named bundles of settings, applied over a project's config.
 
-fast/medium/slow are DeepEthogram's paper presets (Table 2); cpu is sized for a 2-core
-machine (benchmarks/RESULTS.md, "Real-video benchmark": <= 20 minutes per fold).
+fast/medium/slow are DeepEthogram's paper presets (Table 2); cpu is the fast preset's networks
+sized for a 2-core machine (benchmarks/RESULTS.md, "Real-video benchmark": <= 20 minutes per
+fold). lite is deg's own CPU preset (issue 15): the pairwise flow generator (each frame pair's
+flow computed once), flows at the resolution the flow stream uses, the spatial stream at half
+resolution, and cpu's training budget; benchmarks/RESULTS.md, "The lite preset".
 """
 
 from __future__ import annotations
@@ -48,10 +51,17 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
 }
+_CPU_BUDGET = PRESETS["cpu"]
+PRESETS["lite"] = {
+    "augs": {"resize": [128, 128], "crop": "animal"},
+    "flow_generator": {**_CPU_BUDGET["flow_generator"], "arch": "PairFlowNet"},
+    "feature_extractor": {**_CPU_BUDGET["feature_extractor"], "rgb_stride": 2},
+    "sequence": dict(_CPU_BUDGET["sequence"]),
+}
 
 
 def preset_overrides(preset: str) -> dict:
-    """Nested overrides for a preset name (fast/medium/slow, or DEG's deg_f/deg_m/deg_s)."""
+    """Nested overrides for a preset name (fast, medium, slow, cpu, lite; DEG's deg_f/m/s)."""
     name = {"deg_f": "fast", "deg_m": "medium", "deg_s": "slow"}.get(preset, preset)
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}: choose {', '.join(PRESETS)}")

@@ -1,8 +1,9 @@
 """Feature inference: every frame of every video -> ``DATA/<key>/<key>_outputs.h5``.
 
 Each video is decoded once, sequentially, in chunks (never a seek per frame); a
-rolling buffer of frames yields each frame's N-frame stack, so every frame's flows
-are computed exactly once, batched. The video edges repeat the first/last frame,
+rolling buffer of frames yields each frame's N-frame stack, batched. A pairwise flow
+generator (PairFlowNet) computes each consecutive pair's flow once and reuses it in
+the N-1 stacks that hold it. The video edges repeat the first/last frame,
 so there is exactly one row per frame, in order. Results stream into a temporary
 copy of the outputs file that replaces it when the video is done, so a crash leaves
 the previous file intact, memory stays bounded for hour-long videos, and a rerun
@@ -36,7 +37,7 @@ from deg_core.compute.autobatch import auto_batch, with_fallback
 from deg_core.config import to_dict
 from deg_core.errors import DegError, ProjectError
 from deg_core.models.feature import HiddenTwoStream
-from deg_core.models.flow import build_flow_generator
+from deg_core.models.flow import PairFlowStream, build_flow_generator
 from deg_core.project.outputs import has_group, writing_group
 from deg_core.project.project import Project
 from deg_core.project.runs import load_run
@@ -181,11 +182,12 @@ def _cpu_has_bf16() -> bool:
         return False
 
 
-def stacks(frames: Iterator[np.ndarray], n_frames: int, n_rgb: int, batch: int):
-    """Sequential (t, H, W, 3) chunks -> (first centre, (B, N, H, W, 3)) batches of stacks.
+def frame_runs(frames: Iterator[np.ndarray], n_frames: int, n_rgb: int, batch: int):
+    """Sequential (t, H, W, 3) chunks -> (first centre, (B + N - 1, H, W, 3)) runs of frames.
 
-    Centre ``t``'s stack is frames t-N//2 .. t+N//2 with the ends repeated; every
-    centre appears exactly once, in order.
+    A run holds the frames of B consecutive centres' N-frame stacks: centre ``t``'s stack is
+    frames t-N//2 .. t+N//2 with the video's ends repeated. Each run starts N - 1 frames before
+    the previous one ended; every centre appears exactly once, in order.
     """
     half = n_rgb // 2
     buf: np.ndarray | None = None
@@ -202,26 +204,42 @@ def stacks(frames: Iterator[np.ndarray], n_frames: int, n_rgb: int, batch: int):
             if ready <= 0 or (ready < batch and seen < n_frames):
                 break
             take = min(batch, ready)
-            windows = np.lib.stride_tricks.sliding_window_view(buf[: take + n_rgb - 1], n_rgb, 0)
-            yield start, np.ascontiguousarray(np.moveaxis(windows, -1, 1))
+            yield start, buf[: take + n_rgb - 1]
             start += take
             buf = buf[take:]
     if start != n_frames:
         raise DegError(f"decoded {start} frames, expected {n_frames}")
 
 
+def stacks(frames: Iterator[np.ndarray], n_frames: int, n_rgb: int, batch: int):
+    """Sequential (t, H, W, 3) chunks -> (first centre, (B, N, H, W, 3)) batches of stacks
+    (:func:`frame_runs`, each run cut into its B windows)."""
+    for start, run in frame_runs(frames, n_frames, n_rgb, batch):
+        windows = np.lib.stride_tricks.sliding_window_view(run, n_rgb, 0)
+        yield start, np.ascontiguousarray(np.moveaxis(windows, -1, 1))
+
+
 def _stack_batches(
-    fm: FeaturePredictor, video: Path, n_frames: int, batch: int, pin: bool, boxes=None
+    fm: FeaturePredictor,
+    video: Path,
+    n_frames: int,
+    batch: int,
+    pin: bool,
+    boxes=None,
+    runs: bool = False,
 ):
-    """(first centre, (B, N, H, W, 3) uint8 tensor) batches, decoded sequentially.
+    """(first centre, uint8 tensor) batches, decoded sequentially: (B, N, H, W, 3) stacks, or
+    with ``runs`` the (B + N - 1, H, W, 3) frames they are cut from (:func:`frame_runs`).
 
     ``boxes``: (T, 4) crop boxes (deg_core.tracking.crop) or None for whole frames.
     """
+    batches = frame_runs if runs else stacks
     with open_frames(video, boxes) as reader:
         chunks = (c for _, c in reader.iter_chunks(chunk=max(batch, 32), size=fm.size))
-        for start, stack in stacks(chunks, n_frames, fm.n_rgb, batch):
-            # a one-stack batch can come back as a read-only view of the window buffer
-            x = torch.from_numpy(stack if stack.flags.writeable else stack.copy())
+        for start, array in batches(chunks, n_frames, fm.n_rgb, batch):
+            # views of the rolling buffer are safe (it is never written in place); a
+            # one-stack batch can come back read-only
+            x = torch.from_numpy(array if array.flags.writeable else array.copy())
             yield start, (x.pin_memory() if pin else x)  # pinned: the copy overlaps compute
 
 
@@ -296,21 +314,31 @@ def video_features(
     model = fm.prepared(opts)
     amp = fm.autocast_dtype(opts)
     # (x/255 - mean)/std as one multiply-add on the device
-    scale = (1.0 / (255.0 * fm.std)).to(device).unsqueeze(0)  # (1, 1, 3, 1, 1)
-    shift = (-fm.mean / fm.std).to(device).unsqueeze(0)
+    scale = (1.0 / (255.0 * fm.std)).to(device)  # (1, 3, 1, 1)
+    shift = (-fm.mean / fm.std).to(device)
     layout = torch.channels_last if opts.channels_last else torch.contiguous_format
-    batches: Iterator = _stack_batches(fm, video, n_frames, batch, pin=cuda, boxes=boxes)
+    # a pairwise generator computes each frame pair once: runs of frames, not stacks
+    pair_flows = None
+    if getattr(fm.model.flow_generator, "pairwise", False) and not fm.model.is_3d:
+        pair_flows = PairFlowStream(fm.model.flow_generator, fm.n_rgb)
+    batches: Iterator = _stack_batches(
+        fm, video, n_frames, batch, pin=cuda, boxes=boxes, runs=pair_flows is not None
+    )
     if opts.prefetch > 0:
         batches = decode_ahead(batches, opts.prefetch)
     k = len(fm.behaviors)
-    for start, stack in batches:
-        x = stack.to(device, non_blocking=cuda)  # (B, N, H, W, 3) uint8
-        x = x.permute(0, 1, 4, 2, 3).float()  # (B, N, 3, H, W)
-        x = torch.addcmul(shift, x, scale).flatten(1, 2)  # (B, 3N, H, W)
-        x = x.contiguous(memory_format=layout)
+    half = fm.n_rgb // 2
+    for start, frames in batches:
+        x = frames.to(device, non_blocking=cuda)  # (B, N, H, W, 3) or (B+N-1, H, W, 3) uint8
+        x = torch.addcmul(shift, x.movedim(-1, -3).float(), scale)  # (..., 3, H, W)
         ac = torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext()
         with ac:
-            out = model(x)
+            if pair_flows is None:
+                out = model(x.flatten(1, 2).contiguous(memory_format=layout))  # (B, 3N, H, W)
+            else:
+                x = x.contiguous(memory_format=layout)
+                flows = pair_flows(x)  # (B, 2(N-1), h, w), each pair computed once
+                out = fm.model.forward_streams(x[half : half + flows.shape[0]], flows)
         logits = out["logits"].float()
         # one device->host copy per batch: spatial | flow | logits | P
         both = (

@@ -2,8 +2,9 @@
 
 Counted with :class:`torch.utils.flop_counter.FlopCounterMode` on one example (a
 multiply-add counts 2). Feature inference computes one N-frame stack per frame, so its
-cost per frame is one forward of the whole two-stream model on one stack; training
-counts the forward and backward of one clip. Shapes do not depend on weights, so
+cost per frame is one forward of the whole two-stream model on one stack, except that a
+pairwise flow generator computes only the frame's one new pair; training counts the
+forward and backward of one clip. Shapes do not depend on weights, so
 randomly initialised models give the real figures.
 """
 
@@ -17,8 +18,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from deg_core.config import resolve
 from deg_core.models.feature import HiddenTwoStream
-from deg_core.models.flow import build_flow_generator
+from deg_core.models.flow import PairFlowStream, build_flow_generator
 
 
 def count_flops(fn: Callable[..., Any], *args: Any) -> int:
@@ -44,16 +46,25 @@ class FrameFlops:
         }
 
 
-def feature_flops(
-    flow_arch: str, feature_arch: str, size: tuple[int, int], num_frames: int = 11, k: int = 4
-) -> FrameFlops:
-    """Per-frame FLOPs of a preset's models at input ``size`` (height, width)."""
-    torch.manual_seed(0)
-    flow = build_flow_generator(flow_arch, num_frames=num_frames)
-    model = HiddenTwoStream.build(feature_arch, flow, k, num_frames).eval()
-    x = torch.zeros(1, 3 * num_frames, *size)
+def preset_model(preset: str, num_classes: int = 4, num_frames: int = 11) -> HiddenTwoStream:
+    """A randomly initialised two-stream model with ``preset``'s architecture settings."""
+    cfg = resolve({}, preset=preset)
+    flow = build_flow_generator(cfg.flow_generator.arch, num_frames=num_frames)
+    return HiddenTwoStream.from_config(cfg.feature_extractor, flow, num_classes, num_frames)
 
-    def forward(net: nn.Module, inp: torch.Tensor) -> None:
+
+def feature_flops(model: HiddenTwoStream, size: tuple[int, int]) -> FrameFlops:
+    """Per-frame FLOPs of ``model`` at input ``size`` (height, width).
+
+    A pairwise flow generator encodes one frame and decodes one pair per frame in inference
+    (each pair is reused by the N-1 stacks that hold it): counted on :class:`PairFlowStream`.
+    """
+    torch.manual_seed(0)
+    model = model.eval()
+    n = model.num_frames
+    x = torch.zeros(1, 3 * n, *size)
+
+    def forward(net: Callable[[torch.Tensor], Any], inp: torch.Tensor) -> None:
         with torch.no_grad():
             net(inp)
 
@@ -62,9 +73,17 @@ def feature_flops(
         out = net(inp)
         sum(v.float().sum() for v in out.values() if v.requires_grad).backward()
 
+    stack_flow = count_flops(forward, model.flow_generator, x)
+    streams = count_flops(forward, model, x) - stack_flow
+    per_frame_flow = stack_flow
+    if getattr(model.flow_generator, "pairwise", False):  # as inference streams it
+        stream = PairFlowStream(model.flow_generator, n)
+        frames = torch.zeros(n, 3, *size)
+        forward(stream, frames)  # the first run; the next one has one new frame and pair
+        per_frame_flow = count_flops(forward, stream, frames)
     return FrameFlops(
-        flow_generator=count_flops(forward, model.flow_generator, x),
-        inference=count_flops(forward, model, x),
+        flow_generator=per_frame_flow,
+        inference=per_frame_flow + streams,
         # BatchNorm needs two samples to train: count a batch of 2, report one clip
         training_clip=count_flops(train_step, model, torch.cat([x, x])) // 2,
     )

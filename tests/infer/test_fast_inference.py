@@ -158,3 +158,37 @@ def test_stacks_of_a_long_video_hold_a_few_batches_not_the_video():
     assert count == n
     frame = 32 * 32 * 3
     assert peak < 20 * (chunk + batch * 11) * frame  # a few chunks and stacks: ~4 MB, not 49
+
+
+def test_pairwise_inference_reuses_flows_frame_aligned_and_batch_independent(make_video):
+    """A pairwise generator (the lite preset's PairFlowNet) computes each pair once while
+    streaming, yet every frame's features equal the model run on that frame's own stack
+    (frame alignment), whatever the batch size (a frame's features do not depend on where
+    its batch starts)."""
+    from deg_core.infer.features import stacks
+    from deg_core.video import open_video
+
+    n = 19
+    video = make_video(n=n, h=SIZE, w=SIZE)
+    fm = tiny_feature_model(flow="PairFlowNet")
+    fm.model.rgb_stride = 2  # as in the lite preset
+    calls = []
+    hook = fm.model.flow_generator.register_forward_pre_hook(lambda m, a: calls.append(1))
+    runs = {b: collect(fm, video, n, b, REFERENCE) for b in (1, 4, 7, 32)}
+    hook.remove()
+    assert not calls  # never the stack forward: pairs only, through PairFlowStream
+    with open_video(video) as r:
+        decoded = np.concatenate([c for _, c in r.iter_chunks(64, size=(SIZE, SIZE))])
+    (_, stack), = stacks(iter([decoded]), n, N_RGB, n)  # (T, N, H, W, 3), ends repeated
+    x = torch.from_numpy(stack).permute(0, 1, 4, 2, 3).float() / 255
+    x = ((x - fm.mean.unsqueeze(1)) / fm.std.unsqueeze(1)).flatten(1, 2)
+    with torch.no_grad():
+        direct = fm.model(x)
+    for b, out in runs.items():
+        for name in DATASETS[:3]:
+            np.testing.assert_allclose(
+                out[name], direct[name].numpy(), rtol=1e-4, atol=1e-4, err_msg=f"{name} b={b}"
+            )
+    # and the fast path (decode-ahead, channels_last) agrees
+    fast = collect(fm, video, n, 4, InferenceOptions(prefetch=2, channels_last=True))
+    np.testing.assert_allclose(fast["logits"], runs[4]["logits"], rtol=1e-4, atol=1e-4)

@@ -9,8 +9,10 @@ with the project's statistics. Output: a dict of
 * Spatial stream (2-D archs): the centre frame's RGB, frame N//2 = channels
   ``3*(N//2) : 3*(N//2)+3`` (15:18 for N=11; DEG's Viewer took ``int(N/2*3)`` = 16:19, i.e. G, B of
   frame 5 and R of frame 6). For an even N the centre is the later of the two middle frames.
-* Flow stream: the flow generator's half-resolution output (the first element of its tuple),
-  ``(B, 2(N-1), H/2, W/2)`` with flow i in channels 2i (dx), 2i+1 (dy), in pixels.
+  With ``rgb_stride`` s > 1 the centre frame is average-pooled by s first: (B, 3, H/s, W/s).
+* Flow stream: the flow generator's finest output (the first element of its tuple),
+  ``(B, 2(N-1), h, w)`` with flow i in channels 2i (dx), 2i+1 (dy), in pixels; h = H/2 for the
+  stack generators, H/4 for the pairwise PairFlowNet.
 * 3-D archs (slow preset): the spatial stream sees all N frames as (B, 3, N, H, W) and the flow
   stream the N-1 flows as (B, 2, N-1, H/2, W/2).
 * Each stream: 512-d features -> Dropout -> Linear(512, K). Fusion "average" (DEG's default):
@@ -33,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from deg_core.models.feature.resnet import ResNetFeatures
@@ -82,6 +85,7 @@ class HiddenTwoStream(nn.Module):
         flow_weight: float = 1.5,
         dropout: float = 0.25,
         freeze_flow_generator: bool = True,
+        rgb_stride: int = 1,
     ):
         super().__init__()
         if fusion not in FUSIONS:
@@ -95,6 +99,8 @@ class HiddenTwoStream(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         is_3d = bool(getattr(spatial, "is_3d", False))
+        if int(rgb_stride) != rgb_stride or rgb_stride < 1 or (is_3d and rgb_stride != 1):
+            raise ValueError(f"rgb_stride must be a positive integer (1 for 3-D), got {rgb_stride}")
         if bool(getattr(flow, "is_3d", False)) != is_3d:
             raise ValueError("the spatial and flow backbones must both be 2-D or both be 3-D")
         generator_frames = getattr(flow_generator, "num_frames", None)
@@ -114,6 +120,7 @@ class HiddenTwoStream(nn.Module):
         self.flow_weight = float(flow_weight)
         self.is_3d = is_3d
         self.freeze_flow_generator = freeze_flow_generator
+        self.rgb_stride = int(rgb_stride)
         self.feature_dim = int(getattr(spatial, "out_features", 512))
         flow_dim = int(getattr(flow, "out_features", 512))
 
@@ -141,6 +148,7 @@ class HiddenTwoStream(nn.Module):
         dropout: float = 0.25,
         flow_weight: float = 1.5,
         freeze_flow_generator: bool = True,
+        rgb_stride: int = 1,
     ) -> HiddenTwoStream:
         """Both streams of ``arch`` (one of FEATURE_ARCHS), randomly initialised.
 
@@ -160,6 +168,7 @@ class HiddenTwoStream(nn.Module):
             flow_weight=flow_weight,
             dropout=dropout,
             freeze_flow_generator=freeze_flow_generator,
+            rgb_stride=rgb_stride,
         )
         model.arch = arch
         return model
@@ -174,7 +183,7 @@ class HiddenTwoStream(nn.Module):
         arch: str | None = None,
     ) -> HiddenTwoStream:
         """:meth:`build` from a ``FeatureExtractorSection`` (arch, fusion, dropout_p,
-        flow_weight); ``arch`` overrides ``cfg.arch`` (a run's recorded arch)."""
+        flow_weight, rgb_stride); ``arch`` overrides ``cfg.arch`` (a run's recorded arch)."""
         return cls.build(
             arch or cfg.arch,
             flow_generator,
@@ -183,6 +192,7 @@ class HiddenTwoStream(nn.Module):
             fusion=cfg.fusion,
             dropout=cfg.dropout_p,
             flow_weight=cfg.flow_weight,
+            rgb_stride=getattr(cfg, "rgb_stride", 1),  # runs from before rgb_stride: 1
         )
 
     def train(self, mode: bool = True) -> HiddenTwoStream:
@@ -262,6 +272,8 @@ class HiddenTwoStream(nn.Module):
             flows = _stack_to_clip(flows, 2, self.num_frames - 1, "flow_half")
         elif rgb.ndim != 4 or rgb.shape[1] != 3:
             raise ValueError(f"center_rgb must be (B, 3, H, W), got shape {tuple(rgb.shape)}")
+        elif self.rgb_stride > 1:
+            rgb = F.avg_pool2d(rgb, self.rgb_stride)
         spatial_features = self.spatial(rgb)
         flow_features = self.flow(flows)
         spatial_logits = self.spatial_head(self.dropout(spatial_features))
