@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 
 from deg_core.errors import ConfigError
-from deg_core.presets import preset_overrides
+from deg_core.presets import AUTO, auto_preset, preset_overrides
 
 
 @dataclass(frozen=True)
@@ -615,13 +615,29 @@ def merge_dicts(base: dict, over: dict) -> dict:
 
 
 def resolve(raw: dict, overrides: list[str] | None = None, preset: str | None = None) -> DegConfig:
-    """A project's raw config + preset + ``key=value`` overrides -> validated DegConfig."""
+    """A project's raw config + preset + ``key=value`` overrides -> validated DegConfig.
+
+    ``preset`` ``auto``: lite where ``compute.device`` (after the overrides) is a CPU, none
+    on a GPU (:func:`deg_core.presets.auto_preset`).
+    """
     data = dict(raw)
+    over: dict = {}
+    for text in overrides or []:
+        over = merge_dicts(over, parse_override(text))
+    if preset == AUTO:
+        compute = merge_dicts(data, over).get("compute")
+        device = compute.get("device", "auto") if isinstance(compute, dict) else "auto"
+        preset = auto_preset(str(device), _cuda_available())
     if preset is not None:
         data = merge_dicts(data, preset_overrides(preset))
-    for text in overrides or []:
-        data = merge_dicts(data, parse_override(text))
+    data = merge_dicts(data, over)
     return build(DegConfig, data, unknown=[] if _from_deg(raw) else None)
+
+
+def _cuda_available() -> bool:
+    import torch  # here, not at import: `import deg_core` stays light
+
+    return bool(torch.cuda.is_available())
 
 
 def _from_deg(raw: dict) -> bool:

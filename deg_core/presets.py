@@ -60,6 +60,18 @@ PRESETS["lite"] = {
 }
 
 
+AUTO = "auto"  # the notebooks' and `deg demo`'s default: CPU_DEFAULT on a CPU, else None
+CPU_DEFAULT = "lite"  # measured: benchmarks/RESULTS.md, "The lite preset"
+
+
+def auto_preset(device: str, cuda_available: bool) -> str | None:
+    """What ``--preset auto`` means for ``compute.device`` ``device``: the lite preset when
+    training runs on a CPU, None (the project's own settings: DeepEthogram's networks) on a
+    GPU, where the classic presets are fast and DEG's pretrained weights apply."""
+    on_cpu = device == "cpu" or (device == "auto" and not cuda_available)
+    return CPU_DEFAULT if on_cpu else None
+
+
 def preset_overrides(preset: str) -> dict:
     """Nested overrides for a preset name (fast, medium, slow, cpu, lite; DEG's deg_f/m/s)."""
     name = {"deg_f": "fast", "deg_m": "medium", "deg_s": "slow"}.get(preset, preset)

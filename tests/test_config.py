@@ -93,6 +93,30 @@ def test_presets_and_resolve():
         resolve({}, ["feature_extractor.fusion=sum"])
 
 
+def test_lite_and_auto_presets(monkeypatch):
+    lite = resolve({}, preset="lite")
+    assert lite.flow_generator.arch == "PairFlowNet"
+    assert lite.feature_extractor.rgb_stride == 2
+    assert lite.augs.crop == "animal" and lite.augs.resize == [128, 128]
+    # the cpu preset's training budget, the same steps
+    cpu = resolve({}, preset="cpu")
+    assert lite.feature_extractor.steps_per_epoch == cpu.feature_extractor.steps_per_epoch
+    import deg_core.config as config
+
+    for cuda, device, arch in [
+        (False, "auto", "PairFlowNet"),  # a laptop: lite
+        (True, "auto", "TinyMotionNet"),  # a GPU box: the project's settings
+        (True, "cpu", "PairFlowNet"),  # a GPU box told to train on its CPU
+        (False, "cuda", "TinyMotionNet"),
+    ]:
+        monkeypatch.setattr(config, "_cuda_available", lambda cuda=cuda: cuda)
+        cfg = resolve({}, [f"compute.device={device}"], preset="auto")
+        assert cfg.flow_generator.arch == arch, (cuda, device)
+    assert resolve({}, ["flow_generator.arch=MotionNet"], preset="auto").flow_generator.arch == (
+        "MotionNet"  # overrides still win over the preset
+    )
+
+
 def test_parse_override_yaml_scalars():
     assert parse_override("sequence.num_epochs=3") == {"sequence": {"num_epochs": 3}}
     # YAML 1.1 leaves "1e-3" a string; float fields still take it

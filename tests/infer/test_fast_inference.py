@@ -179,7 +179,7 @@ def test_pairwise_inference_reuses_flows_frame_aligned_and_batch_independent(mak
     assert not calls  # never the stack forward: pairs only, through PairFlowStream
     with open_video(video) as r:
         decoded = np.concatenate([c for _, c in r.iter_chunks(64, size=(SIZE, SIZE))])
-    (_, stack), = stacks(iter([decoded]), n, N_RGB, n)  # (T, N, H, W, 3), ends repeated
+    ((_, stack),) = stacks(iter([decoded]), n, N_RGB, n)  # (T, N, H, W, 3), ends repeated
     x = torch.from_numpy(stack).permute(0, 1, 4, 2, 3).float() / 255
     x = ((x - fm.mean.unsqueeze(1)) / fm.std.unsqueeze(1)).flatten(1, 2)
     with torch.no_grad():

@@ -20,6 +20,7 @@ No DeepEthogram weights exist for it; it starts small (FLOW_HEAD_INIT_GAIN), lik
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -48,12 +49,22 @@ class FoldedConvBN(nn.Sequential):
     def forward(self, x: Tensor) -> Tensor:
         if self.training:
             return super().forward(x)
-        conv, bn = self[0], self[1]
-        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+        conv = cast(nn.Conv2d, self[0])
+        scale, shift = bn_affine(cast(nn.BatchNorm2d, self[1]))
         weight = conv.weight * scale.view(-1, 1, 1, 1)
-        bias = (conv.bias - bn.running_mean) * scale + bn.bias
-        y = F.conv2d(x, weight.to(x.dtype), bias.to(x.dtype), conv.stride, conv.padding)
+        bias = shift if conv.bias is None else conv.bias * scale + shift
+        y = F.conv2d(
+            x, weight.to(x.dtype), bias.to(x.dtype), conv.stride, cast(tuple, conv.padding)
+        )
         return self[2](y) if len(self) > 2 else y
+
+
+def bn_affine(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
+    """An eval-mode batch norm as ``x * scale + shift``, each (C,)."""
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("a batch norm without running statistics cannot be folded")
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    return scale, bn.bias - bn.running_mean * scale
 
 
 PairSum = Callable[[Tensor, Tensor], Tensor]
@@ -103,15 +114,14 @@ class PairFuse(nn.Module):
     def forward(self, feats: Tensor, pair_sum: PairSum, rest: Tensor | None = None) -> Tensor:
         """feats: (F, frame_ch, h, w) per frame; rest: (P, rest_ch, h, w) per pair or None
         -> (P, out_ch, h, w)."""
-        w_frames, w_rest, bias = self.frames.weight, None, self.bias
+        w_frames, w_rest, bias = self.frames.weight, None, cast(Tensor, self.bias)
         if self.rest is not None:
             w_rest = self.rest.weight
         if not self.training:
-            bn = self.bn
-            scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+            scale, shift = bn_affine(self.bn)
             w_frames = w_frames * scale.repeat(2).view(-1, 1, 1, 1)
             w_rest = None if w_rest is None else w_rest * scale.view(-1, 1, 1, 1)
-            bias = (bias - bn.running_mean) * scale + bn.bias
+            bias = bias * scale + shift
         dtype = feats.dtype
         both = F.conv2d(feats, w_frames.to(dtype), None, padding=self.padding)
         y = pair_sum(both[:, : self.out_ch], both[:, self.out_ch :])
@@ -219,7 +229,7 @@ class PairFlowStream:
     def __init__(self, generator: nn.Module, num_frames: int) -> None:
         if not getattr(generator, "pairwise", False):
             raise ValueError(f"{type(generator).__name__} is not a pairwise flow generator")
-        self.generator = generator
+        self.generator = cast(PairFlowNet, generator)
         self.num_frames = num_frames
         self._carry: Tensor | None = None  # the previous run's last N-2 pair flows
         self._last: list[Tensor] | None = None  # its last frame, encoded
