@@ -28,6 +28,7 @@ _LAZY = {
     "example_frames": "deg_core.report.notebook",
     "f1_bars": "deg_core.report.notebook",
     "flow_preview": "deg_core.report.flow_preview",
+    "format_agreement": "deg_core.evaluation.agreement",
     "infer_features": "deg_core.infer.features",
     "infer_sequence": "deg_core.infer.sequence",
     "latest_run": "deg_core.workflow.stages",
@@ -40,6 +41,7 @@ _LAZY = {
     "predict": "deg_core.workflow.stages",
     "prediction_table": "deg_core.report.notebook",
     "Project": "deg_core.project.project",
+    "project_agreement": "deg_core.evaluation.agreement",
     "read_labels": "deg_core.labels.labels",
     "resolve_run": "deg_core.project.runs",
     "RetrainPlan": "deg_core.workflow.retrain",
@@ -62,6 +64,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # the same names, for type checkers
+    from deg_core.evaluation.agreement import format_agreement, project_agreement
     from deg_core.evaluation.scoring import evaluate_project
     from deg_core.infer.features import infer_features
     from deg_core.infer.sequence import infer_sequence
@@ -124,6 +127,7 @@ __all__ = [
     "example_frames",
     "f1_bars",
     "flow_preview",
+    "format_agreement",
     "infer_features",
     "infer_sequence",
     "latest_run",
@@ -134,6 +138,7 @@ __all__ = [
     "pr_figure",
     "predict",
     "prediction_table",
+    "project_agreement",
     "read_labels",
     "resolve_run",
     "review_queue",

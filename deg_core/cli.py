@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from deg_core.errors import ConfigError, DegError
-from deg_core.presets import PRESETS
+from deg_core.presets import AUTO, PRESETS
 
 
 def _project(path: str):
@@ -63,14 +63,44 @@ def cmd_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_boris(project, args: argparse.Namespace):
+    """The labels of a BORIS export (``--format boris``, or auto-detected), else None."""
+    from deg_core.interop import boris
+
+    kind = args.format if args.format != "auto" else ("boris" if boris.sniff(args.csv) else "deg")
+    if kind != "boris":
+        if args.subject is not None or args.map:
+            raise DegError("--subject and --map apply to BORIS files only (--format boris)")
+        return None
+    result = boris.import_boris(
+        project,
+        args.video,
+        args.csv,
+        labeler=args.labeler,
+        subject=args.subject,
+        mapping=boris.parse_mapping(args.map),
+        unlabeled_outside_bouts=args.unlabeled_outside_bouts,
+    )
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return result.labels
+
+
 def cmd_import_labels(args: argparse.Namespace) -> int:
     project = _project(args.project)
-    labels = project.import_labels(
-        args.video, args.csv, unlabeled_outside_bouts=args.unlabeled_outside_bouts
-    )
+    labels = _import_boris(project, args)  # None: a DEG label CSV or a bout table
+    if labels is None:
+        labels = project.import_labels(
+            args.video,
+            args.csv,
+            labeler=args.labeler,
+            unlabeled_outside_bouts=args.unlabeled_outside_bouts,
+        )
     frac = labels.labeled_fraction()
     pos = (labels.array == 1).sum(axis=0)
-    print(f"imported {args.csv} -> {project.resolve_key(args.video)} ({labels.n_frames} frames)")
+    whose = f", labeler {args.labeler}" if args.labeler else ""
+    key = project.resolve_key(args.video)
+    print(f"imported {args.csv} -> {key} ({labels.n_frames} frames{whose})")
     for b, f, p in zip(labels.behaviors, frac, pos, strict=True):
         print(f"  {b}: {p} positive frames, {f:.0%} labeled")
     return 0
@@ -96,8 +126,47 @@ def cmd_behaviors(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from deg_core.project.status import format_status, project_status
 
-    status = project_status(_project(args.project))
+    project = _project(args.project)
+    status = project_status(project)
+    try:  # which weights training would start from, and how to get better ones
+        from deg_core.train.pretrained import start_weights_lines
+
+        status["start_weights"] = start_weights_lines(
+            project.resolve_config(), project.models_dir / "pretrained"
+        )
+    except DegError:
+        pass  # a config problem: the status above already shows the project
     print(json.dumps(status, indent=2) if args.json else format_status(status))
+    if not args.json:
+        for line in status.get("start_weights", {}).values():
+            print(f"start weights: {line}")
+    return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from deg_core.models.weights import download
+
+    progress = not args.no_progress
+    if args.source == "imagenet":
+        if args.project is not None:
+            raise DegError(
+                "ImageNet weights go to torch's cache, shared by every project: drop PROJECT"
+            )
+        for path in download.download_imagenet(
+            args.arch or ["resnet18", "resnet50"], progress=progress
+        ):
+            print(f"ImageNet weights: {path}")
+        return 0
+    if args.arch:
+        raise DegError("--arch is for imagenet; deepethogram installs the whole release")
+    target = (
+        _project(args.project).models_dir / "pretrained"
+        if args.project is not None
+        else download.user_pretrained_dir()
+    )
+    added, source = download.download_deepethogram(target, archive=args.archive, progress=progress)
+    print(f"DeepEthogram's pretrained models from {source} -> {target}")
+    print(f"added: {', '.join(added)}" if added else "all were already there (left as they were)")
     return 0
 
 
@@ -214,6 +283,40 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agreement(args: argparse.Namespace) -> int:
+    from deg_core.evaluation.agreement import format_agreement, project_agreement
+
+    results = project_agreement(
+        _project(args.project),
+        args.videos,
+        args.labelers,
+        model=args.model,
+        min_overlap=args.min_overlap,
+    )
+    print(format_agreement(results), end="")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    project = _project(args.project)
+    if args.format == "boris":
+        from deg_core.interop.boris import export_boris
+
+        paths, skipped = export_boris(
+            project, args.videos, args.out, predictions=args.predictions, run=args.run
+        )
+        for path in paths:
+            print(f"wrote {path}")
+        for why in skipped:
+            print(f"skipped {why}", file=sys.stderr)
+        return 0
+    from deg_core.interop.nwb import export_nwb
+
+    for path, notes in export_nwb(project, args.videos, args.out, run=args.run).items():
+        print(f"wrote {path}" + (f" ({'; '.join(notes)})" if notes else ""))
+    return 0
+
+
 def cmd_import_predictions(args: argparse.Namespace) -> int:
     from deg_core.infer.sequence import import_predictions
 
@@ -327,6 +430,28 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="bout tables: frames outside every bout are unlabeled (-1), not absent (0)",
     )
+    p.add_argument(
+        "--labeler",
+        default=None,
+        metavar="NAME",
+        help="import as this annotator's set (<key>_labels.NAME.csv); the project's labeler "
+        "(default) writes the label file that trains",
+    )
+    p.add_argument(
+        "--format",
+        choices=["auto", "deg", "boris"],
+        default="auto",
+        help="deg: DEG label CSV or bout table; boris: BORIS tabular events or behaviors "
+        "binary table (CSV/TSV); auto: BORIS files are recognised by their header",
+    )
+    p.add_argument("--subject", default=None, help="BORIS: the subject whose events to import")
+    p.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="BORIS_NAME=DEG_NAME",
+        help="BORIS: rename a behaviour to the project's name (BORIS_NAME= drops it)",
+    )
     p.set_defaults(func=cmd_import_labels)
 
     p = sub.add_parser("behaviors", help="add, remove or rename behaviours")
@@ -346,10 +471,11 @@ def build_parser() -> argparse.ArgumentParser:
     ) -> None:
         p.add_argument(
             "--preset",
-            choices=list(PRESETS),
+            choices=[*PRESETS, AUTO],
             default=None,
-            help="fast/medium/slow: DeepEthogram's presets; cpu: sized for a 2-core machine "
-            "(64x64 animal crop, short training, track features; see README)",
+            help="fast/medium/slow: DeepEthogram's presets; lite: deg's CPU preset (pairwise "
+            "flow, 128x128 animal crop, short training; see README); cpu: fast's networks on a "
+            "64x64 crop; auto: lite on a CPU, the project's settings on a GPU",
         )
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
 
@@ -380,6 +506,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default="latest")
     p.add_argument("--json", default=None, metavar="OUT", help="also write every metric here")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "agreement", help="agreement between annotators (and the model): kappa, bouts, confusion"
+    )
+    p.add_argument("project")
+    p.add_argument("videos", nargs="*", metavar="VIDEO", help="default: every video")
+    p.add_argument("--labelers", nargs="+", default=None, metavar="NAME", help="default: all")
+    p.add_argument("--model", action="store_true", help="also the latest sequence model")
+    p.add_argument("--min-overlap", type=float, default=0.5, help="IoU at which two bouts match")
+    p.set_defaults(func=cmd_agreement)
+
+    p = sub.add_parser(
+        "export",
+        help="labels/predictions for other tools: BORIS event tables, NWB files",
+        description="boris: a BORIS tabular event file (CSV) per video, of the labels or, "
+        "with --predictions, of the sequence run's ethogram. nwb: an NWB file per video with "
+        "the bouts as time intervals, the probabilities and the video (needs pynwb: "
+        "uv sync --extra nwb).",
+    )
+    p.add_argument("format", choices=["boris", "nwb"])
+    p.add_argument("project")
+    p.add_argument("videos", nargs="*", metavar="VIDEO", help="default: every video")
+    p.add_argument("--out", default=None, metavar="DIR", help="default: PROJECT/exports")
+    p.add_argument("--predictions", action="store_true", help="boris: the model's ethogram")
+    p.add_argument("--run", default="latest", help="the sequence run whose predictions to use")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
         "import-predictions", help="copy predictions into the labels (unlabelled frames only)"
@@ -433,6 +585,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notebook", default=None, help="another retrain notebook to execute")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel to run it with")
     p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser("weights", help="download start weights (ImageNet, DeepEthogram's)")
+    wsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = wsub.add_parser(
+        "download",
+        help="imagenet: torchvision's files into torch's cache; deepethogram: DEG's "
+        "pretrained models into PROJECT/models/pretrained or deg's user cache",
+    )
+    p.add_argument("source", choices=["imagenet", "deepethogram"])
+    p.add_argument(
+        "project",
+        nargs="?",
+        default=None,
+        help="deepethogram only: install into this project (default: ~/.cache/deg/pretrained, "
+        "which weights: auto of every project also searches)",
+    )
+    p.add_argument("--arch", action="append", choices=["resnet18", "resnet50"], default=None)
+    p.add_argument("--archive", default=None, help="install a pretrained_models.zip you have")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_weights)
     return parser
 
 

@@ -1,6 +1,6 @@
 """Review helpers: a video's predictions aligned with its labels, and the review queue's
-searches (next bout, next uncertain frame, next label/prediction disagreement) as pure
-functions of arrays.
+searches (next bout, next uncertain frame, next label/prediction disagreement, next
+disagreement between two annotators) as pure functions of arrays.
 """
 
 from __future__ import annotations
@@ -12,9 +12,16 @@ import numpy as np
 
 from deg_core.errors import DegError
 from deg_core.labels.labels import read_labels
+from deg_core.labels.review import annotators_differ
 from deg_core.project.project import Project
 
-__all__ = ["Predictions", "next_bout", "next_disagreement", "next_uncertain"]
+__all__ = [
+    "Predictions",
+    "next_annotator_disagreement",
+    "next_bout",
+    "next_disagreement",
+    "next_uncertain",
+]
 
 
 @dataclass
@@ -152,4 +159,16 @@ def next_disagreement(
     the prediction's. (T, K) int8 both.
     """
     differ = ((labels != -1) & (labels != predicted)).any(axis=1)
+    return _pick(_starts(differ), frame, direction)
+
+
+def next_annotator_disagreement(
+    labels: np.ndarray, reference: np.ndarray, frame: int, direction: int = 1
+) -> int | None:
+    """Start of the next (previous) stretch where two annotators differ, or None.
+
+    A frame differs where some behaviour is labelled by both (neither -1) with different
+    values (:func:`deg_core.labels.review.annotators_differ`). (T, K) int8 both.
+    """
+    differ = np.asarray(annotators_differ(labels, reference).any(axis=1))
     return _pick(_starts(differ), frame, direction)

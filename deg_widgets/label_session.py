@@ -77,6 +77,8 @@ class LabelSession:
     Args:
         project: the project.
         key: the video key.
+        labeler: whose label set to edit (None: the project's labeler, whose file trains;
+            another name: ``<key>_labels.<labeler>.csv`` with its own journal).
         max_undo: undo steps kept (oldest dropped first).
 
     Attributes:
@@ -86,17 +88,22 @@ class LabelSession:
         warnings: those of ``notes`` (and of reloads) about journal edits not replayed.
     """
 
-    def __init__(self, project: Project, key: str, *, max_undo: int = 500):
+    def __init__(
+        self, project: Project, key: str, *, labeler: str | None = None, max_undo: int = 500
+    ):
         self.project = project
         self.key = project.resolve_key(key)
         self.record = project.record(self.key)
         self.behaviors = list(project.behaviors)
         self.n_frames = self.record.n_frames()
-        self.path = self.record.labels_path
+        self.path = project.annotator_labels_path(self.key, labeler)  # checks the name
+        self.labeler = project.primary_labeler if labeler is None else labeler
+        primary = self.path == self.record.labels_path
         self.max_undo = max_undo
         self.session = uuid.uuid4().hex[:12]
-        self.journal = Journal(
-            self.record.folder / f".{self.key}_labels.journal",
+        self.journal = Journal(  # one journal per label set: annotators never replay each other
+            self.record.folder
+            / (f".{self.key}_labels.journal" if primary else f".{self.path.stem}.journal"),
             self.session,
             self.behaviors,
             self.n_frames,
@@ -115,7 +122,7 @@ class LabelSession:
     def _read_file(self) -> tuple[np.ndarray, Fingerprint]:
         for _ in range(3):  # a writer may replace the file between stat and read
             fp = fingerprint(self.path)
-            labels = self.project.labels(self.key).array
+            labels = self.project.annotator_labels(self.key, self.labeler).array
             if same_file(fp, fingerprint(self.path)):
                 return labels, fp
         return labels, fingerprint(self.path)
@@ -346,7 +353,9 @@ class LabelSession:
             written = False
             if self.dirty or (force and self.conflict()):
                 snapshot = self.array.copy()
-                self.project.save_labels(self.key, Labels(list(self.behaviors), snapshot))
+                self.project.save_annotator_labels(
+                    self.key, self.labeler, Labels(list(self.behaviors), snapshot)
+                )
                 self._saved = snapshot
                 self._fp = fingerprint(self.path)
                 written = True

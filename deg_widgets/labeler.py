@@ -7,8 +7,11 @@ syncs the result back.
 
 Contract (Python <-> front end)
 -------------------------------
-``Labeler(project, video=None, *, frame_size=512, jpeg_quality=85, autosave=True)``;
-``project`` is a Project or a path; ``video`` a key (None: the first video).
+``Labeler(project, video=None, *, labeler=None, reference=None, frame_size=512,
+jpeg_quality=85, autosave=True)``; ``project`` is a Project or a path; ``video`` a key
+(None: the first video); ``labeler`` whose label set is edited and saved (None: the
+project's labeler, whose file trains; another name: ``<key>_labels.<labeler>.csv``);
+``reference`` another annotator shown read-only (None: none).
 
 Synced traits:
 
@@ -22,6 +25,9 @@ Synced traits:
   latest sequence run (b"" when none); ``predicted`` Bytes: (n_frames, K) int8
   thresholded + cleaned predictions (the predictions CSV, else P >= thresholds; b"" when
   none); ``thresholds`` List[float].
+- ``labeler`` Unicode whose labels these are; ``annotators`` List[str] who has labels for
+  this video; ``reference`` Unicode the annotator shown read-only ("" none);
+  ``reference_labels`` Bytes: (n_frames, K) int8 their labels (b"" when none).
 - ``playing`` Bool; ``speed`` Float (1.0 = real time).
 - ``dirty`` Bool edits not yet in the CSV; ``saved_at`` Unicode ISO time of the last save
   or ""; ``can_undo``, ``can_redo`` Bool; ``status`` Unicode one line for the status bar;
@@ -40,10 +46,11 @@ Messages front end -> Python (``model.send(obj)``), each routed to a public meth
   :meth:`redo`, :meth:`save`.
 - ``{type: "finalize"}`` -> :meth:`finalize` (unlabelled -> absent, then saved).
 - ``{type: "import_predictions", overwrite}`` -> :meth:`import_predictions`.
-- ``{type: "seek", target: "next_bout" | "prev_bout" | "uncertain" | "disagree",
-  behavior: int | null, direction: 1 | -1}`` -> :meth:`seek_bout`,
-  :meth:`seek_uncertain`, :meth:`seek_disagreement`; when nothing is found ``status``
-  says so and ``frame`` stays.
+- ``{type: "seek", target: "next_bout" | "prev_bout" | "uncertain" | "disagree" |
+  "annotators", behavior: int | null, direction: 1 | -1}`` -> :meth:`seek_bout`,
+  :meth:`seek_uncertain`, :meth:`seek_disagreement`, :meth:`seek_annotator_disagreement`;
+  when nothing is found ``status`` says so and ``frame`` stays.
+- ``{type: "reference", labeler: str | null}`` -> :meth:`show_reference`.
 - ``{type: "reload"}`` -> :meth:`reload` (beyond the contract: for a conflict banner).
 
 Saving: every edit goes to the journal at once; autosave writes the CSV about
@@ -70,7 +77,13 @@ from deg_core.project.project import Project
 from deg_core.report.charts import PALETTE
 from deg_widgets.base import DegWidget, reported
 from deg_widgets.frames import FrameServer
-from deg_widgets.label_review import Predictions, next_bout, next_disagreement, next_uncertain
+from deg_widgets.label_review import (
+    Predictions,
+    next_annotator_disagreement,
+    next_bout,
+    next_disagreement,
+    next_uncertain,
+)
 from deg_widgets.label_session import LabelConflict, LabelSession
 
 __all__ = ["Labeler"]
@@ -129,6 +142,9 @@ class Labeler(DegWidget):
     Args:
         project: a Project or the path of one.
         video: a video key (or file name); None: the first video.
+        labeler: who is labelling: saves go to that annotator's set (None: the project's
+            labeler, whose label file trains).
+        reference: another annotator whose labels are shown read-only (None: none).
         frame_size: served frames fit in a square of this many pixels.
         jpeg_quality: 1..100.
         autosave: write the CSV ``autosave_delay`` s after the last edit.
@@ -150,6 +166,10 @@ class Labeler(DegWidget):
     probs = traitlets.Bytes(b"").tag(sync=True)
     predicted = traitlets.Bytes(b"").tag(sync=True)
     thresholds = traitlets.List(traitlets.Float()).tag(sync=True)
+    labeler = traitlets.Unicode("").tag(sync=True)
+    annotators = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    reference = traitlets.Unicode("").tag(sync=True)
+    reference_labels = traitlets.Bytes(b"").tag(sync=True)
     playing = traitlets.Bool(False).tag(sync=True)
     speed = traitlets.Float(1.0).tag(sync=True)
     dirty = traitlets.Bool(False).tag(sync=True)
@@ -166,12 +186,15 @@ class Labeler(DegWidget):
     server: FrameServer | None = None
     _closed = False
     _quiet = False  # set while Python itself updates ``video``
+    _labeler: str | None = None  # who labels (None: the project's labeler)
 
     def __init__(
         self,
         project: Project | str | Path,
         video: str | None = None,
         *,
+        labeler: str | None = None,
+        reference: str | None = None,
         frame_size: int = 512,
         jpeg_quality: int = 85,
         autosave: bool = True,
@@ -192,10 +215,15 @@ class Labeler(DegWidget):
                     "no videos in this project yet: add some first", self.project.root
                 )
             key = self.project.resolve_key(video) if video is not None else keys[0]
+            # the name is checked before anything opens: a bad one fails here, in one line
+            self.project.annotator_labels_path(key, labeler)
+            self._labeler = labeler
             self._quiet = True
             try:
                 self.videos = keys
                 self._load(key)
+                if reference:
+                    self._set_reference(reference)
             finally:
                 self._quiet = False
         except BaseException:
@@ -207,7 +235,7 @@ class Labeler(DegWidget):
     # ------------------------------------------------------------------ loading
     def _load(self, key: str) -> None:
         """Open ``key``: session (replaying any journal), frame server, predictions."""
-        session = LabelSession(self.project, key)
+        session = LabelSession(self.project, key, labeler=self._labeler)
         for warning in session.warnings:  # the status line is soon overwritten: log it too
             log.warning("%s: %s", session.key, warning)
         rec = session.record
@@ -243,6 +271,9 @@ class Labeler(DegWidget):
                 [float(t) for t in preds.thresholds] if preds.thresholds is not None else []
             )
             self.has_predictions = preds.predicted is not None or preds.probs is not None
+            self.labeler = session.labeler
+            self.annotators = self.project.annotators(key)
+            self.reference_labels = self._reference_bytes(key, self.reference)
             self.lock_conflict = False
             self.saved_at = ""
             self.status = (
@@ -368,6 +399,8 @@ class Labeler(DegWidget):
             self.finalize()
         elif kind == "import_predictions":
             self.import_predictions(overwrite=bool(_field(c, "overwrite", False)))
+        elif kind == "reference":
+            self.show_reference(_field(c, "labeler", None))
         elif kind == "seek":
             target = _field(c, "target")
             direction = int(_field(c, "direction", 1) or 1)
@@ -378,6 +411,8 @@ class Labeler(DegWidget):
                 self.seek_uncertain(direction)
             elif target == "disagree":
                 self.seek_disagreement(direction)
+            elif target == "annotators":
+                self.seek_annotator_disagreement(direction)
             else:
                 raise ValueError(f"unknown seek target {target!r}")
         else:
@@ -456,6 +491,8 @@ class Labeler(DegWidget):
             self.lock_conflict = True
             raise
         self.lock_conflict = False
+        if written:  # a first save creates this annotator's set
+            self.annotators = self.project.annotators(self._session.key)
         self._sync()
         return written
 
@@ -478,6 +515,42 @@ class Labeler(DegWidget):
         self.lock_conflict = False
         ours = self._session.dirty
         self._edited("reloaded" + (": your unsaved edits re-applied on top" if ours else ""))
+
+    # ------------------------------------------------------------------ annotators
+    def _reference_bytes(self, key: str, name: str) -> bytes:
+        """(T, K) int8 bytes of ``name``'s labels of ``key``; b"" for none or no labels."""
+        if not name or name not in self.project.annotators(key):
+            return b""
+        return self.project.annotator_labels(key, name).array.tobytes()
+
+    def _set_reference(self, name: str | None) -> None:
+        s = self._session
+        name = name or ""
+        if name:
+            self.project.annotator_labels_path(s.key, name)  # checks the name
+            if name == s.labeler:
+                raise ProjectError(f"{name!r} is the labeler here: pick another annotator")
+        with self.hold_sync():
+            self.annotators = self.project.annotators(s.key)
+            self.reference = name
+            self.reference_labels = self._reference_bytes(s.key, name)
+        if name and not self.reference_labels:
+            self.status = f"{name} has no labels for {s.key} yet"
+        else:
+            self.status = f"reference: {name}" if name else "no reference annotator"
+
+    @reported
+    def show_reference(self, labeler: str | None) -> None:
+        """Show ``labeler``'s labels of this video as a read-only row (None: hide it); it
+        follows video switches."""
+        self._set_reference(labeler)
+
+    def reference_array(self) -> np.ndarray | None:
+        """(T, K) int8 the reference annotator's labels of this video, or None."""
+        if not self.reference_labels:
+            return None
+        k = len(self.behaviors)
+        return np.frombuffer(self.reference_labels, np.int8).reshape(self.n_frames, k)
 
     # ------------------------------------------------------------------ seeks
     def _go(self, frame: int | None, found: str, missing: str) -> None:
@@ -520,6 +593,21 @@ class Labeler(DegWidget):
         f = next_disagreement(self._session.array, pred, self.frame, direction)
         word = "next" if direction >= 0 else "previous"
         self._go(f, "labels and predictions differ from frame {frame}", f"no {word} disagreement")
+
+    @reported
+    def seek_annotator_disagreement(self, direction: int = 1) -> None:
+        """Go to the start of the next stretch where this labeler and the reference differ."""
+        ref = self.reference_array()
+        if ref is None:
+            self.status = "no reference annotator: pick one to compare with"
+            return
+        f = next_annotator_disagreement(self._session.array, ref, self.frame, direction)
+        word = "next" if direction >= 0 else "previous"
+        self._go(
+            f,
+            f"{self.labeler} and {self.reference} differ from frame {{frame}}",
+            f"no {word} disagreement between {self.labeler} and {self.reference}",
+        )
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:

@@ -25,6 +25,16 @@ def moving_square_frames(n: int = 40, h: int = 48, w: int = 64, seed: int = 0) -
     return frames
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_user_weight_cache(tmp_path_factory):
+    """`weights: auto` also searches deg's user cache (`deg weights download deepethogram`):
+    point it at an empty folder so a developer's downloads never change what tests train."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DEG_CACHE_DIR", str(tmp_path_factory.mktemp("deg_cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture
 def make_video(tmp_path):
     """make_video(name, n=40, h=48, w=64, fps=30, seed=0) -> Path of a small H.264 mp4."""

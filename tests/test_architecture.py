@@ -21,6 +21,7 @@ LAYERS = [
     "tracking",
     "data",
     "evaluation",
+    "interop",
     "train",
     "infer",
     "report",

@@ -1,10 +1,11 @@
 """The review queue: where a person should look after predictions were imported as labels.
 
-Two kinds of stretch, per behaviour: ``disagree`` (labelled frames whose label differs
-from the prediction: a model error or a labelling slip) and ``uncertain`` (frames whose
-probability is within ``margin`` of the threshold: the model could go either way). The
-Labeler walks the same queue with its "next uncertain" / "next disagreement" keys; this
-module lists it whole, for a table and for scripted corrections.
+Three kinds of stretch, per behaviour: ``disagree`` (labelled frames whose label differs
+from the prediction: a model error or a labelling slip), ``uncertain`` (frames whose
+probability is within ``margin`` of the threshold: the model could go either way) and
+``annotators`` (frames two annotators both labelled, differently). The Labeler walks the
+same queue with its "next uncertain" / "next disagreement" / "next disagreement between
+annotators" keys; this module lists it whole, for a table and for scripted corrections.
 """
 
 from __future__ import annotations
@@ -24,19 +25,28 @@ def review_queue(
     probs: np.ndarray | None = None,
     thresholds: Sequence[float] | None = None,
     margin: float = 0.2,
+    reference: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Stretches to review, in time order.
 
     Args:
         labels, predicted: (T, K) int8 in {1, 0, -1} / {1, 0}.
         probs: (T, K) P; thresholds: (K,). Either pair may be None (that kind is skipped).
+        reference: (T, K) int8, another annotator's labels, or None.
 
     Returns:
         [{"start", "stop" (exclusive), "frames", "behavior", "kind": "disagree" |
-        "uncertain", "closest": min |P - threshold| in the stretch (uncertain only)}].
+        "uncertain" | "annotators", "closest": min |P - threshold| in the stretch
+        (uncertain only)}].
     """
     items: list[dict[str, Any]] = []
+    between = annotators_differ(labels, reference) if reference is not None else None
     for k, name in enumerate(behaviors):
+        if between is not None:
+            for a, b in bouts_from_vector(between[:, k]):
+                items.append(
+                    {"start": a, "stop": b, "frames": b - a, "behavior": name, "kind": "annotators"}
+                )
         if predicted is not None:
             differ = (labels[:, k] != -1) & (labels[:, k] != predicted[:, k])
             for a, b in bouts_from_vector(differ):
@@ -57,6 +67,13 @@ def review_queue(
                     }
                 )
     return sorted(items, key=lambda it: (it["start"], it["behavior"], it["kind"]))
+
+
+def annotators_differ(labels: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(T, K) bool: cells both annotators labelled (neither -1) with different values."""
+    if labels.shape != reference.shape:
+        raise ValueError(f"label arrays differ in shape: {labels.shape} and {reference.shape}")
+    return (labels != -1) & (reference != -1) & (labels != reference)
 
 
 def corrections(

@@ -7,7 +7,8 @@ Layout::
       DATA/split.yaml              train/val/test video keys
       DATA/<key>/<key>.<ext>       copied in; key = file stem
       DATA/<key>/record.yaml       frames, fps, size, codec, stats, checksum
-      DATA/<key>/<key>_labels.csv  DEG label format
+      DATA/<key>/<key>_labels.csv  DEG label format: the set that trains
+      DATA/<key>/<key>_labels.<labeler>.csv  other annotators' sets (labels/annotators.py)
       models/<run>/config.yaml     a trained model and the behaviours it knows
 
 Every change validates all its input first and only then writes, each file
@@ -36,6 +37,12 @@ from deg_core import config as cfgmod
 from deg_core.config import DegConfig
 from deg_core.errors import DegError, ProjectError
 from deg_core.fileio import dump_yaml, load_yaml, save_yaml
+from deg_core.labels.annotators import (
+    PRIMARY,
+    annotator_of,
+    annotator_path,
+    list_annotator_files,
+)
 from deg_core.labels.labels import Labels, import_labels, labels_text, read_labels, write_labels
 from deg_core.project.locking import project_lock
 from deg_core.project.records import VideoRecord, safe_key, strip_background
@@ -429,6 +436,13 @@ class Project:
     def save_labels(self, video: str | Path, labels: Labels, timeout: float | None = None) -> Path:
         """Store ``labels`` as the video's label file (under the project lock)."""
         rec = self.record(self.resolve_key(video))
+        return self._write_label_set(rec, rec.labels_path, labels, timeout)
+
+    def _write_label_set(
+        self, rec: VideoRecord, path: Path, labels: Labels, timeout: float | None
+    ) -> Path:
+        """Check ``labels`` against the video and the behaviours, then write ``path``
+        atomically under the project lock."""
         if labels.n_frames != rec.n_frames():
             raise ProjectError(f"labels have {labels.n_frames} frames, video has {rec.frames}")
         with self.lock(timeout):
@@ -437,23 +451,71 @@ class Project:
                 raise ProjectError(
                     f"labels are for behaviours {labels.behaviors}, project has {self.behaviors}"
                 )
-            write_labels(rec.labels_path, labels)
-        return rec.labels_path
+            write_labels(path, labels)
+        return path
 
-    def import_labels(self, video: str | Path, path: str | Path, **kwargs) -> Labels:
-        """Validate a label CSV (DEG format or a bout table) and store it as the video's labels."""
+    def import_labels(
+        self, video: str | Path, path: str | Path, labeler: str | None = None, **kwargs
+    ) -> Labels:
+        """Validate a label CSV (DEG format or a bout table) and store it as the video's
+        labels, or as ``labeler``'s set (the primary labeler's is the training file)."""
         rec = self.record(self.resolve_key(video))
+        target = self.annotator_labels_path(rec.key, labeler)  # a bad name fails first
         labels = import_labels(Path(path), self.behaviors, rec.n_frames(), **kwargs)
-        self.save_labels(rec.key, labels)  # a DEG project's own label file, if it has one
+        self._write_label_set(rec, target, labels, None)  # a DEG project's own file, if any
         return labels
+
+    # ------------------------------------------------------------------ annotators
+    @property
+    def primary_labeler(self) -> str:
+        """Whose labels the training file holds: ``project.labeler``, else "primary"."""
+        return self.config.project.labeler or PRIMARY
+
+    def annotator_labels_path(self, video: str | Path, labeler: str | None = None) -> Path:
+        """The file of ``labeler``'s set: the training file for None or the primary
+        labeler, else ``<key>_labels.<labeler>.csv`` beside it (name checked)."""
+        rec = self.record(self.resolve_key(video))
+        if labeler is None or labeler == self.primary_labeler:
+            return rec.labels_path
+        return annotator_path(rec.labels_path, labeler)
+
+    def annotators(self, video: str | Path) -> list[str]:
+        """Who has labels for the video: the primary labeler first (if the training file
+        exists), then the other annotators by name."""
+        path = self.record(self.resolve_key(video)).labels_path
+        names = [self.primary_labeler] if path.exists() else []
+        return names + [n for n in list_annotator_files(path) if n != self.primary_labeler]
+
+    def annotator_labels(self, video: str | Path, labeler: str | None = None) -> Labels:
+        """``labeler``'s labels of the video (None: the primary's, i.e. :meth:`labels`);
+        all -1 if that annotator has none yet."""
+        rec = self.record(self.resolve_key(video))
+        path = self.annotator_labels_path(rec.key, labeler)
+        if path.exists():
+            return read_labels(path, self.behaviors, rec.n_frames())
+        return Labels.empty(rec.n_frames(), self.behaviors)
+
+    def save_annotator_labels(
+        self,
+        video: str | Path,
+        labeler: str | None,
+        labels: Labels,
+        timeout: float | None = None,
+    ) -> Path:
+        """Store ``labeler``'s set (as :meth:`save_labels`: checked, atomic, locked); the
+        primary labeler's (or None) is the training file."""
+        rec = self.record(self.resolve_key(video))
+        path = self.annotator_labels_path(rec.key, labeler)
+        return self._write_label_set(rec, path, labels, timeout)
 
     # ------------------------------------------------------------------ behaviours
     def _label_files(self) -> list[tuple[Path, Labels]]:
-        out = []
+        """Every label set (training files and other annotators'), read and checked."""
+        out: list[tuple[Path, Labels]] = []
         for key in self.video_keys():
             rec = self.record(key)
-            if rec.labels_path.exists():
-                out.append((rec.labels_path, read_labels(rec.labels_path, self.behaviors)))
+            paths = [rec.labels_path, *list_annotator_files(rec.labels_path).values()]
+            out.extend((p, read_labels(p, self.behaviors)) for p in paths if p.exists())
         return out
 
     def _change_behaviors(
@@ -476,7 +538,9 @@ class Project:
                 for path, labels in files:
                     col = labels.array[:, labels.behaviors.index(name)]
                     text = name + "\n" + "".join(f"{int(v)}\n" for v in col)
-                    txn.write_text(folder / f"{path.parent.name}.csv", text)
+                    who = annotator_of(path.name)  # one trash file per video and annotator
+                    stem = path.parent.name + (f".{who}" if who else "")
+                    txn.write_text(folder / f"{stem}.csv", text)
             for path, labels in files:
                 txn.write_text(path, labels_text(change(labels)))
             if renamed is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from deg_core.errors import ProjectError
 from deg_core.fileio import load_yaml, save_yaml
+from deg_core.labels.annotators import is_annotator_file
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm")
 # DEG's rule for which files in a video folder are not the raw video
@@ -79,6 +80,7 @@ class VideoRecord:
             for p in self.folder.glob("*.csv")
             if ("label" in p.name.lower() or "score" in p.name.lower())
             and not p.name.startswith(".")
+            and not is_annotator_file(p.name)  # another annotator's set never trains
         )
         return found[0] if len(found) == 1 else own
 

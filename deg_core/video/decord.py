@@ -1,7 +1,12 @@
-"""The decord reader: primed like PyAV, checked against it when opened (see video.open)."""
+"""The decord reader: primed like PyAV, checked against it when opened (see video.open).
+
+decord is optional (``deg[decord]``: wheels exist only for x86-64 Linux and Windows), so it is
+imported only when a decord reader first decodes; :func:`require_decord` says how to get it.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +16,22 @@ import numpy as np
 
 from deg_core.errors import VideoError
 from deg_core.video.base import Size, VideoInfo, VideoReader, resize_frames
+
+DECORD_MISSING = (
+    "backend='decord' needs the optional decord package (wheels for x86-64 Linux and Windows "
+    "only): `uv sync --extra decord` or `pip install 'deg[decord]'`; backend='pyav' (the "
+    "default) needs nothing"
+)
+
+
+def decord_available() -> bool:
+    return importlib.util.find_spec("decord") is not None
+
+
+def require_decord(path: Path | None = None) -> None:
+    """Raise a one-line VideoError naming the install command when decord is missing."""
+    if not decord_available():
+        raise VideoError(DECORD_MISSING, path)
 
 
 class DecordReader(VideoReader):

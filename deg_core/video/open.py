@@ -9,7 +9,7 @@ import numpy as np
 
 from deg_core.errors import VideoError
 from deg_core.video.base import Backend, VideoInfo, VideoReader
-from deg_core.video.decord import DecordReader
+from deg_core.video.decord import DecordReader, require_decord
 from deg_core.video.pyav import PyAVReader
 
 
@@ -50,7 +50,8 @@ def open_video(
     """Open a video for exact random and sequential access.
 
     ``backend``: "auto" and "pyav" give the PyAV reader; "decord" gives a decord
-    reader after checking it against the PyAV one (VideoError if it disagrees).
+    reader after checking it against the PyAV one (VideoError if it disagrees, or if the
+    optional decord package is not installed).
     ``threads``: decoder threads (None: the decoder's default; use 1 in DataLoader
     workers). Opening scans the container's packets (no decoding): missing,
     truncated, zero-frame and non-video files raise VideoError here; damage that
@@ -59,6 +60,8 @@ def open_video(
     """
     if backend not in ("auto", "decord", "pyav"):
         raise ValueError(f"backend must be 'auto', 'decord' or 'pyav', got {backend!r}")
+    if backend == "decord":
+        require_decord(Path(path))
     exact = PyAVReader.open(_check_path(path), threads=threads)
     if backend != "decord":
         return exact

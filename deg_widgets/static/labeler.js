@@ -34,7 +34,8 @@
  *   has_predictions: boolean, probs: unknown, predicted: unknown, thresholds: number[],
  *   playing: boolean, speed: number, dirty: boolean, saved_at: string, can_undo: boolean,
  *   can_redo: boolean, status: string, error: string, lock_conflict: boolean,
- *   debug_timing: boolean, palette: string[],
+ *   debug_timing: boolean, palette: string[], labeler: string, annotators: string[],
+ *   reference: string, reference_labels: unknown,
  * }} Traits
  */
 
@@ -58,7 +59,7 @@
  * @typedef {{kind: string, frame: number, t0: number, cached: boolean,
  *   replyAt?: number, decodedAt?: number}} PendingTiming
  */
-/** @typedef {"uncertain" | "disagree" | "next_bout" | "prev_bout"} SeekTarget */
+/** @typedef {"uncertain" | "disagree" | "annotators" | "next_bout" | "prev_bout"} SeekTarget */
 
 const CACHE_SIZE = 300; // ImageBitmaps kept (LRU)
 const AHEAD = 30; // frames requested ahead of the playhead ...
@@ -81,6 +82,8 @@ const RULER_H = 20;
 const LABEL_H = 18;
 const PROB_H = 10;
 const PRED_H = 10;
+const REF_H = 12; // a reference annotator's row
+const DISAGREE = "#d62728"; // where the two annotators differ
 const GAP = 6;
 const GUTTER = 124;
 const RIGHT_PAD = 8;
@@ -232,6 +235,9 @@ const KEYS = [
   { label: "d / Shift+D", keys: ["d", "D"],
     help: "next / previous disagreement of labels and predictions",
     run: (v, e) => v.seekTarget("disagree", e.key === "d" ? 1 : -1) },
+  { label: "a / Shift+A", keys: ["a", "A"],
+    help: "next / previous disagreement between annotators (you and the reference row)",
+    run: (v, e) => v.seekTarget("annotators", e.key === "a" ? 1 : -1) },
   { label: "i", keys: ["i"], help: "import predictions onto unlabelled frames",
     run: (v) => v.recorder.importPredictions(false) },
   { label: "Shift+F", keys: ["F"], help: "finalize: unlabelled → absent for the whole video (asks first)",
@@ -491,6 +497,7 @@ class Labels {
     this.probs = new Uint8Array(0);
     this.predicted = new Int8Array(0);
     this.hasPred = false;
+    this.reference = new Int8Array(0); // another annotator's labels, read-only (or empty)
     /** @type {LocalEdit[]} */
     this.localEdits = [];
   }
@@ -517,6 +524,12 @@ class Labels {
     const size = this.n * this.K;
     this.probs = p.length === size ? p : new Uint8Array(0);
     this.predicted = q.length === size ? q : new Int8Array(0);
+  }
+
+  /** Another annotator's labels (a Bytes trait; empty: no reference row). */
+  readReference(/** @type {unknown} */ bytes) {
+    const r = typedCopy(bytes, Int8Array);
+    this.reference = r.length === this.n * this.K && r.length > 0 ? r : new Int8Array(0);
   }
 
   /**
@@ -773,6 +786,12 @@ class Controls {
     const m = v.model;
     this.videoSelect = h("select", { class: "deg-lab-video", title: "video" });
     this.videoSelect.addEventListener("change", () => v.switchVideo(this.videoSelect.value));
+    this.whoText = h("span", { class: "deg-lab-labeler", title: "whose labels you edit" });
+    this.refSelect = h("select", { class: "deg-lab-reference", title: "reference annotator (read-only row)" });
+    this.refSelect.addEventListener("change", () => {
+      v.send({ type: "reference", labeler: this.refSelect.value || null });
+      v.root.focus();
+    });
     this.playBtn = button("▶", "play / pause (Space)", () => v.player.toggle());
     this.speedSelect = h("select", { class: "deg-lab-speed", title: "playback speed" });
     this.speedSelect.addEventListener("change", () => {
@@ -798,6 +817,8 @@ class Controls {
     const helpBtn = button("?", "keyboard and mouse shortcuts (?)", () => v.toggleHelp());
     this.toolbar = h("div", { class: "deg-lab-toolbar" }, [
       this.videoSelect,
+      this.whoText,
+      this.refSelect,
       this.playBtn,
       this.speedSelect,
       this.frameText,
@@ -858,6 +879,18 @@ class Controls {
     }
     sel.value = video;
     this.v.root.dataset.video = video;
+    const who = m.get("labeler") || "";
+    this.whoText.textContent = who ? `labeler: ${who}` : "";
+    const refs = ["", ...(m.get("annotators") || []).filter((a) => a !== who)];
+    const ref = m.get("reference") || "";
+    if (ref && !refs.includes(ref)) refs.push(ref);
+    const rs = this.refSelect;
+    if (rs.options.length !== refs.length || [...rs.options].some((o, i) => o.value !== refs[i])) {
+      rs.replaceChildren(...refs.map((r) => h("option", { value: r }, [r ? `vs ${r}` : "no reference"])));
+    }
+    rs.value = ref;
+    rs.style.display = refs.length > 1 ? "" : "none";
+    this.v.root.dataset.reference = ref;
     const speed = Number(m.get("speed")) || 1;
     const speeds = SPEEDS.includes(speed) ? SPEEDS : [...SPEEDS, speed].sort((a, b) => a - b);
     if (this.speedSelect.options.length !== speeds.length) {
@@ -1056,15 +1089,21 @@ class Timeline {
 
   // ------------------------------------------------------------------ geometry
 
-  /** Rows: ruler, K label rows, then (with predictions) K probability rows and K prediction rows. */
+  /**
+   * Rows: ruler, K label rows, then (with predictions) K probability rows and K prediction
+   * rows, then (with a reference annotator) K reference rows.
+   */
   rows() {
     const d = this.v.data;
     const labelY = RULER_H + 2;
     const probY = labelY + d.K * LABEL_H + GAP;
     const predY = probY + d.K * PROB_H + GAP;
     const pred = d.hasPred && d.probs.length > 0;
-    const height = pred ? predY + d.K * PRED_H + 4 : labelY + d.K * LABEL_H + 4;
-    return { labelY, probY, predY, pred, height };
+    const ref = d.reference.length > 0;
+    const end = pred ? predY + d.K * PRED_H : labelY + d.K * LABEL_H;
+    const refY = end + GAP;
+    const height = (ref ? refY + d.K * REF_H : end) + 4;
+    return { labelY, probY, predY, pred, refY, ref, height };
   }
 
   /** The plot area: x and width (CSS px) right of the names' gutter. */
@@ -1147,6 +1186,10 @@ class Timeline {
       k = inRows(R.predY, PRED_H);
       if (k >= 0) return { kind: "pred", k };
     }
+    if (R.ref) {
+      k = inRows(R.refY, REF_H);
+      if (k >= 0) return { kind: "ref", k };
+    }
     return { kind: "none", k: -1 };
   }
 
@@ -1168,6 +1211,7 @@ class Timeline {
     ds.labelRowH = String(LABEL_H);
     ds.probY = R.pred ? String(R.probY) : "";
     ds.predY = R.pred ? String(R.predY) : "";
+    ds.refY = R.ref ? String(R.refY) : "";
     ds.nBehaviors = String(this.v.data.K);
   }
 
@@ -1324,6 +1368,7 @@ class Timeline {
         }
       }
     }
+    if (R.ref) this.drawReference(ctx, R.refY, names);
     // frame boundaries once frames are wide enough to tell apart
     const ppf = p.w / this.viewSpan;
     if (ppf >= 8) {
@@ -1333,6 +1378,49 @@ class Timeline {
       }
     }
     this.publishGeometry();
+  }
+
+  /**
+   * The reference annotator's rows (read-only): present in the behaviour's colour, absent
+   * grey, unlabelled hatched; frames where the two annotators differ get a red tick above.
+   * @param {CanvasRenderingContext2D} ctx @param {number} top @param {string[]} names
+   */
+  drawReference(ctx, top, names) {
+    const v = this.v;
+    const K = v.data.K;
+    const Rf = v.data.reference;
+    const L = v.data.labels;
+    const who = v.model.get("reference") || "ref";
+    ctx.font = "9px sans-serif";
+    for (let k = 0; k < K; k++) {
+      const colour = PALETTE[k % PALETTE.length];
+      const y = top + k * REF_H;
+      ctx.fillStyle = "#555";
+      ctx.fillText(fit(ctx, `${who} ${names[k] ?? k}`, GUTTER - 20), 18, y + REF_H / 2);
+      // a run's state: 0 absent, 1 unlabelled, 2 present (present wins, as on label rows),
+      // + 3 where the annotators differ somewhere in it
+      const runs = this.runs((f0, f1) => {
+        let base = 0;
+        let differ = 0;
+        for (let f = f0; f < f1; f++) {
+          const x = Rf[f * K + k];
+          const mine = L[f * K + k];
+          if (x === 1) base = 2;
+          else if (x === -1 && base === 0) base = 1;
+          if (x !== -1 && mine !== -1 && x !== mine) differ = 3;
+        }
+        return base + differ;
+      });
+      for (let i = 0; i < runs.length; i += 3) {
+        const base = runs[i + 2] % 3;
+        ctx.fillStyle = base === 2 ? colour : base === 1 ? this.hatch(ctx) : ABSENT;
+        ctx.fillRect(runs[i], y, runs[i + 1] - runs[i], REF_H - 1);
+        if (runs[i + 2] >= 3) {
+          ctx.fillStyle = DISAGREE;
+          ctx.fillRect(runs[i], y, runs[i + 1] - runs[i], 2);
+        }
+      }
+    }
   }
 
   /** Time ruler with ticks at a readable spacing (frames below a second, clock time above). */
@@ -1741,6 +1829,12 @@ class LabelerView {
         this.readPredictions();
         this.layout();
       }],
+      ["change:reference change:reference_labels change:annotators change:labeler", () => {
+        if (this.settle()) return;
+        this.readReference();
+        this.readToolbar();
+        this.layout();
+      }],
       ["change:frame", () => {
         if (this.settle() || m.get("playing")) return; // the play loop owns the playhead
         const f = m.get("frame") | 0;
@@ -1802,6 +1896,7 @@ class LabelerView {
     this.frame = Math.min(Math.max(0, m.get("frame") | 0), Math.max(0, this.data.n - 1));
     this.readLabels();
     this.readPredictions();
+    this.readReference();
     this.readToolbar();
     this.controls.showStatus();
     this.player.read();
@@ -1816,6 +1911,11 @@ class LabelerView {
     const m = this.model;
     this.data.readPredictions(!!m.get("has_predictions"), m.get("probs"), m.get("predicted"));
     this.root.dataset.hasPredictions = String(this.data.hasPred);
+    this.needBase = true;
+  }
+
+  readReference() {
+    this.data.readReference(this.model.get("reference_labels"));
     this.needBase = true;
   }
 

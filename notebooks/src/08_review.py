@@ -34,7 +34,9 @@ from deg_core import (
     agreement,
     corrections,
     ethogram,
+    format_agreement,
     predict,
+    project_agreement,
     read_labels,
     review_queue,
     split_keys,
@@ -121,7 +123,16 @@ scores
 ethogram(project, key)
 
 # %% [markdown]
-# ## 7. Record
+# ## 7. Annotators and the model
+#
+# Kappa, percent and bout agreement of this video's annotators and of the model with each (as
+# `deg agreement` prints it): is the model within human variability?
+
+# %%
+print(format_agreement(project_agreement(project, [key], model=True)))
+
+# %% [markdown]
+# ## 8. Record
 #
 # Save what the review did (reports/08_review_metrics.json).
 

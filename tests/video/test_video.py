@@ -27,6 +27,7 @@ from deg_core.video import (
     resize_frames,
     write_video,
 )
+from deg_core.video.decord import decord_available
 from deg_core.video.pyav import PyAVReader
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -34,7 +35,9 @@ REAL_VIDEOS = {
     "openfield": (SHARED / "openfield_mouse_640x480_30fps.mp4", 2330, 640, 480),
     "arena": (SHARED / "arena_mouse_1064x1070_25fps.mp4", 749, 1064, 1070),
 }
-BACKENDS = ["pyav", "decord"]
+# decord is an optional extra (`uv sync --extra decord`); its tests skip without it
+needs_decord = pytest.mark.skipif(not decord_available(), reason="decord not installed")
+BACKENDS = ["pyav", "decord"] if decord_available() else ["pyav"]
 
 
 def pattern(n: int, h: int = 48, w: int = 64) -> np.ndarray:
@@ -89,7 +92,12 @@ def videos(tmp_path_factory) -> dict[str, tuple[Path, np.ndarray]]:
 # -- exact random access --------------------------------------------------------------
 
 # decord cannot seek in open GOPs: see test_decord_is_refused_where_it_returns_wrong_frames
-CASES = [(k, b) for k in KINDS for b in BACKENDS if (k, b) != ("open_gop", "decord")]
+CASES = [
+    pytest.param(k, b, marks=[needs_decord] if b == "decord" else [])
+    for k in KINDS
+    for b in ("pyav", "decord")
+    if (k, b) != ("open_gop", "decord")
+]
 
 
 @pytest.mark.parametrize("size", [None, (32, 40)])
@@ -127,6 +135,7 @@ def test_random_access_equals_sequential_decode(videos, kind, backend, size):
     np.testing.assert_array_equal(reader.get_batch([n - 2], size=size), ref[[n - 2]])  # reopens
 
 
+@needs_decord
 def test_decord_is_refused_where_it_returns_wrong_frames(videos):
     """decord returns wrong frames around open-GOP key frames after a seek (the
     exact reader does not); open_video(backend="decord") checks and refuses."""
@@ -245,10 +254,21 @@ def test_threads_option_does_not_change_frames(videos):
         np.testing.assert_array_equal(reader.get_batch([60, 2, 33]), ref[[60, 2, 33]])
 
 
+@needs_decord
 def test_decord_backend_reports_itself(videos):
     reader = open_video(videos["h264"][0], backend="decord")
     assert reader.backend == "decord" and reader.info.backend == "decord"
     assert open_video(videos["h264"][0]).info.backend == "pyav"
+
+
+def test_decord_backend_without_decord_says_how_to_install(videos, monkeypatch):
+    monkeypatch.setattr("deg_core.video.decord.decord_available", lambda: False)
+    with pytest.raises(VideoError) as err:
+        open_video(videos["h264"][0], backend="decord")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(str(videos["h264"][0]))
+    assert "uv sync --extra decord" in message and "pip install 'deg[decord]'" in message
+    assert open_video(videos["h264"][0]).backend == "pyav"  # the default needs nothing
 
 
 def test_resize_is_one_deterministic_function():

@@ -1,5 +1,6 @@
 """Model weights: safe checkpoint I/O (``checkpoint``), local ImageNet weights
-(``imagenet``) and DeepEthogram's released checkpoints (``deg_import``)."""
+(``imagenet``), DeepEthogram's released checkpoints (``deg_import``) and fetching both
+(``download``, for ``deg weights download``; training never downloads)."""
 
 from deg_core.models.weights.checkpoint import (
     REFUSED_PICKLE,

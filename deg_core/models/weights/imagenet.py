@@ -1,6 +1,7 @@
 """ImageNet
-deg never downloads. ``imagenet_state_dict(arch)`` looks for the file torchvision would have
-downloaded, in the local torch hub cache: ``torch.hub.get_dir()/checkpoints/<file>`` (that is
+Training never downloads (``deg weights download imagenet`` does, see ``download``).
+``imagenet_state_dict(arch)`` looks for the file torchvision would have downloaded, in the
+local torch hub cache: ``torch.hub.get_dir()/checkpoints/<file>`` (that is
 ``$TORCH_HOME/hub/checkpoints``, default ``~/.cache/torch/hub/checkpoints``):
 
 * resnet18: ``resnet18-f37072fd.pth`` (IMAGENET1K_V1)
@@ -102,8 +103,8 @@ def init_from_imagenet(model: HiddenTwoStream, arch: str, required: bool) -> boo
         else:
             url = _imagenet_urls(arch)[0]
             message = (
-                f"ImageNet weights for {arch} are not in the local torch hub cache and deg never "
-                f"downloads them; download {url} on a machine with internet and copy it to this "
+                f"ImageNet weights for {arch} are not in the local torch hub cache: run `deg "
+                f"weights download imagenet`, or download {url} elsewhere and copy it to this "
                 "path (or point TORCH_HOME at a folder whose hub/checkpoints holds it)"
             )
             where = paths[0]

@@ -1,0 +1,1 @@
+"""Other tools' formats: BORIS event tables in and out (``boris``), NWB files out (``nwb``)."""
