@@ -9,10 +9,10 @@ contain it (:class:`PairFlowStream`); training and the loss see the same stack i
 the other generators.
 
 Each frame is encoded once (a strided encoder down to 1/16) and each pair decoded once (both
-frames' features, refined from 1/16 up to 1/4). It computes at the resolution the flow stream
-consumes: its outputs are flows at 1/4, 1/8 and 1/16 of the input (the photometric loss scales
-the frames to each flow's size, so it trains with the same loss and settings). Channels are
-narrow (16-96): about 1/60 of TinyMotionNet's arithmetic per frame at 256x256.
+frames' features, refined from 1/16 up to 1/2). Like the stack generators', its outputs are
+flows at 1/2, 1/4 and 1/8 of the input, the finest for the flow stream, and it trains with the
+same loss and settings. Channels are narrow (16-96): about 1/50 of TinyMotionNet's arithmetic
+per frame at 256x256.
 
 No DeepEthogram weights exist for it; it starts small (FLOW_HEAD_INIT_GAIN), like the others.
 """
@@ -135,7 +135,7 @@ class PairFuse(nn.Module):
 
 
 class PairFlowNet(nn.Module):
-    """Pairwise 2-D flow generator: (B, 3N, H, W) -> flows at 1/4, 1/8, 1/16 resolution.
+    """Pairwise 2-D flow generator: (B, 3N, H, W) -> flows at 1/2, 1/4, 1/8 resolution.
 
     Each returned flow is (B, 2*(N-1), H/s, W/s), channels ``[dx_0, dy_0, dx_1, ...]`` where
     pair ``i`` maps frame ``i+1`` onto frame ``i``, in pixels of that scale, exactly as the
@@ -148,7 +148,7 @@ class PairFlowNet(nn.Module):
     arch = "PairFlowNet"
     size_multiple = 16
     pairwise = True  # inference may compute each pair once (PairFlowStream)
-    scales = (4, 8, 16)  # output i is at 1/scales[i] of the input
+    scales = (2, 4, 8)  # output i is at 1/scales[i] of the input, as the stack generators
 
     def __init__(self, num_frames: int = 11) -> None:
         super().__init__()
@@ -158,35 +158,40 @@ class PairFlowNet(nn.Module):
         self.enc4 = FoldedConvBN(16, 32, stride=2)
         self.enc8 = FoldedConvBN(32, 48, stride=2)
         self.enc16 = FoldedConvBN(48, 64, stride=2)
-        # pair decoder: both frames at 1/16, then up to 1/8 and 1/4 fusing both frames' skips,
+        # pair decoder: both frames at 1/16, then up to 1/8, 1/4, 1/2 fusing both frames' skips,
         # the upsampled decoder features and the upsampled coarser flow
         self.dec16 = PairFuse(64, 96, kernel=3, act=True)
         self.deconv8 = up_conv(96, 48)
         self.deconv4 = up_conv(48, 24)
+        self.deconv2 = up_conv(24, 16)
         self.fuse8 = PairFuse(48, 48, rest_ch=48 + 2)
         self.fuse4 = PairFuse(32, 24, rest_ch=24 + 2)
+        self.fuse2 = PairFuse(16, 16, rest_ch=16 + 2)
         self.predict16 = flow_head(96, 2)
         self.predict8 = flow_head(48, 2)
         self.predict4 = flow_head(24, 2)
+        self.predict2 = flow_head(16, 2)
         self.upflow16 = flow_upsampler(2)
         self.upflow8 = flow_upsampler(2)
+        self.upflow4 = flow_upsampler(2)
 
     def map_deg_key(self, key: str) -> str | None:
         """No DeepEthogram checkpoint has this architecture: every DEG key is unexpected."""
         return None
 
     def encode(self, frames: Tensor) -> list[Tensor]:
-        """frames: (F, 3, H, W) -> features at 1/4, 1/8, 1/16: (F, 32|48|64, H/s, W/s)."""
+        """frames: (F, 3, H, W) -> features at 1/2, 1/4, 1/8, 1/16: (F, 16|32|48|64, h, w)."""
         check_stack(frames, 1, self.size_multiple, self.arch)
-        f4 = self.enc4(self.enc2(frames))
+        f2 = self.enc2(frames)
+        f4 = self.enc4(f2)
         f8 = self.enc8(f4)
-        return [f4, f8, self.enc16(f8)]
+        return [f2, f4, f8, self.enc16(f8)]
 
     def decode(self, feats: list[Tensor], pair_sum: PairSum) -> tuple[Tensor, Tensor, Tensor]:
         """Per-frame features (:meth:`encode`) and how frames pair up (:func:`stack_pair_sum`
-        or :func:`run_pair_sum`) -> flows (P, 2, H/s, W/s), s = 4, 8, 16, of frame t+1 onto
+        or :func:`run_pair_sum`) -> flows (P, 2, H/s, W/s), s = 2, 4, 8, of frame t+1 onto
         frame t, for the P pairs."""
-        f4, f8, f16 = feats
+        f2, f4, f8, f16 = feats
         d16 = self.dec16(f16, pair_sum)
         flow16 = self.predict16(d16)
         up16 = FLOW_UP_GAIN * self.upflow16(flow16)
@@ -194,7 +199,10 @@ class PairFlowNet(nn.Module):
         flow8 = self.predict8(i8)
         up8 = FLOW_UP_GAIN * self.upflow8(flow8)
         i4 = self.fuse4(f4, pair_sum, torch.cat((self.deconv4(i8), up8), dim=1))
-        return self.predict4(i4), flow8, flow16
+        flow4 = self.predict4(i4)
+        up4 = FLOW_UP_GAIN * self.upflow4(flow4)
+        i2 = self.fuse2(f2, pair_sum, torch.cat((self.deconv2(i4), up4), dim=1))
+        return self.predict2(i2), flow4, flow8
 
     def forward_pairs(self, pairs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """pairs: (P, 6, H, W), frame t's RGB then frame t+1's -> flows (P, 2, H/s, W/s)."""
@@ -203,7 +211,7 @@ class PairFlowNet(nn.Module):
         return self.decode(feats, stack_pair_sum(2))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """x: (B, 3N, H, W) -> (flow at 1/4, 1/8, 1/16), each (B, 2(N-1), h, w): every frame
+        """x: (B, 3N, H, W) -> (flow at 1/2, 1/4, 1/8), each (B, 2(N-1), h, w): every frame
         encoded once, the N-1 pairs decoded as one batch."""
         check_stack(x, self.num_frames, self.size_multiple, self.arch)
         b, _, h, w = x.shape
