@@ -23,12 +23,15 @@ _LAZY = {
     "DEMO_SETTINGS": "deg_core.workflow.demo",
     "epoch_settings": "deg_core.workflow.stages",
     "ethogram": "deg_core.report.notebook",
+    "export_boris": "deg_core.interop.boris",
+    "export_nwb": "deg_core.interop.nwb",
     "evaluate_project": "deg_core.evaluation.scoring",
     "evaluate_splits": "deg_core.report.notebook",
     "example_frames": "deg_core.report.notebook",
     "f1_bars": "deg_core.report.notebook",
     "flow_preview": "deg_core.report.flow_preview",
     "format_agreement": "deg_core.evaluation.agreement",
+    "import_boris": "deg_core.interop.boris",
     "infer_features": "deg_core.infer.features",
     "infer_sequence": "deg_core.infer.sequence",
     "latest_run": "deg_core.workflow.stages",
@@ -50,6 +53,7 @@ _LAZY = {
     "RunInfo": "deg_core.project.runs",
     "split_keys": "deg_core.project.project",
     "split_outputs": "deg_core.report.notebook",
+    "start_weights_lines": "deg_core.train.pretrained",
     "stage_figures": "deg_core.workflow.retrain",
     "SyntheticSpec": "deg_core.workflow.synthetic",
     "Table": "deg_core.report.notebook",
@@ -68,6 +72,8 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from deg_core.evaluation.scoring import evaluate_project
     from deg_core.infer.features import infer_features
     from deg_core.infer.sequence import infer_sequence
+    from deg_core.interop.boris import export_boris, import_boris
+    from deg_core.interop.nwb import export_nwb
     from deg_core.labels.labels import read_labels
     from deg_core.labels.review import agreement, corrections, review_queue
     from deg_core.project.project import Project, split_keys
@@ -96,6 +102,7 @@ if TYPE_CHECKING:  # the same names, for type checkers
     )
     from deg_core.train.features import train_features
     from deg_core.train.flow import train_flow
+    from deg_core.train.pretrained import start_weights_lines
     from deg_core.train.sequence import train_sequence
     from deg_core.workflow.demo import DEMO_SETTINGS
     from deg_core.workflow.retrain import RetrainPlan, stage_figures
@@ -123,11 +130,14 @@ __all__ = [
     "epoch_settings",
     "ethogram",
     "evaluate_project",
+    "export_boris",
+    "export_nwb",
     "evaluate_splits",
     "example_frames",
     "f1_bars",
     "flow_preview",
     "format_agreement",
+    "import_boris",
     "infer_features",
     "infer_sequence",
     "latest_run",
@@ -145,6 +155,7 @@ __all__ = [
     "run_thresholds",
     "split_keys",
     "split_outputs",
+    "start_weights_lines",
     "stage_figures",
     "threshold_table",
     "train_features",

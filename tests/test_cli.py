@@ -97,6 +97,8 @@ def test_demo_runs_end_to_end_at_toy_size(tmp_path, capsys):
     assert "per-behaviour F1" in out and "macro F1" in out
     png = tmp_path / "d" / "ethogram.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    runs = [p.name for p in (tmp_path / "d" / "demo_deepethogram" / "models").iterdir()]
+    assert any(r.endswith("_flow_PairFlowNet") for r in runs), runs  # the lite networks
     code, _, err = run(capsys, *argv)  # never overwrites a demo project
     assert code == 1 and "already here" in err
 

@@ -278,6 +278,18 @@ def test_02_videos(tmp_path, stages):
 def test_03_label_finalize(tmp_path, at_stage):
     root = at_stage("videos")
     assert (Project.open(root).labels("tiny_01").array == -1).any()
+    execute(
+        "03_label",
+        tmp_path,
+        project_path=str(root),
+        video="tiny_01",
+        finalize=True,
+        labeler_name="ana",  # a second annotator: the training labels stay as they are
+    )
+    project = Project.open(root)
+    assert project.annotators("tiny_01") == [project.primary_labeler, "ana"]
+    assert (project.labels("tiny_01").array == -1).any()
+    assert not (project.annotator_labels("tiny_01", "ana").array == -1).any()
     execute("03_label", tmp_path, project_path=str(root), video="tiny_01", finalize=True)
     got = recorded(root, "03_label")
     assert got["video"] == "tiny_01" and got["frames"] == 64
@@ -385,12 +397,15 @@ def test_09_new_videos(tmp_path, at_stage):
         videos=[str(new)],
         split="test",
         device="cpu",
+        export=["boris", "nwb"],
     )
     got = recorded(root, "09_new_videos")
     assert got["added"] == ["mouse9"] and got["states"] == {"mouse9": "done"}
     pred = read_labels(Path(got["predictions"]["mouse9"]), BEHAVIORS, 40)
     assert set(np.unique(pred.array)) <= {0, 1}
     assert pngs(nb) == 2  # its frames, its ethogram
+    exports = root / "exports"  # the predicted ethogram for BORIS and as NWB
+    assert {p.name for p in exports.iterdir()} == {"mouse9_predictions_boris.csv", "mouse9.nwb"}
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@
 
 # %% tags=["parameters"]
 project_path = "~/deg_projects/my_experiment_deepethogram"
-preset = None  # fast, medium, slow or cpu (2-core machines); None: the project's settings
+preset = "auto"  # lite on a CPU, else the project's settings; or fast, medium, slow, cpu, lite
 device = "auto"  # auto, cpu, cuda or cuda:N
 epochs = None  # None: the settings decide
 # overrides, e.g. ["flow_generator.steps_per_epoch=500"]

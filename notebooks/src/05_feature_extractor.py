@@ -15,7 +15,7 @@
 # %% tags=["parameters"]
 project_path = "~/deg_projects/my_experiment_deepethogram"
 flow_run = "latest"  # the flow run to use
-preset = None  # fast, medium, slow or cpu (2-core machines); None: the project's settings
+preset = "auto"  # lite on a CPU, else the project's settings; or fast, medium, slow, cpu, lite
 device = "auto"
 epochs = None
 # overrides, e.g. ["feature_extractor.batch_size=32"]
@@ -35,6 +35,7 @@ from deg_core import (
     best_record,
     epoch_settings,
     f1_bars,
+    start_weights_lines,
     threshold_table,
     train_features,
     training_curves,
@@ -54,10 +55,13 @@ behavior_table(project)
 # %% [markdown]
 # ## 2. Train
 #
-# Train the feature extractor; the monitor shows the losses as it learns.
+# Train the feature extractor; the monitor shows the losses as it learns. The first line says
+# which weights it starts from (`deg weights download imagenet` or `deepethogram` gets better
+# ones than random on a machine with internet).
 
 # %%
 cfg = project.resolve_config([*settings, *epoch_settings(epochs, ["features"])], preset=preset)
+print(start_weights_lines(cfg, project.models_dir / "pretrained")["features"])
 monitor = TrainingMonitor("feature extractor")
 display(monitor)
 feature_run = train_features(

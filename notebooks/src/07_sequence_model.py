@@ -15,7 +15,7 @@
 # %% tags=["parameters"]
 project_path = "~/deg_projects/my_experiment_deepethogram"
 feature_run = "latest"  # the feature-extractor run whose features it reads
-preset = None
+preset = "auto"  # as in 04 and 05: the preset the features were trained with
 device = "auto"
 epochs = None
 # overrides, e.g. ["sequence.arch=tcn"]

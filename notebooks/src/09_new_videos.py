@@ -18,6 +18,7 @@ videos: list = []  # new video files, e.g. ["~/recordings/mouse7.mp4"]
 split = None  # None: the project assigns; "test" keeps them out of training
 run = "latest"  # the sequence run
 device = "auto"
+export = []  # also write "boris" (BORIS event files) and/or "nwb" (needs the nwb extra)
 
 # %% [markdown]
 # ## Setup
@@ -32,6 +33,8 @@ from deg_core import (
     Table,
     ethogram,
     example_frames,
+    export_boris,
+    export_nwb,
     predict,
     prediction_table,
     write_metrics,
@@ -77,7 +80,22 @@ for key in new or project.video_keys()[:3]:
 prediction_table(project, new or project.video_keys())
 
 # %% [markdown]
-# ## 5. Record
+# ## 5. Export
+#
+# The predicted ethograms for other tools, in `PROJECT/exports/`: BORIS tabular event files
+# (`deg export boris --predictions`) and NWB files with the bouts, the per-frame probabilities and
+# a link to the video (`deg export nwb`; `uv sync --extra nwb` installs pynwb).
+
+# %%
+exported = []
+if "boris" in export:
+    exported += export_boris(project, new or None, predictions=True, run=run)[0]
+if "nwb" in export:
+    exported += list(export_nwb(project, new or None, run=run))
+print("\n".join(map(str, exported)) or "nothing exported (export = [])")
+
+# %% [markdown]
+# ## 6. Record
 #
 # Save what was predicted (reports/09_new_videos_metrics.json).
 
