@@ -32,6 +32,23 @@ def test_cuda_fast_path_matches_cpu_float32_reference(make_video):
         np.testing.assert_allclose(fp32[name], cpu[name], rtol=1e-2, atol=1e-2, err_msg=name)
 
 
+def test_lite_pairwise_path_on_cuda_matches_cpu(make_video):
+    """The lite preset's PairFlowNet streams pairs on CUDA through the same fast path
+    (decode-ahead, channels_last, autocast) and gives the CPU float32 features."""
+    video = make_video(n=17, h=64, w=64)
+    cpu_fm = tiny_feature_model(flow="PairFlowNet")
+    cpu_fm.model.rgb_stride = 2
+    cpu = collect(cpu_fm, video, 17, 4, REFERENCE)
+    fm = tiny_feature_model(flow="PairFlowNet")
+    fm.model.rgb_stride = 2
+    fm.model.to("cuda")
+    fp32 = collect(fm, video, 17, 4, InferenceOptions(autocast=False, channels_last=True))
+    amp = collect(fm, video, 17, 4, InferenceOptions(autocast=True))
+    for name in DATASETS:
+        np.testing.assert_allclose(fp32[name], cpu[name], rtol=1e-2, atol=1e-2, err_msg=name)
+    assert np.corrcoef(amp["logits"].ravel(), cpu["logits"].ravel())[0, 1] > 0.99
+
+
 def test_cuda_autocast_within_mixed_precision_tolerance(make_video):
     video = make_video(n=17, h=64, w=64)
     fm = on_gpu()

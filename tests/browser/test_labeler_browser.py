@@ -361,3 +361,44 @@ def test_timeline_zoom_pan_and_mouse_edits(run_notebook, tmp_path):
     saved = read_labels(rec.labels_path, list(BEHAVIORS), N_FRAMES).array
     np.testing.assert_array_equal(saved, expected)
     assert page.locator(".deg-lab-error").inner_text() == ""
+
+
+def test_reference_annotator_row_and_disagreements(run_notebook, kernel_exec, tmp_path):
+    """A second annotator's labels show as a read-only reference row (the timeline grows by
+    K rows) and `a` steps to the frames where the two annotators disagree."""
+    from deg_core.labels.labels import Labels
+    from deg_core.project.project import Project
+
+    root, key = make_project(tmp_path)
+    project = Project.open(root)
+    mine = np.zeros((N_FRAMES, len(BEHAVIORS)), np.int8)
+    mine[10:30, 0] = 1
+    theirs = mine.copy()
+    theirs[40:50, 1] = 1  # they saw groom at 40..49; I did not
+    project.save_labels(key, Labels(list(BEHAVIORS), mine))
+    project.save_annotator_labels(key, "bo", Labels(list(BEHAVIORS), theirs))
+    page = run_notebook(
+        [
+            "from deg_widgets.labeler import Labeler\n"
+            f"w = Labeler({str(root)!r}, {key!r}, reference='bo', autosave=False)\n"
+            "w",
+        ]
+    )
+    page.locator(".deg-lab").wait_for(timeout=30_000)
+    wait_data(page, "painted-frame", "0", timeout=30)
+    wait_data(page, "reference", "bo")
+    height = page.locator(".deg-lab-timeline").evaluate("c => c.getBoundingClientRect().height")
+    kernel_exec(page, "w.show_reference(None)")
+    wait_data(page, "reference", "")
+    page.wait_for_function(
+        f"() => document.querySelector('.deg-lab-timeline').getBoundingClientRect().height"
+        f" < {height}",
+        timeout=10_000,
+        polling=50,
+    )
+    kernel_exec(page, "w.show_reference('bo')")
+    wait_data(page, "reference", "bo")
+    page.locator(".deg-lab").focus()
+    press(page, "a")
+    wait_data(page, "frame", "40")
+    assert int(kernel_exec(page, "print(w.frame)")) == 40
