@@ -64,6 +64,7 @@ from deg_core.models.flops import feature_flops, preset_model  # noqa: E402
 from deg_core.models.flow import PairFlowStream  # noqa: E402
 from deg_core.models.flow.photometric import MotionNetLoss  # noqa: E402
 from deg_core.models.sequence import sequence_model_from_config  # noqa: E402
+from deg_core.presets import PRESETS  # noqa: E402
 from deg_core.train.losses import MaskedBCELoss  # noqa: E402
 from deg_core.video import open_video, probe_video, write_video  # noqa: E402
 
@@ -496,9 +497,13 @@ def flops_table(presets: list[str], size: int) -> str:
         "| share in the flow generator | feature training GFLOP/clip |",
         "|---|---|---|---|---|---|",
     ]
-    for preset in presets:
-        resize = [size, size]
-        f = feature_flops(preset_model(preset, K, N_RGB), (size, size))
+    sizes = [(p, (size, size)) for p in presets]
+    for p in presets:  # and at the preset's own input, where it sets one
+        own = tuple(PRESETS[p].get("augs", {}).get("resize", (size, size)))
+        if own != (size, size):
+            sizes.append((p, (int(own[0]), int(own[1]))))
+    for preset, resize in sizes:
+        f = feature_flops(preset_model(preset, K, N_RGB), resize)
         lines.append(
             f"| {preset} | {resize[0]}x{resize[1]} | {f.flow_generator / 1e9:.2f} "
             f"| {f.inference / 1e9:.2f} | {f.flow_generator / f.inference:.0%} "
