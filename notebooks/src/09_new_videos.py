@@ -18,7 +18,7 @@ videos: list = []  # new video files, e.g. ["~/recordings/mouse7.mp4"]
 split = None  # None: the project assigns; "test" keeps them out of training
 run = "latest"  # the sequence run
 device = "auto"
-export = []  # also write "boris" (BORIS event files) and/or "nwb" (needs the nwb extra)
+export: list = []  # also write "boris" (BORIS event files) and/or "nwb" (needs the nwb extra)
 
 # %% [markdown]
 # ## Setup
