@@ -4,12 +4,15 @@ inference streams each frame pair once yet writes what the model gives on each s
 
 from __future__ import annotations
 
+import shutil
+
 import h5py
 import numpy as np
 import pytest
 import torch
 
 from deg_core.infer.features import FeaturePredictor, infer_features
+from deg_core.project.project import Project
 from deg_core.project.runs import load_run
 from deg_core.train.features import train_features
 from deg_core.train.flow import train_flow
@@ -27,7 +30,11 @@ LITE = [
 
 
 @pytest.mark.slow
-def test_lite_preset_trains_and_infers_end_to_end(tiny_project):
+def test_lite_preset_trains_and_infers_end_to_end(tiny_project, tmp_path):
+    # a copy: runs trained here must not become the shared project's "latest"
+    root = tmp_path / tiny_project.root.name
+    shutil.copytree(tiny_project.root, root, ignore=shutil.ignore_patterns("models", "*.h5"))
+    tiny_project = Project.open(root)
     cfg = tiny_project.resolve_config(LITE, preset="lite")
     assert cfg.augs.resize == [64, 64]  # TINY's size over the preset's
     flow = train_flow(tiny_project, cfg, device="cpu", progress=False)
