@@ -11,8 +11,8 @@ with the project's statistics. Output: a dict of
   frame 5 and R of frame 6). For an even N the centre is the later of the two middle frames.
   With ``rgb_stride`` s > 1 the centre frame is average-pooled by s first: (B, 3, H/s, W/s).
 * Flow stream: the flow generator's finest output (the first element of its tuple),
-  ``(B, 2(N-1), h, w)`` with flow i in channels 2i (dx), 2i+1 (dy), in pixels; h = H/2 for the
-  stack generators, H/4 for the pairwise PairFlowNet.
+  ``(B, 2(N-1), H/2, W/2)`` with flow i in channels 2i (dx), 2i+1 (dy), in pixels (every
+  generator, PairFlowNet included, outputs its finest flow at half resolution).
 * 3-D archs (slow preset): the spatial stream sees all N frames as (B, 3, N, H, W) and the flow
   stream the N-1 flows as (B, 2, N-1, H/2, W/2).
 * Each stream: 512-d features -> Dropout -> Linear(512, K). Fusion "average" (DEG's default):
