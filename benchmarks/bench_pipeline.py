@@ -18,7 +18,9 @@ Throughput mode, on each video (../shared/data/*.mp4 when present, and a generat
   on the first ``--frames`` frames), sequence inference frames/s (random (T, 1024)
   features), and training steps/s and clips/s for the flow, feature and sequence stages,
   with the fraction of training time spent waiting on the data loader (GPU idle); the
-  training clips come from the frame cache, as in the trainers;
+  training clips come from the frame cache and the networks train in NHWC, as in the
+  trainers; the flow and feature stages train at ``--size`` and again at the preset's own
+  input (its ``augs.resize``, else a new project's 224x224);
 - each with peak host RSS (VmHWM, reset per measurement through /proc/self/clear_refs)
   and, on CUDA, peak device memory (torch.cuda.max_memory_allocated).
 
@@ -49,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_features import commit, machine  # noqa: E402
+from deg_core.compute.layout import as_layout, is_2d, set_layout  # noqa: E402
 from deg_core.config import AugsSection, ComputeSection, SequenceSection  # noqa: E402
 from deg_core.data.clips import ClipAugment, ClipDataset, VideoItem, denormalize  # noqa: E402
 from deg_core.infer.features import (  # noqa: E402
@@ -286,16 +289,17 @@ def bench_training(preset, stage, video, size, batch, steps, device, workers, am
         loss_fn: torch.nn.Module = MotionNetLoss(num_frames=N_RGB).to(device)
     else:
         net, loss_fn = model, MaskedBCELoss().to(device)
-    net = net.to(memory_format=torch.channels_last) if _all_4d(net) else net
+    nhwc = is_2d(net)  # as the trainers: deg_core.compute.layout
+    set_layout(net, nhwc)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4)
 
     def step(b) -> int:
         x = b["images"].to(device, non_blocking=True)
         with autocast(device, amp):
             if stage == "flow":
-                loss, _ = loss_fn(denormalize(x, mean, std), net(x))
+                loss, _ = loss_fn(denormalize(x, mean, std), net(as_layout(x, nhwc)))
             else:
-                loss = loss_fn(net(x)["logits"].float(), b["labels"].to(device))
+                loss = loss_fn(net(as_layout(x, nhwc))["logits"].float(), b["labels"].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -339,11 +343,15 @@ def autocast(device: torch.device, amp: torch.dtype | None):
     return torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext()
 
 
-def _all_4d(net: torch.nn.Module) -> bool:
-    return all(p.dim() != 5 for p in net.parameters())
-
-
 # ----------------------------------------------------------------------------- modes
+
+
+def own_input(preset: str) -> int:
+    """The side a preset trains at: its own ``augs.resize``, else a new project's (224)."""
+    h, w = PRESETS[preset].get("augs", {}).get("resize", AugsSection().resize)
+    if h != w:
+        raise ValueError(f"{preset}: the benchmark trains square inputs, not {h}x{w}")
+    return int(h)
 
 
 def throughput(args, device, videos, tmp, amp) -> list[Row]:
@@ -395,27 +403,30 @@ def throughput(args, device, videos, tmp, amp) -> list[Row]:
             )
             del fm
             tb = args.train_batch or (32 if gpu else 2)
-            for stage in ("flow", "features"):
-                rows.append(
-                    measure(
-                        device,
-                        partial(
-                            bench_training,
-                            preset,
-                            stage,
-                            video,
-                            args.size,
-                            tb,
-                            args.train_steps,
+            own = own_input(preset)
+            for size in dict.fromkeys((args.size, own)):  # and at the preset's own input
+                where = "" if size == args.size else f" at {size}x{size} (the preset's input)"
+                for stage in ("flow", "features"):
+                    rows.append(
+                        measure(
                             device,
-                            workers,
-                            amp,
-                        ),
-                        name,
-                        preset,
-                        f"{stage} training",
+                            partial(
+                                bench_training,
+                                preset,
+                                stage,
+                                video,
+                                size,
+                                tb,
+                                args.train_steps,
+                                device,
+                                workers,
+                                amp,
+                            ),
+                            name,
+                            preset,
+                            f"{stage} training{where}",
+                        )
                     )
-                )
         rows.append(
             measure(
                 device,

@@ -34,6 +34,7 @@ import torch
 
 from deg_core.compute import distributed
 from deg_core.compute.autobatch import auto_batch, with_fallback
+from deg_core.compute.layout import as_layout, memory_format, set_layout
 from deg_core.config import to_dict
 from deg_core.errors import DegError, ProjectError
 from deg_core.models.feature import HiddenTwoStream
@@ -126,10 +127,7 @@ class FeaturePredictor:
         """The model in ``opts``' memory layout (converted in place), compiled if asked."""
         want = (opts.channels_last, opts.compile)
         if self._prepared != want:
-            fmt = torch.channels_last if opts.channels_last else torch.contiguous_format
-            for p in self.model.parameters():  # 4-D weights only: 3-D convs keep theirs
-                if p.dim() == 4:
-                    p.data = p.data.contiguous(memory_format=fmt)
+            set_layout(self.model, opts.channels_last)
             self._compiled = (
                 cast(torch.nn.Module, torch.compile(self.model)) if opts.compile else None
             )
@@ -145,9 +143,7 @@ class FeaturePredictor:
         def step(b: int) -> None:
             model, amp = self.prepared(opts), self.autocast_dtype(opts)
             x = torch.randn(b, 3 * self.n_rgb, h, w, device=device)
-            x = x.contiguous(
-                memory_format=torch.channels_last if opts.channels_last else torch.contiguous_format
-            )
+            x = as_layout(x, opts.channels_last)
             with torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext():
                 model(x)
 
@@ -316,7 +312,7 @@ def video_features(
     # (x/255 - mean)/std as one multiply-add on the device
     scale = (1.0 / (255.0 * fm.std)).to(device)  # (1, 3, 1, 1)
     shift = (-fm.mean / fm.std).to(device)
-    layout = torch.channels_last if opts.channels_last else torch.contiguous_format
+    layout = memory_format(opts.channels_last)
     # a pairwise generator computes each frame pair once: runs of frames, not stacks
     pair_flows = None
     if getattr(fm.model.flow_generator, "pairwise", False) and not fm.model.is_3d:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from deg_core.compute import autobatch
+from deg_core.compute.layout import as_layout, is_2d, set_layout
 from deg_core.config import DegConfig
 from deg_core.data.clips import ClipAugment, ClipDataset, evenly_spaced, labelled_frames
 from deg_core.errors import ProjectError
@@ -99,11 +100,13 @@ def train_features(
     )
     model.init_bias(pos, neg)
     model.to(dev)
+    nhwc = is_2d(model)  # NHWC convolutions: deg_core.compute.layout
+    set_layout(model, nhwc)
     pos_weight = pos_weight_from_counts(pos, neg, beta=cfg.train.loss_weight_exp)
     loss_fn = MaskedBCELoss.from_config(ecfg, pos_weight=pos_weight).to(dev)
     probe = autobatch.random_probe(
         model,
-        lambda m, x, y: loss_fn(m(x)["logits"], y),
+        lambda m, x, y: loss_fn(m(as_layout(x, nhwc))["logits"], y),
         (3 * n_rgb, *size),
         (len(behaviors),),
         dev,
@@ -151,7 +154,7 @@ def train_features(
     latest: dict[str, Any] = {"thresholds": [0.5] * len(behaviors)}
 
     def step(m: torch.nn.Module, b: dict[str, Any]) -> tuple[torch.Tensor, int]:
-        out = m(b["images"].to(dev, non_blocking=True))
+        out = m(as_layout(b["images"].to(dev, non_blocking=True), nhwc))
         return loss_fn(out["logits"], b["labels"].to(dev)), len(b["labels"])
 
     val_loader = common.fixed_loader(val_set, batch, workers)
@@ -159,7 +162,7 @@ def train_features(
     def validate(m: torch.nn.Module, epoch: int) -> dict[str, Any]:
         probs, labels, losses = [], [], []
         for b in val_loader:
-            out = m(b["images"].to(dev))
+            out = m(as_layout(b["images"].to(dev), nhwc))
             losses.append(float(loss_fn(out["logits"], b["labels"].to(dev))))
             probs.append(torch.sigmoid(out["logits"]).float().cpu().numpy())
             labels.append(b["labels"].numpy())

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from deg_core.compute import autobatch
+from deg_core.compute.layout import as_layout, is_2d, set_layout
 from deg_core.config import DegConfig
 from deg_core.data.clips import (
     ClipAugment,
@@ -78,10 +79,16 @@ def train_flow(
     model = build_flow_generator(fcfg.arch, num_frames=fcfg.n_rgb)
     weights = init_flow_generator(model, fcfg.weights, project.models_dir / "pretrained")
     model.to(dev)
+    nhwc = is_2d(model)  # NHWC convolutions: deg_core.compute.layout
+    set_layout(model, nhwc)
     loss_fn = MotionNetLoss.from_config(fcfg).to(dev)
     h, w = size
     probe = autobatch.random_probe(  # a step on [0, 1] frames, as the photometric loss sees
-        model, lambda m, x, _: loss_fn(x.sigmoid(), m(x))[0], (3 * fcfg.n_rgb, h, w), (1,), dev
+        model,
+        lambda m, x, _: loss_fn(x.sigmoid(), m(as_layout(x, nhwc)))[0],
+        (3 * fcfg.n_rgb, h, w),
+        (1,),
+        dev,
     )
     key = ("flow", fcfg.arch, size, fcfg.n_rgb)
     batch = (resumed and resumed.batch) or common.batch_size(
@@ -124,7 +131,7 @@ def train_flow(
     def step(m: torch.nn.Module, b: dict[str, Any]) -> tuple[torch.Tensor, int]:
         images = b["images"].to(dev, non_blocking=True)
         # the network sees z-scored frames; the photometric loss compares [0, 1] pixels
-        loss, _ = loss_fn(denormalize(images, mean, std), m(images))
+        loss, _ = loss_fn(denormalize(images, mean, std), m(as_layout(images, nhwc)))
         return loss, images.shape[0]
 
     val_loader = common.fixed_loader(val_set, batch, workers)
@@ -133,7 +140,7 @@ def train_flow(
         parts: dict[str, list[float]] = {}
         for b in val_loader:
             images = b["images"].to(dev)
-            _, terms = loss_fn(denormalize(images, mean, std), m(images))
+            _, terms = loss_fn(denormalize(images, mean, std), m(as_layout(images, nhwc)))
             for k, v in terms.items():
                 parts.setdefault(k, []).append(v)
         out = {k: common.mean_or_nan(v) for k, v in parts.items()}
