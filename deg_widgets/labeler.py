@@ -61,11 +61,8 @@ A save is refused when the CSV changed on disk since it was loaded (``lock_confl
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,68 +73,24 @@ from deg_core.errors import DegError, ProjectError
 from deg_core.project.project import Project
 from deg_core.report.charts import PALETTE
 from deg_widgets.base import DegWidget, reported
+from deg_widgets.debounce import Debouncer
 from deg_widgets.frames import FrameServer
-from deg_widgets.label_review import (
-    Predictions,
-    next_annotator_disagreement,
-    next_bout,
-    next_disagreement,
-    next_uncertain,
-)
+from deg_widgets.label_editing import LabelEditing
+from deg_widgets.label_messages import route_message
+from deg_widgets.label_navigation import LabelNavigation
+from deg_widgets.label_review import Predictions
 from deg_widgets.label_session import LabelConflict, LabelSession
 
 __all__ = ["Labeler"]
 log = logging.getLogger(__name__)
 
 
-class _Debouncer:
-    """Run ``fn`` once, ``delay`` seconds after the last :meth:`kick`.
-
-    In a kernel the call is scheduled on the running asyncio loop (the thread that
-    handles widget messages, so no locking against edits is needed); without a running
-    loop (scripts, tests) a ``threading.Timer`` runs it.
-    """
-
-    def __init__(self, delay: float, fn: Callable[[], None]):
-        self.delay = delay
-        self.fn = fn
-        self._handle: asyncio.TimerHandle | threading.Timer | None = None
-
-    def kick(self) -> None:
-        self.cancel()
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            timer = threading.Timer(self.delay, self.fn)
-            timer.daemon = True
-            timer.start()
-            self._handle = timer
-        else:
-            self._handle = loop.call_later(self.delay, self.fn)
-
-    @property
-    def pending(self) -> bool:
-        h = self._handle
-        if isinstance(h, threading.Timer):
-            return h.is_alive()
-        return h is not None and not h.cancelled()
-
-    def cancel(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-
-def _field(content: dict[str, Any], name: str, default: Any = ...) -> Any:
-    if name in content:
-        return content[name]
-    if default is not ...:
-        return default
-    raise ValueError(f"{content.get('type')!r} message lacks {name!r}")
-
-
-class Labeler(DegWidget):
+class Labeler(LabelEditing, LabelNavigation, DegWidget):
     """Label one video at a time; see the module docstring for the full contract.
+
+    The edits and saves come from :class:`~deg_widgets.label_editing.LabelEditing`, the
+    reference row and the seeks from :class:`~deg_widgets.label_navigation.LabelNavigation`;
+    every synced trait is declared here, on the widget class anywidget syncs.
 
     Args:
         project: a Project or the path of one.
@@ -204,7 +157,7 @@ class Labeler(DegWidget):
         self.frame_size = int(frame_size)
         self.jpeg_quality = int(jpeg_quality)
         self.autosave = bool(autosave)
-        self._autosaver = _Debouncer(autosave_delay, self._autosave)
+        self._autosaver = Debouncer(autosave_delay, self._autosave)
         self.predictions = Predictions()
         super().__init__(**kwargs)  # rejects unknown keywords
         try:
@@ -366,57 +319,9 @@ class Labeler(DegWidget):
         (Not itself ``@reported``: that would clear the error a method just set.)
         """
         try:
-            self._route(content)
+            route_message(self, content)
         except Exception as exc:
             self.report(exc)
-
-    def _route(self, content: dict[str, Any]) -> None:
-        if not isinstance(content, dict):
-            raise ValueError(f"a message must be an object, got {type(content).__name__}")
-        kind = content.get("type")
-        c = content
-        if kind == "frames":
-            self.send_frames(_field(c, "req"), _field(c, "indices"))
-        elif kind == "set":
-            self.set_range(
-                _field(c, "behavior"),
-                _field(c, "start"),
-                _field(c, "stop"),
-                _field(c, "value"),
-                _field(c, "group", None),
-            )
-        elif kind == "toggle":
-            self.toggle(_field(c, "behavior"), _field(c, "frame"))
-        elif kind == "undo":
-            self.undo()
-        elif kind == "redo":
-            self.redo()
-        elif kind == "save":
-            self.save(force=bool(_field(c, "force", False)))
-        elif kind == "reload":
-            self.reload()
-        elif kind == "finalize":
-            self.finalize()
-        elif kind == "import_predictions":
-            self.import_predictions(overwrite=bool(_field(c, "overwrite", False)))
-        elif kind == "reference":
-            self.show_reference(_field(c, "labeler", None))
-        elif kind == "seek":
-            target = _field(c, "target")
-            direction = int(_field(c, "direction", 1) or 1)
-            if target in ("next_bout", "prev_bout"):
-                sign = 1 if target == "next_bout" else -1
-                self.seek_bout(sign, _field(c, "behavior", None))
-            elif target == "uncertain":
-                self.seek_uncertain(direction)
-            elif target == "disagree":
-                self.seek_disagreement(direction)
-            elif target == "annotators":
-                self.seek_annotator_disagreement(direction)
-            else:
-                raise ValueError(f"unknown seek target {target!r}")
-        else:
-            raise ValueError(f"unknown message type {kind!r}")
 
     # ------------------------------------------------------------------ frames
     def frame_jpeg(self, index: int) -> bytes:
@@ -430,184 +335,6 @@ class Labeler(DegWidget):
             self.send(
                 {"type": "frames", "req": req, "indices": list(part)}, buffers=list(part.values())
             )
-
-    # ------------------------------------------------------------------ editing
-    def _edited(self, status: str | None = None) -> None:
-        self._sync()
-        if status is not None:
-            self.status = status
-        if self.autosave and self._session.dirty:
-            self._autosaver.kick()
-
-    @reported
-    def set_range(
-        self, behavior: int, start: int, stop: int, value: int, group: str | None = None
-    ) -> None:
-        """labels[start:stop, behavior] = value (behavior -1: all); same group = one undo."""
-        self._session.set_range(behavior, start, stop, value, group)
-        self._edited()
-
-    @reported
-    def toggle(self, behavior: int, frame: int) -> None:
-        """Present -> absent; absent or unlabelled -> present."""
-        self._session.toggle(behavior, frame)
-        self._edited()
-
-    @reported
-    def undo(self) -> None:
-        what = self._session.undo()
-        self._edited(f"undid {what}" if what else "nothing to undo")
-
-    @reported
-    def redo(self) -> None:
-        what = self._session.redo()
-        self._edited(f"redid {what}" if what else "nothing to redo")
-
-    @reported
-    def finalize(self) -> None:
-        """Unlabelled -> absent on the whole video (one undo step), then save."""
-        n = self._session.finalize()
-        self._edited()
-        self._save_session(force=False)
-        self.status = f"finalized: {n} unlabelled cell(s) set absent; saved"
-
-    @reported
-    def import_predictions(self, overwrite: bool = False) -> None:
-        """Copy predictions onto unlabelled frames (all frames if ``overwrite``); one undo."""
-        pred = self.predictions.predicted
-        if pred is None:
-            raise ProjectError(
-                f"no predictions for {self.video!r} yet: run `deg infer sequence` first"
-            )
-        n = self._session.import_predictions(pred, overwrite)
-        where = "all frames" if overwrite else "unlabelled frames"
-        self._edited(f"imported predictions onto {where}: {n} cell(s) changed")
-
-    # ------------------------------------------------------------------ saving
-    def _save_session(self, force: bool) -> bool:
-        try:
-            written = self._session.save(force=force)
-        except LabelConflict:
-            self.lock_conflict = True
-            raise
-        self.lock_conflict = False
-        if written:  # a first save creates this annotator's set
-            self.annotators = self.project.annotators(self._session.key)
-        self._sync()
-        return written
-
-    @reported
-    def save(self, force: bool = False) -> None:
-        """Write the label CSV now (refused if it changed on disk, unless ``force``)."""
-        self._autosaver.cancel()
-        written = self._save_session(force)
-        self.status = f"saved {self.saved_at[11:]}" if written else "no changes to save"
-
-    def _autosave(self) -> None:
-        if not self._closed and self.session is not None and self.session.dirty:
-            self.save()
-
-    @reported
-    def reload(self) -> None:
-        """Re-read the CSV (others' saved changes) and re-apply our unsaved edits on top."""
-        self._autosaver.cancel()
-        self._session.reload()
-        self.lock_conflict = False
-        ours = self._session.dirty
-        self._edited("reloaded" + (": your unsaved edits re-applied on top" if ours else ""))
-
-    # ------------------------------------------------------------------ annotators
-    def _reference_bytes(self, key: str, name: str) -> bytes:
-        """(T, K) int8 bytes of ``name``'s labels of ``key``; b"" for none or no labels."""
-        if not name or name not in self.project.annotators(key):
-            return b""
-        return self.project.annotator_labels(key, name).array.tobytes()
-
-    def _set_reference(self, name: str | None) -> None:
-        s = self._session
-        name = name or ""
-        if name:
-            self.project.annotator_labels_path(s.key, name)  # checks the name
-            if name == s.labeler:
-                raise ProjectError(f"{name!r} is the labeler here: pick another annotator")
-        with self.hold_sync():
-            self.annotators = self.project.annotators(s.key)
-            self.reference = name
-            self.reference_labels = self._reference_bytes(s.key, name)
-        if name and not self.reference_labels:
-            self.status = f"{name} has no labels for {s.key} yet"
-        else:
-            self.status = f"reference: {name}" if name else "no reference annotator"
-
-    @reported
-    def show_reference(self, labeler: str | None) -> None:
-        """Show ``labeler``'s labels of this video as a read-only row (None: hide it); it
-        follows video switches."""
-        self._set_reference(labeler)
-
-    def reference_array(self) -> np.ndarray | None:
-        """(T, K) int8 the reference annotator's labels of this video, or None."""
-        if not self.reference_labels:
-            return None
-        k = len(self.behaviors)
-        return np.frombuffer(self.reference_labels, np.int8).reshape(self.n_frames, k)
-
-    # ------------------------------------------------------------------ seeks
-    def _go(self, frame: int | None, found: str, missing: str) -> None:
-        if frame is None:
-            self.status = missing
-        else:
-            self.frame = frame
-            self.status = found.format(frame=frame)
-
-    @reported
-    def seek_bout(self, direction: int = 1, behavior: int | None = None) -> None:
-        """Go to the next (direction 1) or previous (-1) bout start."""
-        s = self._session
-        name = "any behaviour"
-        if behavior is not None:
-            s._check_behavior(behavior, allow_all=False)
-            name = s.behaviors[behavior]
-        f = next_bout(s.array, self.frame, direction, behavior, self.predictions.predicted)
-        word = "next" if direction >= 0 else "previous"
-        self._go(f, f"{word} bout of {name}: frame {{frame}}", f"no {word} bout of {name}")
-
-    @reported
-    def seek_uncertain(self, direction: int = 1) -> None:
-        """Go to the most uncertain frame of the next stretch where the model is unsure."""
-        p, thr = self.predictions.probs, self.predictions.thresholds
-        if p is None or thr is None:
-            self.status = "no model probabilities for this video"
-            return
-        f = next_uncertain(p, thr, self.frame, direction)
-        word = "next" if direction >= 0 else "previous"
-        self._go(f, "uncertain frame {frame}", f"no {word} uncertain frame")
-
-    @reported
-    def seek_disagreement(self, direction: int = 1) -> None:
-        """Go to the start of the next stretch where labels and predictions differ."""
-        pred = self.predictions.predicted
-        if pred is None:
-            self.status = "no predictions for this video"
-            return
-        f = next_disagreement(self._session.array, pred, self.frame, direction)
-        word = "next" if direction >= 0 else "previous"
-        self._go(f, "labels and predictions differ from frame {frame}", f"no {word} disagreement")
-
-    @reported
-    def seek_annotator_disagreement(self, direction: int = 1) -> None:
-        """Go to the start of the next stretch where this labeler and the reference differ."""
-        ref = self.reference_array()
-        if ref is None:
-            self.status = "no reference annotator: pick one to compare with"
-            return
-        f = next_annotator_disagreement(self._session.array, ref, self.frame, direction)
-        word = "next" if direction >= 0 else "previous"
-        self._go(
-            f,
-            f"{self.labeler} and {self.reference} differ from frame {{frame}}",
-            f"no {word} disagreement between {self.labeler} and {self.reference}",
-        )
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
