@@ -101,7 +101,7 @@ def test_lite_and_auto_presets(monkeypatch):
     # the cpu preset's training budget, the same steps
     cpu = resolve({}, preset="cpu")
     assert lite.feature_extractor.steps_per_epoch == cpu.feature_extractor.steps_per_epoch
-    import deg_core.config as config
+    import deg_core.config.resolution as config  # where resolve() looks _cuda_available up
 
     for cuda, device, arch in [
         (False, "auto", "PairFlowNet"),  # a laptop: lite

@@ -34,7 +34,7 @@ def recording_reads() -> Iterator[set[str]]:
         def read(self, name, _orig=original, _names=names, _section=section.name):
             if name in _names:
                 caller = sys._getframe(1).f_globals.get("__name__", "")
-                if caller.startswith("deg_core") and caller != "deg_core.config":
+                if caller.startswith("deg_core") and not caller.startswith("deg_core.config"):
                     seen.add(f"{_section}.{name}")
             return _orig(self, name)
 
