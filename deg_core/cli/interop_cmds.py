@@ -1,0 +1,201 @@
+"""Commands that exchange data with other tools: import-labels (DEG CSV, bout tables,
+BORIS), import-predictions, export (BORIS, NWB), weights (ImageNet, DeepEthogram's)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from deg_core.cli.common import Subparsers, open_project
+from deg_core.errors import DegError
+
+if TYPE_CHECKING:
+    from deg_core.labels.labels import Labels
+    from deg_core.project.project import Project
+
+
+def add_import_labels_parser(sub: Subparsers) -> None:
+    p = sub.add_parser("import-labels", help="import a label CSV (DEG format or bout table)")
+    p.add_argument("project")
+    p.add_argument("video")
+    p.add_argument("csv")
+    p.add_argument(
+        "--unlabeled-outside-bouts",
+        action="store_true",
+        help="bout tables: frames outside every bout are unlabeled (-1), not absent (0)",
+    )
+    p.add_argument(
+        "--labeler",
+        default=None,
+        metavar="NAME",
+        help="import as this annotator's set (<key>_labels.NAME.csv); the project's labeler "
+        "(default) writes the label file that trains",
+    )
+    p.add_argument(
+        "--format",
+        choices=["auto", "deg", "boris"],
+        default="auto",
+        help="deg: DEG label CSV or bout table; boris: BORIS tabular events or behaviors "
+        "binary table (CSV/TSV); auto: BORIS files are recognised by their header",
+    )
+    p.add_argument("--subject", default=None, help="BORIS: the subject whose events to import")
+    p.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="BORIS_NAME=DEG_NAME",
+        help="BORIS: rename a behaviour to the project's name (BORIS_NAME= drops it)",
+    )
+    p.set_defaults(func=cmd_import_labels)
+
+
+def _import_boris(project: Project, args: argparse.Namespace) -> Labels | None:
+    """The labels of a BORIS export (``--format boris``, or auto-detected), else None."""
+    from deg_core.interop import boris
+
+    kind = args.format if args.format != "auto" else ("boris" if boris.sniff(args.csv) else "deg")
+    if kind != "boris":
+        if args.subject is not None or args.map:
+            raise DegError("--subject and --map apply to BORIS files only (--format boris)")
+        return None
+    result = boris.import_boris(
+        project,
+        args.video,
+        args.csv,
+        labeler=args.labeler,
+        subject=args.subject,
+        mapping=boris.parse_mapping(args.map),
+        unlabeled_outside_bouts=args.unlabeled_outside_bouts,
+    )
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return result.labels
+
+
+def cmd_import_labels(args: argparse.Namespace) -> int:
+    project = open_project(args.project)
+    labels = _import_boris(project, args)  # None: a DEG label CSV or a bout table
+    if labels is None:
+        labels = project.import_labels(
+            args.video,
+            args.csv,
+            labeler=args.labeler,
+            unlabeled_outside_bouts=args.unlabeled_outside_bouts,
+        )
+    frac = labels.labeled_fraction()
+    pos = (labels.array == 1).sum(axis=0)
+    whose = f", labeler {args.labeler}" if args.labeler else ""
+    key = project.resolve_key(args.video)
+    print(f"imported {args.csv} -> {key} ({labels.n_frames} frames{whose})")
+    for b, f, p in zip(labels.behaviors, frac, pos, strict=True):
+        print(f"  {b}: {p} positive frames, {f:.0%} labeled")
+    return 0
+
+
+def add_export_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "export",
+        help="labels/predictions for other tools: BORIS event tables, NWB files",
+        description="boris: a BORIS tabular event file (CSV) per video, of the labels or, "
+        "with --predictions, of the sequence run's ethogram. nwb: an NWB file per video with "
+        "the bouts as time intervals, the probabilities and the video (needs pynwb: "
+        "uv sync --extra nwb).",
+    )
+    p.add_argument("format", choices=["boris", "nwb"])
+    p.add_argument("project")
+    p.add_argument("videos", nargs="*", metavar="VIDEO", help="default: every video")
+    p.add_argument("--out", default=None, metavar="DIR", help="default: PROJECT/exports")
+    p.add_argument("--predictions", action="store_true", help="boris: the model's ethogram")
+    p.add_argument("--run", default="latest", help="the sequence run whose predictions to use")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    project = open_project(args.project)
+    if args.format == "boris":
+        from deg_core.interop.boris import export_boris
+
+        paths, skipped = export_boris(
+            project, args.videos, args.out, predictions=args.predictions, run=args.run
+        )
+        for path in paths:
+            print(f"wrote {path}")
+        for why in skipped:
+            print(f"skipped {why}", file=sys.stderr)
+        return 0
+    from deg_core.interop.nwb import export_nwb
+
+    for path, notes in export_nwb(project, args.videos, args.out, run=args.run).items():
+        print(f"wrote {path}" + (f" ({'; '.join(notes)})" if notes else ""))
+    return 0
+
+
+def add_import_predictions_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "import-predictions", help="copy predictions into the labels (unlabelled frames only)"
+    )
+    p.add_argument("project")
+    p.add_argument("video")
+    p.add_argument("--overwrite", action="store_true", help="also replace existing labels")
+    p.set_defaults(func=cmd_import_predictions)
+
+
+def cmd_import_predictions(args: argparse.Namespace) -> int:
+    from deg_core.infer.sequence import import_predictions
+
+    project = open_project(args.project)
+    before = project.labels(args.video).array
+    after = import_predictions(project, args.video, overwrite=args.overwrite)
+    changed = int((before != after.array).any(axis=1).sum())
+    print(f"{project.resolve_key(args.video)}: predictions copied onto {changed} frames")
+    return 0
+
+
+def add_weights_parser(sub: Subparsers) -> None:
+    p = sub.add_parser("weights", help="download start weights (ImageNet, DeepEthogram's)")
+    wsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = wsub.add_parser(
+        "download",
+        help="imagenet: torchvision's files into torch's cache; deepethogram: DEG's "
+        "pretrained models into PROJECT/models/pretrained or deg's user cache",
+    )
+    p.add_argument("source", choices=["imagenet", "deepethogram"])
+    p.add_argument(
+        "project",
+        nargs="?",
+        default=None,
+        help="deepethogram only: install into this project (default: ~/.cache/deg/pretrained, "
+        "which weights: auto of every project also searches)",
+    )
+    p.add_argument("--arch", action="append", choices=["resnet18", "resnet50"], default=None)
+    p.add_argument("--archive", default=None, help="install a pretrained_models.zip you have")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_weights)
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from deg_core.models.weights import download
+
+    progress = not args.no_progress
+    if args.source == "imagenet":
+        if args.project is not None:
+            raise DegError(
+                "ImageNet weights go to torch's cache, shared by every project: drop PROJECT"
+            )
+        for path in download.download_imagenet(
+            args.arch or ["resnet18", "resnet50"], progress=progress
+        ):
+            print(f"ImageNet weights: {path}")
+        return 0
+    if args.arch:
+        raise DegError("--arch is for imagenet; deepethogram installs the whole release")
+    target = (
+        open_project(args.project).models_dir / "pretrained"
+        if args.project is not None
+        else download.user_pretrained_dir()
+    )
+    added, source = download.download_deepethogram(target, archive=args.archive, progress=progress)
+    print(f"DeepEthogram's pretrained models from {source} -> {target}")
+    print(f"added: {', '.join(added)}" if added else "all were already there (left as they were)")
+    return 0
