@@ -20,7 +20,7 @@ def test_set_layout_converts_4d_weights_only_and_keeps_values():
     assert model[0].weight.is_contiguous(memory_format=NHWC)
     assert not model[0].weight.is_contiguous()
     assert model[1].weight.is_contiguous()  # 5-D: left alone
-    assert list(model.parameters())[0] is params[0]  # in place: an optimiser keeps its params
+    assert all(a is b for a, b in zip(model.parameters(), params, strict=True))  # in place
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k])
     set_layout(model, channels_last=False)
