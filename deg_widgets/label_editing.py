@@ -43,6 +43,8 @@ class LabelEditing:
 
         def _sync(self) -> None: ...
 
+        def _refresh_reference(self) -> None: ...
+
     # ------------------------------------------------------------------ editing
     def _edited(self, status: str | None = None) -> None:
         self._sync()
@@ -121,9 +123,11 @@ class LabelEditing:
 
     @reported
     def reload(self) -> None:
-        """Re-read the CSV (others' saved changes) and re-apply our unsaved edits on top."""
+        """Re-read the CSV (others' saved changes) and re-apply our unsaved edits on top;
+        the reference annotator's row is re-read too."""
         self._autosaver.cancel()
         self._session.reload()
+        self._refresh_reference()
         self.lock_conflict = False
         ours = self._session.dirty
         self._edited("reloaded" + (": your unsaved edits re-applied on top" if ours else ""))

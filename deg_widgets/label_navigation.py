@@ -71,6 +71,14 @@ class LabelNavigation:
         else:
             self.status = f"reference: {name}" if name else "no reference annotator"
 
+    def _refresh_reference(self) -> None:
+        """Re-read the annotator list and the reference row: another annotator may have
+        saved since they were read."""
+        key = self._session.key
+        with self.hold_sync():
+            self.annotators = self.project.annotators(key)
+            self.reference_labels = self._reference_bytes(key, self.reference)
+
     @reported
     def show_reference(self, labeler: str | None) -> None:
         """Show ``labeler``'s labels of this video as a read-only row (None: hide it); it

@@ -103,3 +103,16 @@ def test_bad_labeler_name_fails_in_one_line(ann):
     with pytest.raises(Exception, match="unsafe in a file name") as e:
         Labeler(ann, "a", labeler="no/slash", autosave=False)
     assert "\n" not in str(e.value)
+
+
+def test_reload_rereads_the_reference_row(make, ann):
+    w = make(reference="bob")
+    assert w.reference_array()[0, 1] == 0
+    newer = ann.annotator_labels("a", "bob").array.copy()
+    newer[0:4, 1] = 1  # bob saves meanwhile, from another Labeler or process
+    ann.save_annotator_labels("a", "bob", Labels(["groom", "rear"], newer))
+    ann.save_annotator_labels("a", "carol", Labels(["groom", "rear"], newer))
+    assert w.reference_array()[0, 1] == 0  # not re-read behind the user's back
+    w.reload()
+    assert w.reference_array()[:4, 1].tolist() == [1, 1, 1, 1]
+    assert "carol" in w.annotators
