@@ -140,9 +140,7 @@ def clean_temporaries(folder: Path, older_than: float = 0.0) -> list[Path]:
     for p in candidates:
         if not p.name.endswith(TMP_SUFFIX) or not p.is_file():
             continue
-        parts = p.name.split(".")  # "", name..., pid, random, "tmp"
-        pid = int(parts[-3]) if len(parts) > 3 and parts[-3].isdigit() else None
-        alive = pid is not None and process_alive(pid)
+        alive = owner_alive(p.name, 3)  # "", name..., pid, random, "tmp"
         old = older_than > 0 and time.time() - p.stat().st_mtime > older_than
         if alive and not old:
             continue
@@ -150,6 +148,14 @@ def clean_temporaries(folder: Path, older_than: float = 0.0) -> list[Path]:
             p.unlink()
             removed.append(p)
     return removed
+
+
+def owner_alive(name: str, from_end: int) -> bool:
+    """Whether the process whose id a leftover's name carries, as its ``from_end``-th
+    dot-separated field from the end, still runs (False when the name holds no id)."""
+    parts = name.split(".")
+    field = parts[-from_end] if len(parts) > 3 else ""
+    return field.isdigit() and process_alive(int(field))
 
 
 def process_alive(pid: int) -> bool:

@@ -31,7 +31,7 @@ from deg_core.fileio import (
     fault_point,
     normal_mode,
     not_writable,
-    process_alive,
+    owner_alive,
 )
 
 TXN_DIR = ".deg_txn"
@@ -137,9 +137,7 @@ def recover(root: Path) -> str | None:
 def clean_partials(data_dir: Path) -> None:
     """Remove ``.<key>.<pid>.partial`` folders whose process is gone (killed mid-copy)."""
     for p in data_dir.glob(f".*{PARTIAL}"):
-        parts = p.name.split(".")
-        pid = int(parts[-2]) if len(parts) > 3 and parts[-2].isdigit() else None
-        if pid is not None and process_alive(pid):
+        if owner_alive(p.name, 2):  # "", key, pid, "partial"
             continue
         shutil.rmtree(p, ignore_errors=True)
 

@@ -405,9 +405,11 @@ def test_leftover_temporaries_of_dead_processes_are_cleaned(base):
     partial.mkdir()
     live = base / "DATA/a" / f".a_labels.csv.{os.getpid()}.zzzz9999.tmp"
     live.write_text("being written")
+    copying = base / "DATA" / f".d.{os.getpid()}.partial"
+    copying.mkdir()
     Project.open(base).set_split("b", "val")
     assert not any(p.exists() for p in junk) and not partial.exists()
-    assert live.exists()  # a live process's temporary file is not touched
+    assert live.exists() and copying.exists()  # a live process's files are not touched
     assert VideoRecord.from_folder(base / "DATA/a").key == "a"
 
 
