@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from deg_core.config import AugsSection
+from deg_core.data.color import ClipColorJitter
 from deg_core.video import VideoReader
 
 
@@ -60,8 +61,8 @@ class ClipAugment:
             steps.append(v2.RandomRotation(cfg.degrees))
         if cfg.random_resize:  # the animal a little larger or smaller, off-centre
             steps.append(v2.RandomAffine(degrees=0.0, translate=(0.1, 0.1), scale=(0.85, 1.15)))
-        if max(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue) > 0:
-            steps.append(v2.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue))
+        if max(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue) > 0:  # not v2's: color.py
+            steps.append(ClipColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue))
         if cfg.grayscale > 0:
             steps.append(v2.RandomGrayscale(cfg.grayscale))
         # v2 transforms draw their parameters once per call: one draw for the whole clip
