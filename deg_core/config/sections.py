@@ -71,7 +71,9 @@ class AugsSection:
     brightness: float = _f(0.25, "colour jitter: brightness", NON_NEGATIVE)
     contrast: float = _f(0.1, "colour jitter: contrast", NON_NEGATIVE)
     saturation: float = _f(0.1, "colour jitter: saturation", NON_NEGATIVE)
-    hue: float = _f(0.1, "colour jitter: hue", Range(ge=0, le=0.5))
+    hue: float = _f(
+        0.1, "colour jitter: hue, in turns of the chroma wheel (data/color.py)", Range(ge=0, le=0.5)
+    )
     grayscale: float = _f(0.5, "probability of converting a clip to grayscale", PROBABILITY)
     crop_size: list[int] | None = _f(
         None, "random crop (height, width) before resize, or None", Range(ge=1, length=2)
