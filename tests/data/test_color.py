@@ -11,7 +11,7 @@ from deg_core.data.color import GREY, ClipColorJitter, grey, hue_matrix
 
 
 @pytest.mark.parametrize(
-    "b, c, s", [(0.25, 0.0, 0.0), (0.0, 0.3, 0.0), (0.0, 0.0, 0.4), (0.25, 0.1, 0.1)]
+    ("b", "c", "s"), [(0.25, 0.0, 0.0), (0.0, 0.3, 0.0), (0.0, 0.0, 0.4), (0.25, 0.1, 0.1)]
 )
 def test_brightness_contrast_saturation_are_torchvisions(b, c, s):
     clip = torch.rand(3, 3, 16, 20)
