@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_features import commit, machine  # noqa: E402
-from deg_core.compute.layout import as_layout, is_2d, set_layout  # noqa: E402
+from deg_core.compute.layout import as_layout, nhwc_if_2d  # noqa: E402
 from deg_core.config import AugsSection, ComputeSection, SequenceSection  # noqa: E402
 from deg_core.data.clips import ClipAugment, ClipDataset, VideoItem, denormalize  # noqa: E402
 from deg_core.infer.features import (  # noqa: E402
@@ -289,8 +289,7 @@ def bench_training(preset, stage, video, size, batch, steps, device, workers, am
         loss_fn: torch.nn.Module = MotionNetLoss(num_frames=N_RGB).to(device)
     else:
         net, loss_fn = model, MaskedBCELoss().to(device)
-    nhwc = is_2d(net)  # as the trainers: deg_core.compute.layout
-    set_layout(net, nhwc)
+    nhwc = nhwc_if_2d(net)  # as the trainers: deg_core.compute.layout
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4)
 
     def step(b) -> int:
@@ -346,9 +345,15 @@ def autocast(device: torch.device, amp: torch.dtype | None):
 # ----------------------------------------------------------------------------- modes
 
 
+def preset_resize(preset: str) -> tuple[int, int] | None:
+    """The preset's own ``augs.resize``, or None where it sets none."""
+    resize = PRESETS[preset].get("augs", {}).get("resize")
+    return None if resize is None else (int(resize[0]), int(resize[1]))
+
+
 def own_input(preset: str) -> int:
     """The side a preset trains at: its own ``augs.resize``, else a new project's (224)."""
-    h, w = PRESETS[preset].get("augs", {}).get("resize", AugsSection().resize)
+    h, w = preset_resize(preset) or AugsSection().resize
     if h != w:
         raise ValueError(f"{preset}: the benchmark trains square inputs, not {h}x{w}")
     return int(h)
@@ -510,9 +515,9 @@ def flops_table(presets: list[str], size: int) -> str:
     ]
     sizes = [(p, (size, size)) for p in presets]
     for p in presets:  # and at the preset's own input, where it sets one
-        own = tuple(PRESETS[p].get("augs", {}).get("resize", (size, size)))
-        if own != (size, size):
-            sizes.append((p, (int(own[0]), int(own[1]))))
+        own = preset_resize(p)
+        if own is not None and own != (size, size):
+            sizes.append((p, own))
     for preset, resize in sizes:
         f = feature_flops(preset_model(preset, K, N_RGB), resize)
         lines.append(

@@ -37,3 +37,11 @@ def as_layout(x: Tensor, channels_last: bool = True) -> Tensor:
 def is_2d(model: nn.Module) -> bool:
     """Whether NHWC suits ``model``: it has no 3-D convolution (5-D weight)."""
     return all(p.dim() != 5 for p in model.parameters())
+
+
+def nhwc_if_2d(model: nn.Module) -> bool:
+    """Convert a 2-D ``model`` to NHWC in place, as the trainers do; returns whether it was,
+    i.e. whether its input batches should go through :func:`as_layout` too."""
+    nhwc = is_2d(model)
+    set_layout(model, nhwc)
+    return nhwc

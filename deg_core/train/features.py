@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from deg_core.compute import autobatch
-from deg_core.compute.layout import as_layout, is_2d, set_layout
+from deg_core.compute.layout import as_layout, nhwc_if_2d
 from deg_core.config import DegConfig
 from deg_core.data.clips import ClipAugment, ClipDataset, evenly_spaced, labelled_frames
 from deg_core.errors import ProjectError
@@ -100,8 +100,7 @@ def train_features(
     )
     model.init_bias(pos, neg)
     model.to(dev)
-    nhwc = is_2d(model)  # NHWC convolutions: deg_core.compute.layout
-    set_layout(model, nhwc)
+    nhwc = nhwc_if_2d(model)  # NHWC convolutions: deg_core.compute.layout
     pos_weight = pos_weight_from_counts(pos, neg, beta=cfg.train.loss_weight_exp)
     loss_fn = MaskedBCELoss.from_config(ecfg, pos_weight=pos_weight).to(dev)
     probe = autobatch.random_probe(

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from deg_core.compute import autobatch
-from deg_core.compute.layout import as_layout, is_2d, set_layout
+from deg_core.compute.layout import as_layout, nhwc_if_2d
 from deg_core.config import DegConfig
 from deg_core.data.clips import (
     ClipAugment,
@@ -79,8 +79,7 @@ def train_flow(
     model = build_flow_generator(fcfg.arch, num_frames=fcfg.n_rgb)
     weights = init_flow_generator(model, fcfg.weights, project.models_dir / "pretrained")
     model.to(dev)
-    nhwc = is_2d(model)  # NHWC convolutions: deg_core.compute.layout
-    set_layout(model, nhwc)
+    nhwc = nhwc_if_2d(model)  # NHWC convolutions: deg_core.compute.layout
     loss_fn = MotionNetLoss.from_config(fcfg).to(dev)
     h, w = size
     probe = autobatch.random_probe(  # a step on [0, 1] frames, as the photometric loss sees

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deg_core.compute.layout import as_layout, is_2d, set_layout
+from deg_core.compute.layout import as_layout, is_2d, nhwc_if_2d, set_layout
 from deg_core.models.weights import load_checkpoint
 from deg_core.project.runs import BEST
 
@@ -35,6 +35,9 @@ def test_as_layout_and_is_2d():
     v = torch.randn(2, 3, 4, 5, 5)
     assert as_layout(v) is v
     assert is_2d(nn.Conv2d(3, 4, 3)) and not is_2d(nn.Conv3d(3, 4, 3))
+    conv2d, conv3d = nn.Conv2d(3, 4, 3), nn.Conv3d(3, 4, 3)
+    assert nhwc_if_2d(conv2d) and conv2d.weight.is_contiguous(memory_format=NHWC)
+    assert not nhwc_if_2d(conv3d) and conv3d.weight.is_contiguous()
 
 
 def test_a_2d_nhwc_model_computes_what_the_nchw_one_does():
