@@ -62,10 +62,9 @@ class LabelNavigation:
             self.project.annotator_labels_path(s.key, name)  # checks the name
             if name == s.labeler:
                 raise ProjectError(f"{name!r} is the labeler here: pick another annotator")
-        with self.hold_sync():
-            self.annotators = self.project.annotators(s.key)
+        with self.hold_sync():  # one message: the name and its row together
             self.reference = name
-            self.reference_labels = self._reference_bytes(s.key, name)
+            self._refresh_reference()
         if name and not self.reference_labels:
             self.status = f"{name} has no labels for {s.key} yet"
         else:
