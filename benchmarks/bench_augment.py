@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_features import commit, machine  # noqa: E402
+from benchmarks.bench_features import commit, machine, publish  # noqa: E402
 from deg_core.config import AugsSection  # noqa: E402
 from deg_core.data.clips import ClipAugment  # noqa: E402
 from deg_core.data.color import ClipColorJitter  # noqa: E402
@@ -76,10 +76,7 @@ def main() -> None:
             lines.append(f"| {size}x{size} | {name} | {ms:.2f} |")
             print(f"{size}x{size}  {name:<28} {ms:7.2f} ms", flush=True)
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.append:
-        with open(args.append, "a", encoding="utf-8") as f:
-            f.write("\n" + text)
+    publish(text, args.append)
 
 
 if __name__ == "__main__":

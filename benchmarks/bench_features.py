@@ -62,6 +62,14 @@ def machine(device: torch.device | None = None) -> str:
     return desc
 
 
+def publish(text: str, append: Path | None) -> None:
+    """Print a results block and, with ``--append FILE``, add it to FILE after a blank line."""
+    print(text)
+    if append:
+        with open(append, "a", encoding="utf-8") as f:
+            f.write("\n" + text)
+
+
 def commit() -> str:
     try:
         out = subprocess.run(
@@ -220,11 +228,7 @@ def main() -> None:
         "| train batch | flow train clips/s | feature train clips/s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    table = "\n".join(header + rows) + "\n"
-    print(table)
-    if args.append:
-        with open(args.append, "a", encoding="utf-8") as f:
-            f.write("\n" + table)
+    publish("\n".join(header + rows) + "\n", args.append)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_features import commit, machine  # noqa: E402
+from benchmarks.bench_features import commit, machine, publish  # noqa: E402
 from deg_core.compute.layout import as_layout, nhwc_if_2d  # noqa: E402
 from deg_core.config import AugsSection, ComputeSection, SequenceSection  # noqa: E402
 from deg_core.data.clips import ClipAugment, ClipDataset, VideoItem, denormalize  # noqa: E402
@@ -562,10 +562,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.mode == "flops":  # arithmetic only: the same on every machine, no timing
-        print(flops_table(args.presets, args.size))
-        if args.append:
-            with open(args.append, "a", encoding="utf-8") as f:
-                f.write("\n" + flops_table(args.presets, args.size) + "\n")
+        publish(flops_table(args.presets, args.size) + "\n", args.append)
         return
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
@@ -621,10 +618,7 @@ def main() -> None:
         )
         + "\n"
     )
-    print(text)
-    if args.append:
-        with open(args.append, "a", encoding="utf-8") as f:
-            f.write("\n" + text)
+    publish(text, args.append)
 
 
 if __name__ == "__main__":
