@@ -37,6 +37,12 @@ class ProjectSection:
     name: str = _f("", "project name; the folder is <name>_deepethogram")
     labeler: str | None = _f(None, "who labels (recorded for provenance)")
     class_names: list[str] = _f([], "behaviours, background first (background is implicit)")
+    exclusive: bool = _f(
+        False,
+        "one behaviour (or background) per frame: the feature and sequence stages train a "
+        "softmax over background + behaviours and decide by arg-max; the Labeler keeps one "
+        "behaviour per frame",
+    )
 
     # DEG writes these; deg derives them from the folder so a moved project still works.
     deg_ignored: ClassVar[frozenset[str]] = frozenset(

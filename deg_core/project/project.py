@@ -75,8 +75,11 @@ class Project(VideosMixin, LabelSetsMixin, BehaviorsMixin):
         name: str,
         behaviors: list[str],
         labeler: str | None = None,
+        exclusive: bool = False,
     ) -> Project:
-        """Make ``<parent>/<name>_deepethogram/`` with config, DATA/ and models/."""
+        """Make ``<parent>/<name>_deepethogram/`` with config, DATA/ and models/.
+
+        ``exclusive``: one behaviour (or background) per frame (``project.exclusive``)."""
         parent = Path(parent).expanduser()
         if not NAME_RE.match(name or ""):
             raise ProjectError(
@@ -89,9 +92,11 @@ class Project(VideosMixin, LabelSetsMixin, BehaviorsMixin):
         root = parent / f"{name}{SUFFIX}"
         if root.exists():
             raise ProjectError("already exists; open it instead of creating it", root)
-        raw = {
+        raw: dict = {
             "project": {"name": name, "labeler": labeler, "class_names": ["background", *behaviors]}
         }
+        if exclusive:  # written only when set: a default project stays DeepEthogram's file
+            raw["project"]["exclusive"] = True
         config = cfgmod.build(DegConfig, raw)
         # build in a temporary sibling and rename, so a failure leaves no half project
         tmp = parent / f".{root.name}.{os.getpid()}{PARTIAL}"
@@ -171,6 +176,11 @@ class Project(VideosMixin, LabelSetsMixin, BehaviorsMixin):
     @property
     def class_names(self) -> list[str]:
         return ["background", *self.behaviors]
+
+    @property
+    def exclusive(self) -> bool:
+        """One behaviour (or background) per frame (``project.exclusive``)."""
+        return bool(self.config.project.exclusive)
 
     @property
     def config_path(self) -> Path:
