@@ -23,6 +23,11 @@ it. If the file has changed since, :meth:`save` refuses to write and raises
 :class:`LabelConflict`; ``reload()`` takes the other changes (and keeps ours), or
 ``save(force=True)`` overwrites them.
 
+Exclusive projects (``project.exclusive``: one behaviour or background per frame): marking
+a behaviour present on a frame marks every other behaviour absent there, and :meth:`save`
+refuses (:class:`ExclusiveClash`) to write a frame that holds more than one behaviour, which
+only labels from before the project became exclusive can still hold.
+
 The journal itself lives in :mod:`deg_widgets.label_journal`; predictions and the
 review-queue searches in :mod:`deg_widgets.label_review`.
 """
@@ -48,13 +53,28 @@ from deg_widgets.label_journal import (
     same_file,
 )
 
-__all__ = ["LabelConflict", "LabelSession"]
+__all__ = ["ExclusiveClash", "LabelConflict", "LabelSession", "clash_frames"]
 
 UNDO_BYTES = 256 * 2**20  # undo history memory cap (oldest steps dropped first)
 
 
 class LabelConflict(DegError):
     """The label CSV changed on disk since this session loaded or saved it."""
+
+
+class ExclusiveClash(LabelError):
+    """An exclusive project's labels hold more than one behaviour on some frame."""
+
+
+def clash_frames(array: np.ndarray) -> np.ndarray:
+    """Indices of the frames of (T, K) ``array`` where more than one behaviour is present."""
+    return np.flatnonzero((array == 1).sum(axis=1) > 1)
+
+
+def _describe_frames(frames: np.ndarray, shown: int = 5) -> str:
+    """A count and the first few indices, e.g. "3 frame(s) (4, 9, 12)", for one-line messages."""
+    head = ", ".join(str(int(f)) for f in frames[:shown])
+    return f"{len(frames)} frame(s) ({head}{', ...' if len(frames) > shown else ''})"
 
 
 # --------------------------------------------------------------------------- session
@@ -83,6 +103,7 @@ class LabelSession:
 
     Attributes:
         array: (T, K) int8 current labels (edit through the methods only).
+        exclusive: the project keeps one behaviour (or background) per frame.
         replayed: journal changes found and applied when opening (0 if none).
         notes: one-line remarks from opening (journal replayed, predictions missing...).
         warnings: those of ``notes`` (and of reloads) about journal edits not replayed.
@@ -95,6 +116,7 @@ class LabelSession:
         self.key = project.resolve_key(key)
         self.record = project.record(self.key)
         self.behaviors = list(project.behaviors)
+        self.exclusive = project.exclusive  # one behaviour (or background) per frame
         self.n_frames = self.record.n_frames()
         self.path = project.annotator_labels_path(self.key, labeler)  # checks the name
         self.labeler = project.primary_labeler if labeler is None else labeler
@@ -117,6 +139,7 @@ class LabelSession:
         self.warnings: list[str] = []
         self.replayed = 0
         self._load(only=None)
+        self._note_clashes()
 
     # ------------------------------------------------------------------ loading
     def _read_file(self) -> tuple[np.ndarray, Fingerprint]:
@@ -163,6 +186,15 @@ class LabelSession:
             rows = np.flatnonzero((base != self.array).any(axis=1))
             lo, hi = int(rows[0]), int(rows[-1]) + 1
             self._undo.append(_Step(lo, hi, base[lo:hi].copy(), None, "journal replay"))
+
+    def _note_clashes(self) -> None:
+        """In an exclusive project, say where the labels (older than the setting) clash."""
+        frames = clash_frames(self.array) if self.exclusive else np.empty(0, np.intp)
+        if len(frames):
+            self.notes.append(
+                f"this project is exclusive but {_describe_frames(frames)} hold more than "
+                "one behaviour: label one behaviour there before saving"
+            )
 
     def _current_behavior(self, name: str) -> str | None:
         """The behaviour ``name`` is now (following renames), None if it is gone."""
@@ -263,12 +295,24 @@ class LabelSession:
                 )
             if start == stop:
                 return False
+            if self.exclusive and k == -1 and value == 1:
+                raise LabelError(
+                    "this project is exclusive (one behaviour per frame): "
+                    "it cannot mark every behaviour present at once"
+                )
             new = self.array[start:stop].copy()
             if k == -1:
                 new[:] = value
             else:
-                new[:, k] = value
+                self._put(new, k, value)
             return self._change(start, stop, new, "set", group)
+
+    def _put(self, rows: np.ndarray, k: int, value: int) -> None:
+        """rows[:, k] = value in place; in an exclusive project a present behaviour also
+        makes every other one absent on those rows."""
+        if self.exclusive and value == 1:
+            rows[:] = 0
+        rows[:, k] = value
 
     def toggle(self, behavior: int, frame: int) -> int:
         """Present -> absent, absent or unlabelled -> present; returns the new value."""
@@ -277,7 +321,7 @@ class LabelSession:
             f = self._check_frame(frame)
             value = 0 if self.array[f, k] == 1 else 1
             new = self.array[f : f + 1].copy()
-            new[0, k] = value
+            self._put(new, k, value)
             self._change(f, f + 1, new, "toggle")
             return value
 
@@ -290,7 +334,8 @@ class LabelSession:
 
     def import_predictions(self, predicted: np.ndarray, overwrite: bool = False) -> int:
         """Copy (T, K) ``predicted`` onto unlabelled frames (every frame if ``overwrite``);
-        one undo step; returns cells changed."""
+        one undo step; returns cells changed. In an exclusive project a frame the copy
+        would leave with more than one behaviour keeps its labels."""
         with self.lock:
             if predicted.shape != self.array.shape:
                 raise LabelError(
@@ -298,6 +343,9 @@ class LabelSession:
                 )
             take = np.ones(self.array.shape, bool) if overwrite else self.array == -1
             new = np.where(take, predicted.astype(np.int8), self.array)
+            if self.exclusive:
+                clashes = clash_frames(new)
+                new[clashes] = self.array[clashes]
             n = int((new != self.array).sum())
             self._change(0, self.n_frames, new, "import predictions")
             return n
@@ -334,11 +382,24 @@ class LabelSession:
         """True if the CSV changed on disk since this session loaded or saved it."""
         return not same_file(fingerprint(self.path), self._fp)
 
+    def _check_exclusive(self) -> None:
+        """Raise ExclusiveClash if an exclusive project's labels hold two behaviours on a
+        frame: the CSV of such a project never does (training reads one class per frame)."""
+        frames = clash_frames(self.array) if self.exclusive else np.empty(0, np.intp)
+        if len(frames):
+            raise ExclusiveClash(
+                f"not saved: this project is exclusive but {_describe_frames(frames)} hold "
+                "more than one behaviour; label one behaviour there (your edits stay in the "
+                "journal)",
+                self.path,
+            )
+
     def save(self, force: bool = False) -> bool:
         """Write the CSV atomically if there are unsaved edits; returns True if written.
 
         Raises LabelConflict (writing nothing) if the file changed on disk since this
-        session read or wrote it, unless ``force``.
+        session read or wrote it, unless ``force``; ExclusiveClash (writing nothing, even
+        with ``force``) if an exclusive project's labels hold two behaviours on a frame.
         """
         # the project lock spans the check and the write: an import in another process
         # cannot land in between and be overwritten unseen
@@ -352,6 +413,7 @@ class LabelSession:
                 )
             written = False
             if self.dirty or (force and self.conflict()):
+                self._check_exclusive()  # only when writing: opening and switching stay free
                 snapshot = self.array.copy()
                 self.project.save_annotator_labels(
                     self.key, self.labeler, Labels(list(self.behaviors), snapshot)

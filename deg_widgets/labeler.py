@@ -19,6 +19,10 @@ Synced traits:
   it to switch: Python saves the old video first, then loads the new one).
 - ``behaviors`` List[str]; ``n_frames`` Int; ``fps`` Float; ``frame_width``,
   ``frame_height`` Int (source size).
+- ``exclusive`` Bool the project keeps one behaviour (or background) per frame
+  (``project.exclusive``): marking a behaviour present marks the others absent on those
+  frames, in Python (which enforces it, and never saves two on a frame) and at once in
+  the front end's optimistic copy.
 - ``frame`` Int the playhead (0-based), set by both sides, clamped to [0, n_frames - 1].
 - ``labels`` Bytes: (n_frames, K) int8, C order; 1 present, 0 absent, -1 unlabelled.
 - ``has_predictions`` Bool; ``probs`` Bytes: (n_frames, K) uint8 = round(P * 255) of the
@@ -79,7 +83,7 @@ from deg_widgets.label_editing import LabelEditing
 from deg_widgets.label_messages import route_message
 from deg_widgets.label_navigation import LabelNavigation
 from deg_widgets.label_review import Predictions
-from deg_widgets.label_session import LabelConflict, LabelSession
+from deg_widgets.label_session import ExclusiveClash, LabelConflict, LabelSession
 
 __all__ = ["Labeler"]
 log = logging.getLogger(__name__)
@@ -109,6 +113,7 @@ class Labeler(LabelEditing, LabelNavigation, DegWidget):
     videos = traitlets.List(traitlets.Unicode()).tag(sync=True)
     video = traitlets.Unicode("").tag(sync=True)
     behaviors = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    exclusive = traitlets.Bool(False).tag(sync=True)
     n_frames = traitlets.Int(0).tag(sync=True)
     fps = traitlets.Float(30.0).tag(sync=True)
     frame_width = traitlets.Int(0).tag(sync=True)
@@ -211,6 +216,7 @@ class Labeler(LabelEditing, LabelNavigation, DegWidget):
         with self.hold_sync():
             self.video = key
             self.behaviors = list(session.behaviors)
+            self.exclusive = session.exclusive
             self.n_frames = session.n_frames
             self.fps = float(rec.fps or server.info.fps)
             self.frame_width = int(rec.width or server.info.width)
@@ -279,12 +285,12 @@ class Labeler(LabelEditing, LabelNavigation, DegWidget):
         except ProjectError:
             self._set_video_quietly(old)
             raise
-        conflict: LabelConflict | None = None
+        conflict: LabelConflict | ExclusiveClash | None = None
         if self.session is not None:
             self._autosaver.cancel()
             try:
                 self._save_session(force=False)
-            except LabelConflict as e:
+            except (LabelConflict, ExclusiveClash) as e:
                 conflict = e  # the edits stay in the journal; reopening replays them
         self._quiet = True
         try:
@@ -294,8 +300,8 @@ class Labeler(LabelEditing, LabelNavigation, DegWidget):
             raise
         finally:
             self._quiet = False
-        if conflict is not None:
-            raise LabelConflict(
+        if conflict is not None:  # same class: the banner names what kept them unsaved
+            raise type(conflict)(
                 f"{old}'s edits are not saved (kept in its journal, restored when you "
                 f"open it again): {conflict.problem}",
                 conflict.path,
@@ -346,7 +352,7 @@ class Labeler(LabelEditing, LabelNavigation, DegWidget):
         try:
             if self.session is not None and self.session.dirty:
                 self._save_session(force=False)
-        except LabelConflict as e:
+        except (LabelConflict, ExclusiveClash) as e:
             log.error("Labeler closed with unsaved edits (kept in the journal): %s", e)
             self.report(e)
         finally:

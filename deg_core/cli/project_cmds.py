@@ -16,6 +16,13 @@ def add_init_parser(sub: Subparsers) -> None:
     p.add_argument("--name", required=True)
     p.add_argument("--behaviors", required=True, help="comma-separated, e.g. groom,rear,walk")
     p.add_argument("--labeler", default=None)
+    p.add_argument(
+        "--exclusive",
+        action="store_true",
+        help="one behaviour (or background) per frame: the Labeler keeps one per frame, and "
+        "training uses one softmax over background + behaviours, deciding by arg-max "
+        "(project.exclusive; default: behaviours may overlap, one sigmoid each)",
+    )
     p.set_defaults(func=cmd_init)
 
 
@@ -23,9 +30,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     from deg_core.project.project import Project
 
     behaviors = [b.strip() for b in args.behaviors.split(",")]
-    project = Project.create(args.parent, args.name, behaviors, labeler=args.labeler)
+    project = Project.create(
+        args.parent, args.name, behaviors, labeler=args.labeler, exclusive=args.exclusive
+    )
     print(f"created {project.root}")
     print(f"behaviours: {', '.join(project.behaviors)} (background is implicit)")
+    if project.exclusive:
+        print("exclusive: one behaviour (or background) per frame")
     print(f"next: deg add-videos {project.root} VIDEO...")
     return 0
 
@@ -121,10 +132,11 @@ def add_status_parser(sub: Subparsers) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from deg_core.project.status import format_status, project_status
+    from deg_core.project.status import exclusive_suggestion, format_status, project_status
 
     project = open_project(args.project)
     status = project_status(project)
+    status["suggestion"] = exclusive_suggestion(project)
     try:  # which weights training would start from, and how to get better ones
         from deg_core.train.pretrained import start_weights_lines
 
@@ -137,6 +149,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not args.json:
         for line in status.get("start_weights", {}).values():
             print(f"start weights: {line}")
+        if status["suggestion"] is not None:
+            print(f"suggestion: {status['suggestion']}")
     return 0
 
 

@@ -1,4 +1,8 @@
-"""What a project holds: per video and per behaviour (``deg status``, ProjectView)."""
+"""What a project holds: per video and per behaviour (``deg status``, ProjectView), and
+what its labels suggest about its settings (:func:`exclusive_suggestion`).
+
+Only label files and records are read here, never torch: ``deg status`` stays quick.
+"""
 
 from __future__ import annotations
 
@@ -85,6 +89,41 @@ def project_status(project: Project) -> dict[str, Any]:
         "runs": runs,
         "warnings": warnings,
     }
+
+
+def _single_behavior_frames(project: Project) -> int | None:
+    """Labelled frames (any 0/1 entry) over the videos' label files, or None as soon as
+    a frame holds two behaviours or a file cannot be read (it might hold anything)."""
+    labelled = 0
+    for key in project.video_keys():
+        try:
+            path = project.record(key).labels_path
+            if not path.exists():
+                continue
+            array = read_labels(path, project.behaviors).array
+        except DegError:  # status lists the problem; no suggestion on unknown labels
+            return None
+        if ((array == 1).sum(axis=1) > 1).any():
+            return None
+        labelled += int((array != -1).any(axis=1).sum())
+    return labelled
+
+
+def exclusive_suggestion(project: Project) -> str | None:
+    """One line suggesting ``project.exclusive`` when the labels already fit it, else None.
+
+    Suggested when the project is not exclusive, has a labelled frame, and no labelled
+    frame of any video's label file holds more than one behaviour (-1 entries ignored).
+    Reads the label files only (``deg status`` and training both call it).
+    """
+    if project.exclusive or not _single_behavior_frames(project):
+        return None
+    # no command sets a project setting: the line says where the setting lives
+    return (
+        "every labelled frame holds at most one behaviour: `exclusive: true` under "
+        f"`project:` in {project.config_path} (or `deg init --exclusive`) trains one "
+        "softmax over background + behaviours and decides by arg-max"
+    )
 
 
 def format_status(status: dict[str, Any]) -> str:

@@ -29,7 +29,8 @@
 /**
  * The synced traits (see deg_widgets/labeler.py). Bytes traits arrive as DataViews.
  * @typedef {{
- *   videos: string[], video: string, behaviors: string[], n_frames: number, fps: number,
+ *   videos: string[], video: string, behaviors: string[], exclusive: boolean,
+ *   n_frames: number, fps: number,
  *   frame_width: number, frame_height: number, frame: number, labels: unknown,
  *   has_predictions: boolean, probs: unknown, predicted: unknown, thresholds: number[],
  *   playing: boolean, speed: number, dirty: boolean, saved_at: string, can_undo: boolean,
@@ -497,6 +498,7 @@ class Labels {
     this.probs = new Uint8Array(0);
     this.predicted = new Int8Array(0);
     this.hasPred = false;
+    this.exclusive = false; // one behaviour (or background) per frame: see apply
     this.reference = new Int8Array(0); // another annotator's labels, read-only (or empty)
     /** @type {LocalEdit[]} */
     this.localEdits = [];
@@ -533,16 +535,18 @@ class Labels {
   }
 
   /**
-   * labels[start:stop, b] = v here (what Python will do); b -1: all behaviours.
+   * labels[start:stop, b] = v here (what Python will do); b -1: all behaviours. In an exclusive
+   * project a behaviour marked present makes the others absent on those frames, as in Python.
    * @param {number} b @param {number} start @param {number} stop @param {number} v
    */
   apply(b, start, stop, v) {
     const K = this.K;
     start = Math.max(0, start);
     stop = Math.min(this.n, stop);
+    const clear = b < 0 || (this.exclusive && v === 1);
     for (let f = start; f < stop; f++) {
-      if (b < 0) this.labels.fill(v, f * K, f * K + K);
-      else this.labels[f * K + b] = v;
+      if (clear) this.labels.fill(b < 0 ? v : 0, f * K, f * K + K);
+      if (b >= 0) this.labels[f * K + b] = v;
     }
   }
 
@@ -1819,6 +1823,7 @@ class LabelerView {
       }],
       ["change:videos", () => this.readToolbar()],
       ["change:behaviors", () => { if (!this.settle()) { this.readAll(); this.layout(); } }],
+      ["change:exclusive", () => this.readExclusive()],
       ["change:n_frames", () => { if (!this.settle()) this.loadVideo(); }],
       ["change:labels", () => {
         if (this.settle()) return;
@@ -1893,6 +1898,7 @@ class LabelerView {
     const m = this.model;
     this.data.n = Math.max(0, m.get("n_frames") | 0);
     this.data.K = (m.get("behaviors") || []).length;
+    this.readExclusive();
     this.frame = Math.min(Math.max(0, m.get("frame") | 0), Math.max(0, this.data.n - 1));
     this.readLabels();
     this.readPredictions();
@@ -1900,6 +1906,12 @@ class LabelerView {
     this.readToolbar();
     this.controls.showStatus();
     this.player.read();
+  }
+
+  /** Whether local edits keep one behaviour per frame (the `exclusive` trait). */
+  readExclusive() {
+    this.data.exclusive = !!this.model.get("exclusive");
+    this.root.dataset.exclusive = String(this.data.exclusive);
   }
 
   readLabels() {
