@@ -151,19 +151,21 @@ def _cell(values: list[Any]) -> str:
 
 
 def table(folds: dict[int, dict[str, Any]]) -> str:
-    """Markdown: one row per fold and a mean ± sd row; F1 per behaviour, macro F1, AUROC,
-    bout F1, feature-stage macro F1, and wall time per stage (minutes)."""
+    """Markdown: one row per fold and a mean ± sd row; F1 per behaviour, macro F1, its
+    all-positive baseline and best-threshold diagnosis, AUROC, bout F1, feature-stage macro
+    F1, and wall time per stage (minutes)."""
     first = next(iter(folds.values()))
     behaviors = first["test"]["class_names"]
-    head = ["fold (test video)", *behaviors, "macro F1", "AUROC", "bout F1"]
+    head = ["fold (test video)", *behaviors, "macro F1", "all-positive F1"]
+    head += ["best-threshold F1 (diagnosis)", "AUROC", "bout F1"]
     head += ["features F1", *(f"{s} (min)" for s in STAGES), "total (min)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def row(name: str, rs: list[dict[str, Any]]) -> str:
         cells = [name]
         cells += [_cell([r["test"]["f1"][b] for r in rs]) for b in behaviors]
-        for metric in ("f1", "auroc", "bout_f1"):
-            cells.append(_cell([r["test"]["macro"][metric] for r in rs]))
+        for metric in ("f1", "baseline_f1", "oracle_f1", "auroc", "bout_f1"):
+            cells.append(_cell([r["test"]["macro"].get(metric) for r in rs]))
         cells.append(_cell([r["features_test"]["macro"]["f1"] for r in rs]))
         cells += [_cell([r["seconds"].get(s, np.nan) / 60 for r in rs]) for s in STAGES]
         cells.append(_cell([sum(r["seconds"].values()) / 60 for r in rs]))

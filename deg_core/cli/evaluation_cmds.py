@@ -19,6 +19,7 @@ def add_evaluate_parser(sub: Subparsers) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from deg_core.evaluation.evaluate import overprediction_notes
     from deg_core.evaluation.scoring import evaluate_project
 
     result = evaluate_project(open_project(args.project), args.split, args.model, args.run)
@@ -35,6 +36,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{fmt(result['recall'][b])} {fmt(result['auroc'][b])}   {fmt(result['bout_f1'][b])}"
         )
     print(f"  macro F1 {fmt(result['macro']['f1'])}")
+    for note in overprediction_notes(result):
+        print(f"  {note}")
     return 0
 
 

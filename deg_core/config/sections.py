@@ -265,6 +265,22 @@ class SequenceSection:
     )
     focal_gamma: float = _f(0.0, "focal-loss gamma (0: plain BCE)", NON_NEGATIVE)
     label_smoothing: float = _f(0.0, "label smoothing epsilon", LABEL_SMOOTHING)
+    decisions: Literal["out_of_fold", "val"] = _f(
+        "out_of_fold",
+        "fit thresholds (or arg-max offsets) on predictions every labelled video gets from a "
+        "model that did not train on it, pooled (out_of_fold), or on the val videos only (val: "
+        "DeepEthogram's way)",
+    )
+    normalise_scores: bool = _f(
+        False,
+        "standardise each behaviour's logits per video before deciding (scores shift between "
+        "videos; the ranking within a video travels)",
+    )
+    fit_on: Literal["train", "train+val"] = _f(
+        "train",
+        "videos the final model trains on (train+val needs decisions: out_of_fold; the best "
+        "epoch is then the last)",
+    )
 
     deg_ignored: ClassVar[frozenset[str]] = frozenset(
         {"latent_name", "output_name", "num_features", "nonoverlapping", "tgm_reduction"}

@@ -9,9 +9,13 @@ JSON output), never 0. Scores that are NaN rank below every number (never "prese
 * :func:`average_precision` - scikit-learn's step-wise AP: ``sum_n (R_n - R_{n-1}) P_n`` over
   the distinct scores as thresholds (descending; ``score >= t`` is present, tied frames enter
   together), ``R_0 = 0``. NaN without positives; 1 when there are no negatives.
+* :func:`best_threshold_f1` - the highest F1 any threshold reaches on the given frames
+  (a diagnosis of what the scores allow, never a way to choose a threshold).
 * :func:`bout_f1` - bouts matched one-to-one by intersection-over-union.
 * :func:`confusion` - (K+1) x (K+1) with background as class 0.
 * :func:`evaluate` - all of the above per behaviour, JSON-ready.
+* :func:`overprediction_notes` - one line per behaviour an :func:`evaluate` result shows
+  predicted on most frames while rarely labelled (the decision does not separate it).
 """
 
 from __future__ import annotations
@@ -38,9 +42,12 @@ __all__ = [
     "auroc_per_class",
     "average_precision",
     "average_precision_per_class",
+    "best_threshold_f1",
+    "best_threshold_f1_per_class",
     "bout_f1",
     "confusion",
     "evaluate",
+    "overprediction_notes",
 ]
 
 
@@ -94,6 +101,36 @@ def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.sum(pos[::-1] * precision) / n_pos)
 
 
+def best_threshold_f1(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Highest frame F1 of ``scores > t`` over every threshold t, for ``labels`` (T,).
+
+    Exact: the candidate cut-offs are the distinct scores (descending; tied frames enter
+    together), each scored by ``2tp / (2tp + fp + fn)``; predicting nothing scores 0.
+    NaN and -inf scores are never present (as with ``probs > threshold``). NaN without
+    labelled positives.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels)
+    if s.ndim != 1 or s.shape != y.shape:
+        raise ValueError(f"scores and labels must both be (T,), got {s.shape} and {y.shape}")
+    is_pos, is_neg = (m[:, 0] for m in label_masks(y[:, None]))
+    n_pos = int(is_pos.sum())
+    if n_pos == 0:
+        return float("nan")
+    keep = (is_pos | is_neg) & (s > -np.inf)  # NaN and -inf exceed no threshold
+    if not keep.any():
+        return 0.0  # no threshold makes anything present
+    order = np.argsort(-s[keep], kind="stable")
+    s_desc, pos_desc = s[keep][order], is_pos[keep][order]
+    tp = np.cumsum(pos_desc)
+    fp = np.arange(1, tp.size + 1) - tp
+    # a cut-off takes a whole tied group: keep the counts at the last frame of each group
+    group_end = np.append(s_desc[1:] != s_desc[:-1], True)
+    tp, fp = tp[group_end], fp[group_end]
+    f1 = 2 * tp / (tp + fp + n_pos)  # 2tp + fp + fn with fn = n_pos - tp
+    return float(f1.max())
+
+
 def _per_class(fn: Any, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     s = np.asarray(scores)
     y = np.asarray(labels)
@@ -110,6 +147,11 @@ def auroc_per_class(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def average_precision_per_class(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """``(K,)`` float64 :func:`average_precision` of each column of ``(T, K)`` inputs."""
     return _per_class(average_precision, scores, labels)
+
+
+def best_threshold_f1_per_class(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``(K,)`` float64 :func:`best_threshold_f1` of each column of ``(T, K)`` inputs."""
+    return _per_class(best_threshold_f1, scores, labels)
 
 
 # --------------------------------------------------------------------------- bouts
@@ -239,6 +281,17 @@ def _videos(x: Any, name: str) -> list[np.ndarray]:
     return arrays
 
 
+def _given_predictions(pred: Any, probs_v: list[np.ndarray]) -> list[np.ndarray]:
+    """The caller's final predictions, ``(T_i, K)`` int8 in {0, 1}, shaped like ``probs``."""
+    pred_v = _videos(pred, "pred")
+    if len(pred_v) != len(probs_v):
+        raise ValueError(f"{len(pred_v)} prediction arrays but {len(probs_v)} probability arrays")
+    for d, p in zip(pred_v, probs_v, strict=True):
+        if d.shape != p.shape:
+            raise ValueError(f"pred {d.shape} must have the shape of probs {p.shape}")
+    return [(d != 0).astype(np.int8) for d in pred_v]
+
+
 def evaluate(
     probs: np.ndarray | Sequence[np.ndarray],
     labels: np.ndarray | Sequence[np.ndarray],
@@ -246,6 +299,8 @@ def evaluate(
     class_names: Sequence[str],
     min_lengths: Any = None,
     min_overlap: float = 0.5,
+    *,
+    pred: Sequence[np.ndarray] | np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Every metric per behaviour, as plain JSON-ready types (NaN -> None).
 
@@ -253,23 +308,33 @@ def evaluate(
         probs: ``(T, K)`` probabilities, or a list of them (one per video: bouts and bout
             cleaning never cross video boundaries; frame metrics pool all frames).
         labels: same shape(s) as ``probs``, in {1, 0, -1}.
-        thresholds: ``(K,)``; present where ``probs > thresholds``.
+        thresholds: ``(K,)``; present where ``probs > thresholds``. May be None with ``pred``.
         class_names: the K behaviour names (keys of the per-behaviour dicts).
         min_lengths: ``(K,)`` minimum bout lengths; when given, the predictions are
-            :func:`~deg_core.evaluation.postprocess.postprocess`-ed, otherwise only thresholded.
+            :func:`~deg_core.evaluation.postprocess.postprocess`-ed, otherwise only
+            thresholded. With ``pred`` only recorded (the caller's cleaning).
         min_overlap: IoU for :func:`bout_f1`.
+        pred: the final decided predictions, ``(T, K)`` binary (nonzero = present) shaped
+            like ``probs`` (one per video), e.g. an arg-max over exclusive behaviours; they
+            replace thresholding and cleaning (raw_f1 and f1 are both theirs). ``probs``
+            still give auroc, ap and oracle_f1.
 
     Returns:
         ``{"class_names", "n_frames", "n_labelled_frames"`` (frames with every behaviour
-        labelled), ``"postprocessed": bool, "thresholds", "min_lengths"`` (or None),
-        per behaviour ``{name: value}``: ``"n_labelled", "support"`` (labelled positive
-        frames), ``"f1", "precision", "recall", "accuracy"`` (of the final predictions),
-        ``"raw_f1"`` (thresholded only; equals f1 without min_lengths), ``"auroc", "ap",
-        "bout_f1", "bout_precision", "bout_recall", "n_true_bouts", "n_pred_bouts"``;
-        ``"macro": {metric: float | None}`` = NaN-ignoring mean over the behaviours with
-        labelled positives (as ``metrics.per_class_metrics``' macro_f1), and
-        ``"confusion": {"classes": ["background", *names], "matrix": rows = true,
-        columns = predicted}`` of the final predictions (see :func:`confusion`)}``.
+        labelled), ``"postprocessed": bool, "thresholds"`` (or None), ``"min_lengths"`` (or
+        None), per behaviour ``{name: value}``: ``"n_labelled", "support"`` (labelled
+        positive frames), ``"f1", "precision", "recall", "accuracy"`` (of the final
+        predictions), ``"raw_f1"`` (thresholded only; equals f1 without min_lengths or with
+        ``pred``), ``"auroc", "ap", "bout_f1", "bout_precision", "bout_recall",
+        "prevalence"`` (support / n_labelled), ``"predicted_fraction"`` (of the labelled
+        frames, final predictions), ``"baseline_f1"`` (F1 of predicting it on every frame,
+        ``2p / (1 + p)`` with p the prevalence), ``"oracle_f1"`` (best F1 of any threshold
+        on these frames, :func:`best_threshold_f1`: a diagnosis, never a choice),
+        ``"n_true_bouts", "n_pred_bouts"``; ``"macro": {metric: float | None}`` =
+        NaN-ignoring mean over the behaviours with labelled positives (as
+        ``metrics.per_class_metrics``' macro_f1), and ``"confusion": {"classes":
+        ["background", *names], "matrix": rows = true, columns = predicted}`` of the final
+        predictions (see :func:`confusion`)}``.
     """
     probs_v = _videos(probs, "probs")
     labels_v = _videos(labels, "labels")
@@ -283,11 +348,18 @@ def evaluate(
                 f"probs {p.shape} and labels {y.shape} must both be (T, {k_total}) "
                 f"for {k_total} class names"
             )
-    th = np.asarray(thresholds, dtype=np.float64)
-    if th.shape != (k_total,):
+    th = None if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    if th is not None and th.shape != (k_total,):
         raise ValueError(f"thresholds must be ({k_total},), got {th.shape}")
-    raw_v = [(p > th[None, :]).astype(np.int8) for p in probs_v]
-    final_v = raw_v if min_lengths is None else [postprocess(p, th, min_lengths) for p in probs_v]
+    if pred is not None:  # final already: min_lengths, if any, only recorded
+        raw_v = final_v = _given_predictions(pred, probs_v)
+    elif th is None:
+        raise ValueError("thresholds are needed unless pred gives the final predictions")
+    else:
+        raw_v = [(p > th[None, :]).astype(np.int8) for p in probs_v]
+        final_v = (
+            raw_v if min_lengths is None else [postprocess(p, th, min_lengths) for p in probs_v]
+        )
 
     def cat(arrays: list[np.ndarray]) -> np.ndarray:  # frame metrics pool all videos
         return np.concatenate(arrays, axis=0) if arrays else np.zeros((0, k_total), np.int8)
@@ -295,11 +367,14 @@ def evaluate(
     prob_all, y_all, raw_all, final_all = cat(probs_v), cat(labels_v), cat(raw_v), cat(final_v)
     c = binary_counts(final_all, y_all)
     precision, recall = precision_recall(final_all, y_all)
+    support = (c["tp"] + c["fn"]).astype(np.int64)
+    n_labelled = (y_all != -1).sum(axis=0)
+    prevalence = _div(support, n_labelled)
 
     bout_counts = np.zeros((k_total, 3), dtype=np.int64)  # n_pred, n_true, n_matched
-    for pred, y in zip(final_v, labels_v, strict=True):
+    for decided, y in zip(final_v, labels_v, strict=True):
         for k in range(k_total):
-            r = bout_f1(pred[:, k], y[:, k], min_overlap)
+            r = bout_f1(decided[:, k], y[:, k], min_overlap)
             bout_counts[k] += (r["n_pred"], r["n_true"], r["n_matched"])
     n_bp, n_bt, n_bm = bout_counts.T
     per_class = {
@@ -313,8 +388,11 @@ def evaluate(
         "bout_f1": _div(2 * n_bm, n_bp + n_bt),
         "bout_precision": _div(n_bm, n_bp),
         "bout_recall": _div(n_bm, n_bt),
+        "prevalence": prevalence,
+        "predicted_fraction": _div(c["tp"] + c["fp"], n_labelled),
+        "baseline_f1": 2 * prevalence / (1 + prevalence),  # NaN stays NaN
+        "oracle_f1": best_threshold_f1_per_class(prob_all, y_all),
     }
-    support = (c["tp"] + c["fn"]).astype(np.int64)
     has_pos = support > 0
 
     def by_name(values: Any, cast: Any = finite_or_none) -> dict[str, Any]:
@@ -326,11 +404,11 @@ def evaluate(
         "n_frames": int(y_all.shape[0]),
         "n_labelled_frames": int((y_all != -1).all(axis=1).sum()),
         "postprocessed": min_lengths is not None,
-        "thresholds": by_name(th),
+        "thresholds": None if th is None else by_name(th),
         "min_lengths": None
         if min_lengths is None
         else by_name(np.broadcast_to(np.asarray(min_lengths), (k_total,)), int),
-        "n_labelled": by_name((y_all != -1).sum(axis=0), int),
+        "n_labelled": by_name(n_labelled, int),
         "support": by_name(support, int),
     }
     out.update({metric: by_name(v) for metric, v in per_class.items()})
@@ -341,3 +419,28 @@ def evaluate(
     }
     out["confusion"] = {"classes": [BACKGROUND, *names], "matrix": cm.tolist()}
     return out
+
+
+def overprediction_notes(
+    result: dict[str, Any], *, most: float = 0.5, few: float = 0.25
+) -> list[str]:
+    """One line per behaviour an :func:`evaluate` result shows predicted on more than
+    ``most`` of its labelled frames while labelled present on fewer than ``few`` of them:
+    the decision then barely differs from "always present" (compare its F1 with the
+    all-positive baseline_f1). Behaviours in ``class_names`` order; [] when none.
+    """
+
+    def num(v: Any) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    notes = []
+    for b in result["class_names"]:
+        shown, labelled = result["predicted_fraction"][b], result["prevalence"][b]
+        if shown is None or labelled is None or not (shown > most and labelled < few):
+            continue
+        notes.append(
+            f"{b}: predicted on {shown:.0%} of frames but labelled on {labelled:.0%} "
+            f"(all-positive F1 {num(result['baseline_f1'][b])}, achieved "
+            f"{num(result['f1'][b])}): the decision does not separate it"
+        )
+    return notes

@@ -14,7 +14,8 @@ Layout, one group per feature-extractor run (named after the run folder)::
     <run>/spatial_features  (T, 512) float32
     <run>/flow_features     (T, 512) float32
     <run>/logits            (T, K) float32
-    <run>/P                 (T, K) float32   sigmoid(logits)
+    <run>/P                 (T, K) float32   sigmoid(logits); exclusive projects: the
+                                             softmax over background (logit 0) + logits
     <run>/thresholds        (K,) float32     fitted on validation
     <run>/class_names       (K,) str         the behaviours (background is derived)
 """
@@ -80,6 +81,7 @@ class FeaturePredictor:
     behaviors: list[str]
     augs: dict = field(default_factory=dict)  # the run's augs: its crop is inference's too
     fp16: bool = False  # compute.fp16: mixed precision where the device has it
+    exclusive: bool = False  # P is the softmax over background (logit 0) + behaviours
     _prepared: tuple = field(default=(), repr=False)  # (channels_last, compile) applied
     _compiled: torch.nn.Module | None = field(default=None, repr=False)
 
@@ -117,6 +119,7 @@ class FeaturePredictor:
             behaviors=behaviors,
             augs=to_dict(info.config.augs),
             fp16=fp16,
+            exclusive=bool(info.config.project.exclusive),
         )
 
     @property
@@ -336,6 +339,10 @@ def video_features(
                 flows = pair_flows(x)  # (B, 2(N-1), h, w), each pair computed once
                 out = fm.model.forward_streams(x[half : half + flows.shape[0]], flows)
         logits = out["logits"].float()
+        if fm.exclusive:  # background's logit is 0 (deg_core.evaluation.decisions)
+            probs = torch.cat([torch.zeros_like(logits[:, :1]), logits], 1).softmax(1)[:, 1:]
+        else:
+            probs = logits.sigmoid()
         # one device->host copy per batch: spatial | flow | logits | P
         both = (
             torch.cat(
@@ -343,7 +350,7 @@ def video_features(
                     out["spatial_features"].float(),
                     out["flow_features"].float(),
                     logits,
-                    logits.sigmoid(),
+                    probs,
                 ],
                 dim=1,
             )

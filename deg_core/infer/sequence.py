@@ -19,7 +19,7 @@ import torch
 from deg_core.compute import distributed
 from deg_core.data.sequences import features_or_explain
 from deg_core.errors import ProjectError
-from deg_core.evaluation.postprocess import postprocess
+from deg_core.evaluation.decisions import Decision, decision_of, probabilities
 from deg_core.labels.labels import Labels, read_labels, write_labels
 from deg_core.models.sequence import sequence_model_from_config
 from deg_core.project.outputs import has_group, writing_group
@@ -39,6 +39,7 @@ class SequencePredictor:
     min_lengths: np.ndarray  # (K,) int
     behaviors: list[str]
     track_features: bool = False  # the run's inputs end with the animal-track features
+    decision: Decision | None = None  # None: thresholds and min_lengths decide
 
     @classmethod
     def load(cls, project: Project, run: str = "latest", device: str = "cpu") -> SequencePredictor:
@@ -55,6 +56,7 @@ class SequencePredictor:
             raise ProjectError("the best checkpoint holds no fitted thresholds", info.path)
         min_lengths = info.min_lengths
         return cls(
+            decision=decision_of(info),
             model=model,
             run=info.path,
             feature_run=info.upstream,
@@ -129,13 +131,14 @@ def infer_sequence(
     for key in todo:
         rec = project.record(key)
         logits = sequence_logits(sm.model, feats[key])
-        probs = 1.0 / (1.0 + np.exp(-logits))
-        with writing_group(
-            rec.outputs_path, sm.run.name, sm.behaviors, sm.thresholds, video=key
-        ) as g:
+        decision = sm.decision or Decision.thresholded(sm.thresholds, sm.min_lengths)
+        probs = probabilities(logits, decision.exclusive)
+        # this video's thresholds on P (per-video normalised scores shift them per video)
+        thresholds = decision.video_thresholds(logits)
+        with writing_group(rec.outputs_path, sm.run.name, sm.behaviors, thresholds, video=key) as g:
             g.create_dataset("logits", data=logits.astype(np.float32))
             g.create_dataset("P", data=probs.astype(np.float32))
-        pred = postprocess(probs, sm.thresholds, sm.min_lengths)
+        pred = decision.decide(logits)
         write_labels(rec.predictions_path, Labels(sm.behaviors, pred.astype(np.int8)))
     return {k: ("done" if k in todo else "skipped") for k in keys}
 

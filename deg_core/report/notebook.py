@@ -40,7 +40,9 @@ class Table:
         rows: Sequence[Mapping[str, Any]],
         columns: Sequence[str] | None = None,
         caption: str = "",
+        notes: Sequence[str] = (),
     ) -> None:
+        """``notes``: lines shown under the table (warnings about what it shows)."""
         self.rows = [dict(r) for r in rows]
         cols: list[str] = list(columns or [])
         if not columns:
@@ -48,6 +50,7 @@ class Table:
                 cols += [c for c in r if c not in cols]
         self.columns = cols
         self.caption = caption
+        self.notes = list(notes)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -71,7 +74,8 @@ class Table:
             for r in self.rows
         )
         cap = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
-        return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
+        return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
 
     def __repr__(self) -> str:
         cells = [[self._cell(r.get(c)) for c in self.columns] for r in self.rows]
@@ -80,7 +84,7 @@ class Table:
         ]
         line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths, strict=True))  # noqa: E731
         out = [self.caption] if self.caption else []
-        return "\n".join([*out, line(self.columns), *(line(row) for row in cells)])
+        return "\n".join([*out, line(self.columns), *(line(row) for row in cells), *self.notes])
 
 
 # --------------------------------------------------------------------------- recording
@@ -424,9 +428,15 @@ def evaluate_splits(
 
 
 def metrics_table(results: Mapping[str, Mapping[str, Any]]) -> Table:
-    """Per split and behaviour: F1, precision, recall, AUROC and bout F1 (``evaluate``)."""
+    """Per split and behaviour: F1, precision, recall, AUROC, bout F1, the all-positive
+    baseline F1 and the best F1 of any threshold on these frames (diagnosis only), with
+    ``evaluate.overprediction_notes`` lines (prefixed by the split) under the table."""
+    from deg_core.evaluation.evaluate import overprediction_notes
+
     rows = []
+    notes = []
     for split, r in results.items():
+        notes += [f"{split}: {n}" for n in overprediction_notes(dict(r))]
         for b in [*r["class_names"], "macro"]:
             get = (lambda m: r["macro"].get(m)) if b == "macro" else (lambda m: r[m][b])  # noqa: B023
             rows.append(
@@ -438,9 +448,11 @@ def metrics_table(results: Mapping[str, Mapping[str, Any]]) -> Table:
                     "recall": get("recall"),
                     "AUROC": get("auroc"),
                     "bout F1": get("bout_f1"),
+                    "all-positive F1": get("baseline_f1"),
+                    "best-threshold F1": get("oracle_f1"),
                 }
             )
-    return Table(rows, caption="evaluation (validation thresholds, bouts cleaned)")
+    return Table(rows, caption="evaluation (validation thresholds, bouts cleaned)", notes=notes)
 
 
 def prediction_table(project: Project, keys: Sequence[str]) -> Table:

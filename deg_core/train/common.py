@@ -355,3 +355,25 @@ def threshold_metrics(
     thresholds, _, _ = fit_thresholds(p, y, class_names=behaviors, smooth=smooth)
     metrics = per_class_metrics(p, y, thresholds, behaviors)
     return {"loss": mean_or_nan(losses), **metrics, "thresholds": thresholds.tolist()}
+
+
+def decision_metrics(
+    logits: list[np.ndarray],
+    labels: list[np.ndarray],
+    behaviors: list[str],
+    losses: list[float],
+    decision: Any,
+) -> dict[str, Any]:
+    """Validation record of a run whose decision is a
+    :class:`deg_core.evaluation.decisions.Decision`: mean loss, the decision's thresholds,
+    and per-behaviour F1/precision/recall/accuracy/support of its (uncleaned) predictions.
+
+    logits/labels: per-video (T_i, K) arrays (a per-video normalisation needs whole videos).
+    """
+    from deg_core.evaluation.metrics import per_class_metrics
+
+    pred = np.concatenate([decision.raw(x) for x in logits]).astype(np.float32)
+    y = np.concatenate(labels).astype(np.int8)
+    # decided predictions as 0/1 "probabilities" against 0.5: the same summary as thresholds
+    metrics = per_class_metrics(pred, y, np.full(len(behaviors), 0.5), behaviors)
+    return {"loss": mean_or_nan(losses), **metrics, "thresholds": decision.thresholds.tolist()}

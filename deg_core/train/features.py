@@ -21,13 +21,14 @@ from deg_core.compute.layout import as_layout, nhwc_if_2d
 from deg_core.config import DegConfig
 from deg_core.data.clips import ClipAugment, ClipDataset, evenly_spaced, labelled_frames
 from deg_core.errors import ProjectError
+from deg_core.evaluation.decisions import Decision, fit_decision
 from deg_core.models.feature import HiddenTwoStream
 from deg_core.models.flow import build_flow_generator
 from deg_core.project.project import Project, split_keys
 from deg_core.project.runs import RunInfo, load_run
 from deg_core.train import common
 from deg_core.train.loop import Callback, seed_everything
-from deg_core.train.losses import MaskedBCELoss, label_counts, pos_weight_from_counts
+from deg_core.train.losses import label_counts, stage_loss
 from deg_core.train.pretrained import init_feature_extractor
 
 
@@ -82,7 +83,7 @@ def train_features(
     size = common.input_size(cfg)
 
     train_labels = np.concatenate([it.labels for it in train_items if it.labels is not None])
-    pos, neg = label_counts(train_labels)
+    pos, _ = label_counts(train_labels)
     val_pos, _ = label_counts(
         np.concatenate([it.labels for it in val_items if it.labels is not None])
     )
@@ -98,11 +99,14 @@ def train_features(
     weights = init_feature_extractor(
         model, ecfg.arch, ecfg.weights, project.models_dir / "pretrained"
     )
-    model.init_bias(pos, neg)
+    exclusive = project.exclusive
+    loss_fn, bias_pos, bias_neg = stage_loss(
+        ecfg, train_labels, cfg.train.loss_weight_exp, exclusive
+    )
+    model.init_bias(bias_pos, bias_neg)
     model.to(dev)
+    loss_fn.to(dev)
     nhwc = nhwc_if_2d(model)  # NHWC convolutions: deg_core.compute.layout
-    pos_weight = pos_weight_from_counts(pos, neg, beta=cfg.train.loss_weight_exp)
-    loss_fn = MaskedBCELoss.from_config(ecfg, pos_weight=pos_weight).to(dev)
     probe = autobatch.random_probe(
         model,
         lambda m, x, y: loss_fn(m(as_layout(x, nhwc))["logits"], y),
@@ -150,7 +154,7 @@ def train_features(
     val_set = make_set(
         val_items, evenly_spaced(labelled_frames(val_items), ecfg.val_steps * batch), False
     )
-    latest: dict[str, Any] = {"thresholds": [0.5] * len(behaviors)}
+    latest: dict[str, Any] = {"decision": Decision.thresholded([0.5] * len(behaviors)).to_dict()}
 
     def step(m: torch.nn.Module, b: dict[str, Any]) -> tuple[torch.Tensor, int]:
         out = m(as_layout(b["images"].to(dev, non_blocking=True), nhwc))
@@ -159,17 +163,28 @@ def train_features(
     val_loader = common.fixed_loader(val_set, batch, workers)
 
     def validate(m: torch.nn.Module, epoch: int) -> dict[str, Any]:
-        probs, labels, losses = [], [], []
+        logits, labels, losses = [], [], []
         for b in val_loader:
             out = m(as_layout(b["images"].to(dev), nhwc))
             losses.append(float(loss_fn(out["logits"], b["labels"].to(dev))))
-            probs.append(torch.sigmoid(out["logits"]).float().cpu().numpy())
-            labels.append(b["labels"].numpy())
-        record = common.threshold_metrics(
-            probs, labels, behaviors, losses, smooth=cfg.train.threshold_smoothing
+            logits.append(out["logits"].float().cpu().numpy())
+            labels.append(b["labels"].numpy().astype(np.int8))
+        # val clips are sampled frames, not whole videos: one pool, no per-video scaling
+        decision = fit_decision(
+            [np.concatenate(logits)],
+            [np.concatenate(labels)],
+            behaviors,
+            exclusive=exclusive,
+            smooth=cfg.train.threshold_smoothing,
         )
-        latest["thresholds"] = record["thresholds"]
-        return record
+        latest["decision"] = decision.to_dict()
+        return common.decision_metrics(
+            [np.concatenate(logits)], [np.concatenate(labels)], behaviors, losses, decision
+        )
+
+    def extra() -> dict[str, Any]:
+        d = latest["decision"]
+        return {"thresholds": d["thresholds"], "class_names": behaviors, "decision": d}
 
     return common.fit(
         run,
@@ -184,7 +199,7 @@ def train_features(
         steps_per_epoch=ecfg.steps_per_epoch,
         callbacks=callbacks,
         progress=progress,
-        extra_state=lambda: {"thresholds": latest["thresholds"], "class_names": behaviors},
+        extra_state=extra,
         # concatenate fusion: the per-stream heads exist but the loss does not use them
         find_unused_parameters=ecfg.fusion == "concatenate",
     )

@@ -17,19 +17,24 @@ Shape contract: the class axis is always the **last** axis. A model that emits
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deg_core.evaluation.decisions import exclusive_targets
 from deg_core.evaluation.metrics import label_masks
 
 __all__ = [
     "MaskedBCELoss",
+    "MaskedSoftmaxLoss",
+    "class_weights_from_counts",
+    "exclusive_counts",
     "label_counts",
     "pos_weight_from_counts",
+    "stage_loss",
 ]
 
 
@@ -214,3 +219,86 @@ class MaskedBCELoss(nn.Module):
             z = torch.where(hard >= 0.5, -logits, logits)
             per_entry = per_entry * torch.exp(self.focal_gamma * F.logsigmoid(z))
         return _masked_mean(per_entry, mask)
+
+
+class MaskedSoftmaxLoss(nn.Module):
+    """Cross entropy over background + K exclusive behaviours, background's logit fixed at 0.
+
+    The model keeps its K outputs (log-odds of each behaviour against background, see
+    :mod:`deg_core.evaluation.decisions`); a frame's class is background when every behaviour
+    is labelled 0, behaviour k when exactly k is 1. Frames with an unlabelled entry or with
+    several behaviours are ignored (not in the sum, not in the count).
+
+    Args:
+        class_weight: ``(K + 1,)`` weight per class, background first (see
+            :func:`class_weights_from_counts`); None = 1 everywhere.
+        label_smoothing: as :class:`torch.nn.CrossEntropyLoss`'s.
+
+    Shapes:
+        ``forward(logits, targets)``: both ``(..., K)``; returns a scalar.
+    """
+
+    def __init__(
+        self, class_weight: Tensor | np.ndarray | None = None, label_smoothing: float = 0.0
+    ) -> None:
+        super().__init__()
+        w = None if class_weight is None else _as_float_tensor(class_weight, "class_weight")
+        self.register_buffer("class_weight", w)
+        self.label_smoothing = float(label_smoothing)
+
+    @classmethod
+    def from_config(
+        cls, cfg: Any, class_weight: Tensor | np.ndarray | None = None
+    ) -> MaskedSoftmaxLoss:
+        return cls(class_weight, _cfg_value(cfg, "label_smoothing", 0.0))
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        k = logits.shape[-1]
+        z = logits.reshape(-1, k).float()
+        y = targets.reshape(-1, k)
+        labelled = (y >= 0).all(dim=1)
+        n_pos = (y == 1).sum(dim=1)
+        ok = labelled & (n_pos <= 1)
+        cls = torch.where(n_pos == 0, 0, y.argmax(dim=1) + 1)
+        full = torch.cat([torch.zeros_like(z[:, :1]), z], dim=1)
+        per = F.cross_entropy(
+            full,
+            torch.where(ok, cls, 0).long(),
+            weight=cast(Tensor | None, self.class_weight),
+            reduction="none",
+            label_smoothing=self.label_smoothing,
+        )
+        return _masked_mean(per, ok)
+
+
+def class_weights_from_counts(counts: Any, beta: float = 0.25) -> np.ndarray:
+    """``(C,)`` float32 softmax class weights ``((N - n_c) / n_c) ** beta`` (DEG's weighting,
+    one class against the rest); 1 for a class without frames."""
+    n = np.asarray(counts, dtype=np.float64)
+    return pos_weight_from_counts(n, n.sum() - n, beta=beta)
+
+
+def exclusive_counts(labels: np.ndarray) -> np.ndarray:
+    """``(K + 1,)`` int64 frames per class (background first) of ``(T, K)`` labels; frames
+    not fully labelled or with several behaviours are not counted."""
+    t = exclusive_targets(labels)
+    return np.bincount(t[t >= 0], minlength=labels.shape[1] + 1).astype(np.int64)
+
+
+def stage_loss(
+    section: Any, labels: np.ndarray, beta: float, exclusive: bool
+) -> tuple[nn.Module, np.ndarray, np.ndarray]:
+    """A stage's loss for its training labels ``(T, K)`` and the ``(pos, neg)`` counts its
+    model's ``init_bias`` takes: weighted BCE per behaviour, or (exclusive) the weighted
+    softmax over background + K whose biases start at log(n_k / n_background) (a training
+    set without background frames counts one)."""
+    if exclusive:
+        counts = exclusive_counts(labels)
+        loss: nn.Module = MaskedSoftmaxLoss.from_config(
+            section, class_weight=class_weights_from_counts(counts, beta=beta)
+        )
+        k = labels.shape[1]
+        return loss, counts[1:], np.full(k, max(int(counts[0]), 1), np.int64)
+    pos, neg = label_counts(labels)
+    loss = MaskedBCELoss.from_config(section, pos_weight=pos_weight_from_counts(pos, neg, beta))
+    return loss, pos, neg

@@ -3,7 +3,15 @@
 Inputs are the features ``deg infer features`` wrote; a video without them stops
 the run with one message naming the videos and the command that makes them. A run
 whose behaviour list differs from the project's is refused (stale). Validation
-runs whole val videos at once and fits per-behaviour thresholds (max F1).
+runs whole val videos at once.
+
+Decisions (``sequence.decisions: out_of_fold``, the default): before the final model, every
+labelled video (train and val) is predicted by a model trained on the other labelled videos
+(k-fold by video; a sequence model trains in seconds), and the thresholds (or, for an
+exclusive project, the arg-max offsets) are fitted on those predictions pooled, with the
+guard of :mod:`deg_core.evaluation.decisions`. ``val`` fits them on the val videos only, at
+the best epoch (DeepEthogram's way). The decision is stored in the checkpoint (``extra``)
+and, readable, in the run's ``decision.yaml``.
 """
 
 from __future__ import annotations
@@ -19,14 +27,18 @@ import torch
 from deg_core.compute import autobatch
 from deg_core.config import DegConfig
 from deg_core.data.sequences import SequenceItem, WindowDataset, features_or_explain
-from deg_core.errors import ProjectError
+from deg_core.errors import ConfigError, ProjectError
+from deg_core.evaluation.decisions import Decision, fit_decision
 from deg_core.evaluation.postprocess import min_bout_lengths
+from deg_core.fileio import save_yaml
 from deg_core.models.sequence import sequence_model_from_config
 from deg_core.project.project import Project, split_keys
 from deg_core.project.runs import resolve_run
 from deg_core.train import common
 from deg_core.train.loop import Callback, seed_everything
-from deg_core.train.losses import MaskedBCELoss, label_counts, pos_weight_from_counts
+from deg_core.train.losses import label_counts, stage_loss
+
+MAX_DECISION_FOLDS = 5  # k of the k-fold by video that fits the decisions
 
 
 def labelled_items(
@@ -87,19 +99,27 @@ def train_sequence(
     )
     train_items = labelled_items(project, train_keys, feats)
     val_items = labelled_items(project, val_keys, feats)
-    pos, neg = label_counts(np.concatenate([it.labels for it in train_items]))
+    if scfg.fit_on == "train+val" and scfg.decisions == "val":
+        raise ConfigError(
+            "sequence.fit_on: train+val trains on the val videos, so their predictions cannot "
+            "fit the decisions: set sequence.decisions: out_of_fold"
+        )
+    exclusive = project.exclusive
+    fit_items = train_items + (val_items if scfg.fit_on == "train+val" else [])
+    pos, _ = label_counts(np.concatenate([it.labels for it in fit_items]))
     for name, p in zip(behaviors, pos, strict=True):
         if p == 0:
             warnings.warn(
                 f"behaviour {name!r} has no positive frames in the train split", stacklevel=2
             )
     n_features = train_items[0].features.shape[1]
-    model = sequence_model_from_config(scfg, n_features, len(behaviors))
-    model.init_bias(pos, neg)
+    # shortest bouts people label: predictions shorter than these are noise
+    min_lengths = min_bout_lengths(
+        [it.labels for it in fit_items], fraction=scfg.min_bout_fraction
+    ).tolist()
+    model, loss_fn = _model_and_loss(cfg, fit_items, n_features, len(behaviors), exclusive)
     model.to(dev)
-    loss_fn = MaskedBCELoss.from_config(
-        scfg, pos_weight=pos_weight_from_counts(pos, neg, beta=cfg.train.loss_weight_exp)
-    ).to(dev)
+    loss_fn.to(dev)
     window = (scfg.sequence_length, int(n_features))
     probe = autobatch.random_probe(
         model, lambda m, x, y: loss_fn(m(x), y), window, (window[0], len(behaviors)), dev
@@ -108,6 +128,26 @@ def train_sequence(
     batch = (resumed and resumed.batch) or common.batch_size(
         scfg.batch_size, dev, 8, 32, probe=probe, key=key
     )
+    decision: Decision | None = None
+    if scfg.decisions == "out_of_fold":
+        keys = train_keys + val_keys
+        oof = out_of_fold_logits(
+            cfg, [*train_items, *val_items], exclusive, batch=batch, device=dev, seed=seed
+        )
+        decision = fit_decision(
+            oof,
+            [it.labels for it in [*train_items, *val_items]],
+            behaviors,
+            exclusive=exclusive,
+            normalise=scfg.normalise_scores,
+            smooth=cfg.train.threshold_smoothing,
+            min_lengths=min_lengths,
+            source=f"out-of-fold over {len(keys)} labelled videos",
+        )
+        seed_everything(seed)  # the final model draws as it would without the folds
+        model, loss_fn = _model_and_loss(cfg, fit_items, n_features, len(behaviors), exclusive)
+        model.to(dev)
+        loss_fn.to(dev)
     run = common.start_run(
         project,
         "sequence",
@@ -123,31 +163,52 @@ def train_sequence(
             "videos": split,
         },
     )
-    train_set = WindowDataset(train_items, scfg.sequence_length, stride=scfg.sequence_length // 2)
-    latest: dict[str, Any] = {"thresholds": [0.5] * len(behaviors)}
-    # shortest bouts people label: predictions shorter than these are noise
-    min_lengths = min_bout_lengths(
-        [it.labels for it in train_items], fraction=scfg.min_bout_fraction
-    ).tolist()
+    if decision is not None:
+        save_yaml(run / "decision.yaml", decision.to_dict())
+    train_set = WindowDataset(fit_items, scfg.sequence_length, stride=scfg.sequence_length // 2)
+    latest: dict[str, Any] = {
+        "decision": decision or Decision.thresholded([0.5] * len(behaviors), min_lengths).to_dict()
+    }
+    if decision is not None:
+        latest["decision"] = decision.to_dict()
 
     def step(m: torch.nn.Module, b: dict[str, Any]) -> tuple[torch.Tensor, int]:
         logits = m(b["features"].to(dev, non_blocking=True))
         return loss_fn(logits, b["labels"].to(dev)), int(b["labels"].shape[0])
 
     def validate(m: torch.nn.Module, epoch: int) -> dict[str, Any]:
-        probs, labels, losses = [], [], []
+        logits_v, labels, losses = [], [], []
         for it in val_items:  # whole videos: a few small convolutions each
             x = torch.from_numpy(it.features).to(dev)[None]
             logits = m(x)[0]
             y = torch.from_numpy(it.labels.astype(np.float32)).to(dev)
             losses.append(float(loss_fn(logits, y)))
-            probs.append(torch.sigmoid(logits).float().cpu().numpy())
+            logits_v.append(logits.float().cpu().numpy())
             labels.append(it.labels)
-        record = common.threshold_metrics(
-            probs, labels, behaviors, losses, smooth=cfg.train.threshold_smoothing
+        if decision is None:  # DeepEthogram's way: the val videos decide, epoch by epoch
+            fitted = fit_decision(
+                logits_v,
+                labels,
+                behaviors,
+                exclusive=exclusive,
+                normalise=scfg.normalise_scores,
+                smooth=cfg.train.threshold_smoothing,
+                min_lengths=min_lengths,
+                source="val",
+            )
+            latest["decision"] = fitted.to_dict()
+        return common.decision_metrics(
+            logits_v, labels, behaviors, losses, Decision.from_dict(latest["decision"])
         )
-        latest["thresholds"] = record["thresholds"]
-        return record
+
+    def extra() -> dict[str, Any]:
+        d = Decision.from_dict(latest["decision"])
+        return {
+            "thresholds": d.thresholds.tolist(),
+            "class_names": behaviors,
+            "min_lengths": min_lengths,
+            "decision": latest["decision"],
+        }
 
     return common.fit(
         run,
@@ -162,9 +223,67 @@ def train_sequence(
         steps_per_epoch=scfg.steps_per_epoch,
         callbacks=callbacks,
         progress=progress,
-        extra_state=lambda: {
-            "thresholds": latest["thresholds"],
-            "class_names": behaviors,
-            "min_lengths": min_lengths,
-        },
+        extra_state=extra,
     )
+
+
+def _model_and_loss(
+    cfg: DegConfig, items: list[SequenceItem], n_features: int, k: int, exclusive: bool
+) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """A fresh sequence model with its head bias at the labelled prevalence, and its loss
+    (:func:`deg_core.train.losses.stage_loss`)."""
+    labels = np.concatenate([it.labels for it in items])
+    model = sequence_model_from_config(cfg.sequence, n_features, k)
+    loss_fn, pos, neg = stage_loss(cfg.sequence, labels, cfg.train.loss_weight_exp, exclusive)
+    model.init_bias(pos, neg)
+    return model, loss_fn
+
+
+def out_of_fold_logits(
+    cfg: DegConfig,
+    items: list[SequenceItem],
+    exclusive: bool,
+    *,
+    batch: int,
+    device: torch.device,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """``(T_i, K)`` logits of every video in ``items``, each from a model trained (the
+    sequence budget, fixed LR) on the videos of the other folds; k = min(videos, 5).
+
+    Videos are dealt round-robin to folds, so each fold holds whole videos, never frames."""
+    scfg = cfg.sequence
+    n = len(items)
+    if n < 2:
+        raise ProjectError("out-of-fold decisions need at least two labelled videos")
+    n_folds = min(n, MAX_DECISION_FOLDS)
+    k = items[0].labels.shape[1]
+    n_features = items[0].features.shape[1]
+    out: list[np.ndarray | None] = [None] * n
+    for fold in range(n_folds):
+        held = [i for i in range(n) if i % n_folds == fold]
+        rest = [items[i] for i in range(n) if i % n_folds != fold]
+        seed_everything(seed + 1 + fold)
+        model, loss_fn = _model_and_loss(cfg, rest, n_features, k, exclusive)
+        model.to(device)
+        loss_fn.to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=scfg.lr, weight_decay=scfg.weight_decay)
+        data = WindowDataset(rest, scfg.sequence_length, stride=scfg.sequence_length // 2)
+        gen = torch.Generator().manual_seed(seed + fold)
+        model.train()
+        for _ in range(scfg.num_epochs):
+            order = torch.randint(len(data), (scfg.steps_per_epoch, batch), generator=gen)
+            for idx in order.tolist():
+                b = [data[i] for i in idx]
+                x = torch.stack([d["features"] for d in b]).to(device)
+                y = torch.stack([d["labels"] for d in b]).to(device)
+                loss = loss_fn(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        model.eval()
+        with torch.no_grad():
+            for i in held:
+                x = torch.from_numpy(items[i].features).to(device)[None]
+                out[i] = model(x)[0].float().cpu().numpy()
+    return [o for o in out if o is not None]
