@@ -74,7 +74,7 @@ def run_fold(out: Path, fold: int, args: argparse.Namespace) -> dict[str, Any]:
     """Train and score one fold in ``out``; returns {"test", "val", "seconds", "videos"}."""
     videos = fold_videos(args.data, fold)
     behaviors = read_labels(labels_of(videos["train"])).class_names[1:]
-    project = Project.create(out, f"fold{fold}", behaviors)
+    project = Project.create(out, f"fold{fold}", behaviors, exclusive=args.exclusive)
     for split, path in videos.items():
         project.add_video(path, split=split)
     for split in ("train", "val"):  # the test labels wait until scoring
@@ -100,6 +100,17 @@ def run_fold(out: Path, fold: int, args: argparse.Namespace) -> dict[str, Any]:
     result["seconds"] = seconds
     result["videos"] = {split: p.name for split, p in videos.items()}
     return result
+
+
+def set_exclusive(project: Project, exclusive: bool) -> Project:
+    """The kept project with ``project.exclusive`` set (the sequence stage's softmax and
+    arg-max; the kept feature run stays as it was trained)."""
+    from deg_core.fileio import load_yaml, save_yaml
+
+    raw = load_yaml(project.config_path)
+    raw.setdefault("project", {})["exclusive"] = bool(exclusive)
+    save_yaml(project.config_path, raw)
+    return Project.open(project.root)
 
 
 def _no_seed(kw: dict[str, Any]) -> dict[str, Any]:
@@ -206,6 +217,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--label", default="", help="name of this configuration in the table")
+    ap.add_argument(
+        "--exclusive",
+        action="store_true",
+        help="one behaviour per frame (deg init --exclusive): softmax + arg-max in both trained "
+        "stages (with --resequence: the sequence stage only, on the kept features)",
+    )
     ap.add_argument("--keep", type=Path, default=None, help="keep the fold projects here")
     ap.add_argument("--tabulate", type=Path, default=None, help="re-score kept projects only")
     ap.add_argument("--append", type=Path, default=None, help="append the table to this file")
@@ -233,6 +250,8 @@ def main(argv: list[str] | None = None) -> None:
             kept = json.loads((fold_dir / "results.json").read_text(encoding="utf-8"))
             project = Project.open(fold_dir / f"fold{k}_deepethogram")
             seconds = dict(kept["seconds"])
+            if args.resequence and args.exclusive != project.exclusive:
+                project = set_exclusive(project, args.exclusive)
             if args.resequence:  # a sequence variant on the kept features (ablation)
                 cfg = project.resolve_config(args.set, preset=args.preset)
                 t0 = time.perf_counter()

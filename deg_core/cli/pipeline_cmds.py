@@ -14,13 +14,17 @@ if TYPE_CHECKING:
 
 
 def add_train_parser(sub: Subparsers) -> None:
-    p = sub.add_parser("train", help="train a stage: flow, then features, then sequence")
-    p.add_argument("stage", choices=["flow", "features", "sequence"])
+    p = sub.add_parser(
+        "train",
+        help="train a stage: flow, then features, then sequence (pretrain, after flow: the "
+        "feature extractor self-supervised on every video, the start of features)",
+    )
+    p.add_argument("stage", choices=["flow", "pretrain", "features", "sequence"])
     p.add_argument("project")
     add_stage_options(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--run", default=None, help="resume this interrupted run instead of a new one")
-    p.add_argument("--flow-run", default="latest", help="features: the flow run to use")
+    p.add_argument("--flow-run", default="latest", help="pretrain, features: the flow run to use")
     p.add_argument("--feature-run", default="latest", help="sequence: the feature run to use")
     p.set_defaults(func=cmd_train)
 
@@ -44,10 +48,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     if problem:  # before anything is read or written
         raise ConfigError(problem)
     project, cfg = _stage_config(args)
+    if args.stage in ("features", "sequence") and not cfg.project.exclusive:
+        from deg_core.project.status import exclusive_suggestion
+
+        hint = exclusive_suggestion(project)
+        if hint:
+            print(f"suggestion: {hint}")
     if args.stage == "flow":
         from deg_core.train.flow import train_flow
 
         run = train_flow(project, cfg, device=args.device, resume=args.run)
+    elif args.stage == "pretrain":
+        from deg_core.train.pretrain import train_pretrain
+
+        run = train_pretrain(
+            project, cfg, flow_run=args.flow_run, device=args.device, resume=args.run
+        )
     elif args.stage == "features":
         from deg_core.train.features import train_features
 
@@ -67,6 +83,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     best = best_epoch(read_metrics(run))
     print(f"trained {run.name}")
+    decision = run / "decision.yaml"
+    if decision.is_file():  # what the out-of-fold fit refused or replaced
+        from deg_core.fileio import load_yaml
+
+        for note in load_yaml(decision).get("notes", []):
+            print(f"decision: {note}")
     if best is not None:
         line = f"best epoch {best['epoch'] + 1}: val_loss {best['val_loss']:.4f}"
         if best.get("f1"):

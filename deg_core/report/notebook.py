@@ -380,19 +380,32 @@ def model_ethogram(project: Project, key: str, run: str, title: str | None = Non
 
 
 def threshold_table(project: Project, run: str | Path, stage: str) -> Table:
-    """Per behaviour: the validation threshold of a run and (sequence runs) the minimum bout
-    length its predictions keep."""
+    """Per behaviour: a run's decision (the threshold, or for an exclusive project the
+    arg-max offset) and (sequence runs) the minimum bout length its predictions keep; the
+    caption says what the decision was fitted on, the notes what its guard replaced."""
+    from deg_core.evaluation.decisions import decision_of
     from deg_core.project.runs import load_run
 
     info = load_run(run, project.models_dir, stage)
-    unknown = [None] * len(project.behaviors)
-    th = unknown if info.thresholds is None else info.thresholds.tolist()
-    lengths = unknown if info.min_lengths is None else info.min_lengths.tolist()
-    rows = [
-        {"behaviour": b, "threshold": t, "min bout (frames)": m}
-        for b, t, m in zip(project.behaviors, th, lengths, strict=True)
-    ]
-    return Table(rows, caption=f"{info.name}: fitted on the validation split")
+    try:
+        d = decision_of(info)
+    except ValueError:  # a run without a fitted decision yet
+        rows = [{"behaviour": b, "threshold": None} for b in project.behaviors]
+        return Table(rows, caption=f"{info.name}: no decision fitted yet")
+    rows = []
+    for k, b in enumerate(project.behaviors):
+        row: dict[str, Any] = {"behaviour": b}
+        if d.exclusive:
+            row["arg-max offset (logits)"] = float(d.offsets[k])
+        else:
+            row["threshold"] = float(d.thresholds[k])
+        if stage == "sequence":
+            row["min bout (frames)"] = int(d.min_lengths[k])
+        rows.append(row)
+    how = "arg-max over background + behaviours" if d.exclusive else "per-behaviour thresholds"
+    scaled = ", scores standardised per video" if d.normalise else ""
+    caption = f"{info.name}: {how}{scaled}, fitted on {d.source}"
+    return Table(rows, caption=caption, notes=d.notes)
 
 
 def evaluate_splits(

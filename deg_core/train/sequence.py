@@ -28,7 +28,7 @@ from deg_core.compute import autobatch
 from deg_core.config import DegConfig
 from deg_core.data.sequences import SequenceItem, WindowDataset, features_or_explain
 from deg_core.errors import ConfigError, ProjectError
-from deg_core.evaluation.decisions import Decision, fit_decision
+from deg_core.evaluation.decisions import Decision, fit_decision, probabilities
 from deg_core.evaluation.postprocess import min_bout_lengths
 from deg_core.fileio import save_yaml
 from deg_core.models.sequence import sequence_model_from_config
@@ -104,7 +104,7 @@ def train_sequence(
             "sequence.fit_on: train+val trains on the val videos, so their predictions cannot "
             "fit the decisions: set sequence.decisions: out_of_fold"
         )
-    exclusive = project.exclusive
+    exclusive = bool(cfg.project.exclusive)
     fit_items = train_items + (val_items if scfg.fit_on == "train+val" else [])
     pos, _ = label_counts(np.concatenate([it.labels for it in fit_items]))
     for name, p in zip(behaviors, pos, strict=True):
@@ -144,6 +144,19 @@ def train_sequence(
             min_lengths=min_lengths,
             source=f"out-of-fold over {len(keys)} labelled videos",
         )
+    if scfg.self_training:  # confident frames of the unlabelled videos join the training set
+        fit_items = fit_items + self_training_items(
+            project,
+            cfg,
+            fdir.name,
+            fit_items,
+            train_keys + val_keys,
+            exclusive,
+            batch=batch,
+            device=dev,
+            seed=seed,
+        )
+    if decision is not None or scfg.self_training:
         seed_everything(seed)  # the final model draws as it would without the folds
         model, loss_fn = _model_and_loss(cfg, fit_items, n_features, len(behaviors), exclusive)
         model.to(dev)
@@ -252,38 +265,111 @@ def out_of_fold_logits(
     sequence budget, fixed LR) on the videos of the other folds; k = min(videos, 5).
 
     Videos are dealt round-robin to folds, so each fold holds whole videos, never frames."""
-    scfg = cfg.sequence
     n = len(items)
     if n < 2:
         raise ProjectError("out-of-fold decisions need at least two labelled videos")
     n_folds = min(n, MAX_DECISION_FOLDS)
-    k = items[0].labels.shape[1]
-    n_features = items[0].features.shape[1]
     out: list[np.ndarray | None] = [None] * n
     for fold in range(n_folds):
         held = [i for i in range(n) if i % n_folds == fold]
         rest = [items[i] for i in range(n) if i % n_folds != fold]
-        seed_everything(seed + 1 + fold)
-        model, loss_fn = _model_and_loss(cfg, rest, n_features, k, exclusive)
-        model.to(device)
-        loss_fn.to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=scfg.lr, weight_decay=scfg.weight_decay)
-        data = WindowDataset(rest, scfg.sequence_length, stride=scfg.sequence_length // 2)
-        gen = torch.Generator().manual_seed(seed + fold)
-        model.train()
-        for _ in range(scfg.num_epochs):
-            order = torch.randint(len(data), (scfg.steps_per_epoch, batch), generator=gen)
-            for idx in order.tolist():
-                b = [data[i] for i in idx]
-                x = torch.stack([d["features"] for d in b]).to(device)
-                y = torch.stack([d["labels"] for d in b]).to(device)
-                loss = loss_fn(model(x), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-        model.eval()
+        model = fit_fixed(cfg, rest, exclusive, batch=batch, device=device, seed=seed + 1 + fold)
         with torch.no_grad():
             for i in held:
                 x = torch.from_numpy(items[i].features).to(device)[None]
                 out[i] = model(x)[0].float().cpu().numpy()
     return [o for o in out if o is not None]
+
+
+def fit_fixed(
+    cfg: DegConfig,
+    items: list[SequenceItem],
+    exclusive: bool,
+    *,
+    batch: int,
+    device: torch.device,
+    seed: int = 0,
+) -> torch.nn.Module:
+    """A sequence model trained on ``items`` for the stage's budget (epochs x steps) at a
+    fixed LR, without validation: the out-of-fold models and the self-training teacher.
+    Returned in eval mode."""
+    scfg = cfg.sequence
+    seed_everything(seed)
+    k = items[0].labels.shape[1]
+    model, loss_fn = _model_and_loss(cfg, items, items[0].features.shape[1], k, exclusive)
+    model.to(device)
+    loss_fn.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=scfg.lr, weight_decay=scfg.weight_decay)
+    data = WindowDataset(items, scfg.sequence_length, stride=scfg.sequence_length // 2)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(scfg.num_epochs):
+        order = torch.randint(len(data), (scfg.steps_per_epoch, batch), generator=gen)
+        for idx in order.tolist():
+            b = [data[i] for i in idx]
+            x = torch.stack([d["features"] for d in b]).to(device)
+            y = torch.stack([d["labels"] for d in b]).to(device)
+            loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+def pseudo_labels(logits: np.ndarray, exclusive: bool, confidence: float) -> np.ndarray:
+    """``(T, K)`` int8 labels from a teacher's logits: a frame's class where the teacher's
+    probability is at least ``confidence`` (exclusive: the winning class, background
+    included, so every other behaviour is 0), per behaviour 1 / 0 where P >= confidence /
+    P <= 1 - confidence (multi-label); -1 (unlabelled) elsewhere."""
+    p = probabilities(logits, exclusive)
+    if exclusive:
+        full = np.concatenate([1.0 - p.sum(axis=1, keepdims=True), p], axis=1)
+        cls, top = full.argmax(axis=1), full.max(axis=1)
+        out = np.zeros(p.shape, np.int8)
+        rows = np.flatnonzero(cls > 0)
+        out[rows, cls[rows] - 1] = 1
+        out[top < confidence] = -1
+        return out
+    out = np.full(p.shape, -1, np.int8)
+    out[p >= confidence] = 1
+    out[p <= 1.0 - confidence] = 0
+    return out
+
+
+def self_training_items(
+    project: Project,
+    cfg: DegConfig,
+    feature_run: str,
+    labelled: list[SequenceItem],
+    skip: list[str],
+    exclusive: bool,
+    *,
+    batch: int,
+    device: torch.device,
+    seed: int,
+) -> list[SequenceItem]:
+    """Pseudo-labelled items of the project's other videos (those with features of
+    ``feature_run``; not in ``skip``): a teacher trained on ``labelled`` (:func:`fit_fixed`)
+    labels its confident frames (``sequence.pseudo_confidence``, :func:`pseudo_labels`)."""
+    scfg = cfg.sequence
+    others = []
+    for key in project.video_keys():
+        if key in skip:
+            continue
+        try:
+            others.append(
+                features_or_explain(project, [key], feature_run, track=scfg.track_features)[key]
+            )
+        except ProjectError:  # no features of this run yet: nothing to learn from
+            continue
+    if not others:
+        return []
+    teacher = fit_fixed(cfg, labelled, exclusive, batch=batch, device=device, seed=seed + 101)
+    items = []
+    with torch.no_grad():
+        for f in others:
+            logits = teacher(torch.from_numpy(f).to(device)[None])[0].float().cpu().numpy()
+            labels = pseudo_labels(logits, exclusive, scfg.pseudo_confidence)
+            if (labels != -1).any():
+                items.append(SequenceItem(f, labels))
+    return items

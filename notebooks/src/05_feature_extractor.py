@@ -10,7 +10,10 @@
 # # 5. Feature extractor
 #
 # The feature extractor (a hidden two-stream network) learns to recognise each behaviour from a
-# frame and its flows, on your labels; its per-frame features feed the sequence model.
+# frame and its flows, on your labels; its per-frame features feed the sequence model. In an
+# exclusive project (`deg init --exclusive`, or `exclusive: true` under `project:` in
+# project_config.yaml: one behaviour or background per frame) it learns one softmax over background
+# + behaviours and decides by arg-max; `deg status` suggests it when your labels already fit.
 
 # %% tags=["parameters"]
 project_path = "~/deg_projects/my_experiment_deepethogram"
@@ -82,7 +85,8 @@ for fig in training_curves(feature_run):
 # %% [markdown]
 # ## 4. Per-behaviour F1
 #
-# Validation F1 of each behaviour at the best epoch, at the thresholds fitted there.
+# Validation F1 of each behaviour at the best epoch, with the decision fitted there (thresholds, or
+# arg-max offsets in an exclusive project).
 
 # %%
 best = best_record(feature_run)

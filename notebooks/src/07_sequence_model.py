@@ -10,7 +10,10 @@
 # # 7. Sequence model
 #
 # The sequence model reads the per-frame features of long windows and learns how behaviour unfolds
-# over time; its thresholds are chosen on the validation videos and it is scored on the test videos.
+# over time. Its decisions (a threshold per behaviour, or for an exclusive project the offsets of an
+# arg-max over background + behaviours) are fitted on predictions every labelled video, train and
+# val, gets from a model that did not train on it, so no single validation video decides; it is
+# scored on the test videos.
 
 # %% tags=["parameters"]
 project_path = "~/deg_projects/my_experiment_deepethogram"
@@ -81,10 +84,12 @@ for fig in training_curves(sequence_run):
     display(fig)
 
 # %% [markdown]
-# ## 4. Thresholds
+# ## 4. Decisions
 #
-# Per behaviour, the threshold that maximises validation F1, and the shortest bout kept (shorter
-# predicted bouts are removed as noise).
+# Per behaviour, the threshold that maximises F1 on the out-of-fold predictions (or, exclusive, the
+# arg-max offset), and the shortest bout kept (shorter predicted bouts are removed as noise). A
+# threshold that would switch a rarely labelled behaviour on for nearly every frame is refused and
+# replaced by the score quantile that matches how often it is labelled; the notes say so.
 
 # %%
 threshold_table(project, sequence_run.name, "sequence")
@@ -112,7 +117,10 @@ pr_figure(probs, labels, thresholds, project.behaviors)
 # %% [markdown]
 # ## 7. Evaluation
 #
-# F1, precision, recall, AUROC and bout F1 per behaviour on val and test.
+# F1, precision, recall, AUROC and bout F1 per behaviour on val and test, beside the F1 of
+# predicting the behaviour on every frame (all-positive: a guess, not an ethogram) and, for
+# diagnosis only, the best F1 any threshold reaches on those very frames. A line under the table
+# names a behaviour predicted on most frames while labelled on few.
 
 # %%
 results = evaluate_splits(project, sequence_run.name)

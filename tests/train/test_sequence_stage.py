@@ -157,3 +157,91 @@ def test_import_predictions_without_predictions(tmp_path, make_video):
     p.add_videos([make_video("x.mp4")])
     with pytest.raises(ProjectError, match="no predictions"):
         import_predictions(p, "x")
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def test_decisions_are_fitted_out_of_fold_and_recorded(sequence_run):
+    extra = load_checkpoint(sequence_run / BEST)["extra"]
+    decision = extra["decision"]
+    assert decision["source"].startswith("out-of-fold over 3 labelled videos")
+    assert len(decision["thresholds"]) == 2 and not decision["exclusive"]
+    assert (sequence_run / "decision.yaml").is_file()
+
+
+def test_val_decisions_with_fit_on_train_val_is_refused(tiny_project, with_features):
+    from deg_core.errors import ConfigError
+
+    cfg = tiny_project.resolve_config([*SEQ, "sequence.decisions=val", "sequence.fit_on=train+val"])
+    with pytest.raises(ConfigError, match="out_of_fold"):
+        train_sequence(tiny_project, cfg, feature_run=with_features.name, device="cpu")
+
+
+def test_exclusive_run_predicts_exactly_one_class_per_frame(tiny_project, with_features):
+    """project.exclusive: softmax over background + behaviours, arg-max with offsets fitted
+    out of fold; every frame of every prediction file holds one class."""
+    cfg = tiny_project.resolve_config([*SEQ, "sequence.arch=tcn", "project.exclusive=true"])
+    run = train_sequence(
+        tiny_project, cfg, feature_run=with_features.name, device="cpu", progress=False
+    )
+    decision = load_checkpoint(run / BEST)["extra"]["decision"]
+    assert decision["exclusive"] and len(decision["offsets"]) == 2
+    infer_sequence(tiny_project, run.name, device="cpu", overwrite=True)
+    for key in tiny_project.video_keys():
+        rec = tiny_project.record(key)
+        with h5py.File(rec.outputs_path, "r") as f:
+            p = f[run.name]["P"][:]
+        assert (p.sum(axis=1) <= 1 + 1e-5).all()  # a softmax with background left out
+        table = np.loadtxt(rec.predictions_path, delimiter=",", skiprows=1)[:, 1:]
+        assert (table.sum(axis=1) == 1).all()  # background + behaviours: exactly one
+    result = evaluate_project(tiny_project, "val", "sequence", run.name)
+    assert result["decision"]["exclusive"]
+
+
+def test_self_training_adds_confident_frames_of_unlabelled_videos(monkeypatch):
+    """The teacher labels frames it is sure of; the rest stays unlabelled (-1)."""
+    from types import SimpleNamespace
+
+    from deg_core.config import DegConfig
+    from deg_core.data.sequences import SequenceItem
+    from deg_core.train import sequence as seqmod
+
+    rng = np.random.default_rng(0)
+    t = np.arange(200)
+    y = np.stack([(t // 20) % 2, np.zeros(200, int)], 1).astype(np.int8)
+    y[100:, 1] = ((t[100:] // 10) % 2).astype(np.int8)
+    feats = (rng.normal(0, 0.3, (200, 4)) + np.c_[y, y]).astype(np.float32)
+    labelled = [SequenceItem(feats, y)]
+    other = (rng.normal(0, 0.3, (120, 4)) + 1.0).astype(np.float32)
+    project = SimpleNamespace(video_keys=lambda: ["lab", "new"])
+    monkeypatch.setattr(seqmod, "features_or_explain", lambda p, keys, run, track: {"new": other})
+    cfg = DegConfig()
+    cfg.sequence.sequence_length = 32
+    cfg.sequence.num_epochs = 4
+    cfg.sequence.steps_per_epoch = 10
+    cfg.sequence.lr = 3e-3
+    cfg.sequence.pseudo_confidence = 0.8
+    items = seqmod.self_training_items(
+        project, cfg, "run", labelled, ["lab"], False, batch=4, device=torch_cpu(), seed=0
+    )
+    assert len(items) == 1 and items[0].features is other
+    lab = items[0].labels
+    assert lab.shape == (120, 2) and set(np.unique(lab)) <= {-1, 0, 1}
+    assert (lab != -1).mean() > 0.3
+
+
+def test_pseudo_labels_keep_only_confident_frames():
+    from deg_core.train.sequence import pseudo_labels
+
+    logits = np.array([[5.0, -5.0], [0.1, 0.0], [-6.0, -6.0]], np.float32)
+    multi = pseudo_labels(logits, exclusive=False, confidence=0.9)
+    assert multi.tolist() == [[1, 0], [-1, -1], [0, 0]]
+    excl = pseudo_labels(logits, exclusive=True, confidence=0.9)
+    assert excl.tolist() == [[1, 0], [-1, -1], [0, 0]]  # last frame: background
+
+
+def torch_cpu():
+    import torch
+
+    return torch.device("cpu")
