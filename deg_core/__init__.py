@@ -60,6 +60,7 @@ _LAZY = {
     "threshold_table": "deg_core.report.notebook",
     "train_features": "deg_core.train.features",
     "train_flow": "deg_core.train.flow",
+    "train_pretrain": "deg_core.train.pretrain",
     "train_sequence": "deg_core.train.sequence",
     "training_curves": "deg_core.report.notebook",
     "video_stats_table": "deg_core.report.notebook",
@@ -102,6 +103,7 @@ if TYPE_CHECKING:  # the same names, for type checkers
     )
     from deg_core.train.features import train_features
     from deg_core.train.flow import train_flow
+    from deg_core.train.pretrain import train_pretrain
     from deg_core.train.pretrained import start_weights_lines
     from deg_core.train.sequence import train_sequence
     from deg_core.workflow.demo import DEMO_SETTINGS
@@ -160,6 +162,7 @@ __all__ = [
     "threshold_table",
     "train_features",
     "train_flow",
+    "train_pretrain",
     "train_sequence",
     "training_curves",
     "video_stats_table",

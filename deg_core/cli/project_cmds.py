@@ -157,7 +157,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def add_config_parser(sub: Subparsers) -> None:
     p = sub.add_parser("config", help="the resolved configuration with each key's meaning")
     p.add_argument("project")
-    p.add_argument("--stage", choices=["flow", "features", "sequence"], default=None)
+    p.add_argument("--stage", choices=["flow", "pretrain", "features", "sequence"], default=None)
     add_stage_options(p)
     p.set_defaults(func=cmd_config)
 

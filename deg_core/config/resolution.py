@@ -115,6 +115,16 @@ STAGE_READS: dict[str, tuple[str, ...]] = {
     "flow": ("flow_generator", "augs", "compute", *_SCHEDULE),
     "features": ("feature_extractor", "augs", "compute", *_SCHEDULE, *_CLASSIFIER),
     "sequence": ("sequence", "compute", *_SCHEDULE, *_CLASSIFIER),
+    # the feature stage's networks (arch, rgb_stride) and start weights, without labels
+    "pretrain": (
+        "pretrain",
+        "feature_extractor.arch",
+        "feature_extractor.rgb_stride",
+        "feature_extractor.weights",
+        "augs",
+        "compute",
+        *_SCHEDULE,
+    ),
 }
 
 
@@ -136,6 +146,7 @@ RESUMABLE = frozenset(
         "flow_generator.num_epochs",
         "feature_extractor.num_epochs",
         "sequence.num_epochs",
+        "pretrain.num_epochs",
         "compute.device",
         "compute.num_workers",
         "compute.frame_cache_mb",

@@ -212,8 +212,10 @@ class FeatureExtractorSection:
     dropout_p: float = _f(0.25, "dropout on the 512-d features before each head", DROPOUT)
     weights: str = _f(
         "auto",
-        "auto (pretrained if present, else ImageNet from the torch cache, else scratch), "
-        "scratch, imagenet, pretrained, or a .pt path",
+        "auto (pretrained if present, else this project's latest pretrain run on the same "
+        "flow run and arch, else ImageNet from the torch cache, else scratch), scratch, "
+        "imagenet, pretrained, selfsup (the latest pretrain run: `deg train pretrain`), "
+        "or a .pt path",
     )
     num_epochs: int = _f(20, "epochs", POSITIVE_INT)
     steps_per_epoch: int = _f(1000, "training batches per epoch", POSITIVE_INT)
@@ -227,6 +229,41 @@ class FeatureExtractorSection:
     deg_ignored: ClassVar[frozenset[str]] = frozenset(
         {"sampler", "final_bn", "sampling_ratio", "final_activation", "n_flows", "n_rgb"}
         | {"curriculum", "inputs"}
+    )
+
+
+@dataclass
+class PretrainSection:
+    """Self-supervised pretraining of the feature extractor on every frame of every video,
+    labelled or not (``deg train pretrain``); its run starts the feature stage
+    (``feature_extractor.weights``: auto or selfsup). The networks are the feature stage's
+    (``feature_extractor.arch``, ``rgb_stride``) on its flow run's frozen flows."""
+
+    num_epochs: int = _f(4, "epochs", POSITIVE_INT)
+    steps_per_epoch: int = _f(30, "training batches per epoch", POSITIVE_INT)
+    val_steps: int = _f(4, "validation batches per epoch (fixed clips and draws)", POSITIVE_INT)
+    # the variance and covariance terms are statistics over the batch: 2 clips at least
+    batch_size: int | Literal["auto"] = _f(
+        "auto", "clips per batch (each seen twice), or auto (16 on a CPU)", Range(ge=2)
+    )
+    lr: float = _f(1e-3, "Adam learning rate", POSITIVE)
+    weight_decay: float = _f(0.0, "Adam weight decay", NON_NEGATIVE)
+    max_shift: int = _f(
+        4,
+        "the second view's clip is centred up to this many frames away from the first "
+        "(0: the same clip, differently augmented)",
+        NON_NEGATIVE,
+    )
+    invariance_weight: float = _f(
+        25.0, "VICReg: weight of the mean squared distance between the two views", NON_NEGATIVE
+    )
+    variance_weight: float = _f(
+        25.0,
+        "VICReg: weight of the hinge keeping each embedding dimension's std >= 1",
+        NON_NEGATIVE,
+    )
+    covariance_weight: float = _f(
+        1.0, "VICReg: weight of the embedding dimensions' squared covariances", NON_NEGATIVE
     )
 
 
@@ -263,6 +300,11 @@ class SequenceSection:
         "append the animal track (position, speed, extent, motion; z-scored per video) "
         "to the per-frame features",
     )
+    track_position: bool = _f(
+        True,
+        "track_features: include where the animal is in the frame (false: only speed, extent, "
+        "shape and motion, which do not depend on the arena's layout)",
+    )
     focal_gamma: float = _f(0.0, "focal-loss gamma (0: plain BCE)", NON_NEGATIVE)
     label_smoothing: float = _f(0.0, "label smoothing epsilon", LABEL_SMOOTHING)
     decisions: Literal["out_of_fold", "val"] = _f(
@@ -275,6 +317,14 @@ class SequenceSection:
         False,
         "standardise each behaviour's logits per video before deciding (scores shift between "
         "videos; the ranking within a video travels)",
+    )
+    self_training: bool = _f(
+        False,
+        "a first model labels the confident frames of the project's unlabelled videos "
+        "(pseudo-labels) and the final model trains on them too",
+    )
+    pseudo_confidence: float = _f(
+        0.9, "self_training: probability a pseudo-label needs", Range(ge=0.5, le=1)
     )
     fit_on: Literal["train", "train+val"] = _f(
         "train",
@@ -300,6 +350,7 @@ class DegConfig:
     train: TrainSection = field(default_factory=TrainSection)
     flow_generator: FlowGeneratorSection = field(default_factory=FlowGeneratorSection)
     feature_extractor: FeatureExtractorSection = field(default_factory=FeatureExtractorSection)
+    pretrain: PretrainSection = field(default_factory=PretrainSection)
     sequence: SequenceSection = field(default_factory=SequenceSection)
 
     # Top-level keys DEG writes that deg does not use.

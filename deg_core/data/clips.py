@@ -144,20 +144,21 @@ class ClipDataset(Dataset):
             return cached[idx]
         return self.reader(video).get_batch(idx, size=self.size)
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        video, center = (int(v) for v in self.samples[i])
-        item = self.items[video]
-        idx = clip_indices(center, self.num_frames, item.n_frames)
+    def clip(self, video: int, center: int) -> torch.Tensor:
+        """(3N, H, W) float32: the clip of ``video`` centred on ``center``, augmented (one
+        fresh draw per call) and normalised."""
+        idx = clip_indices(center, self.num_frames, self.items[video].n_frames)
         frames = self.frames(video, idx)  # (N, H, W, 3) uint8
         clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
         if self.augment is not None:
             clip = self.augment(clip)
         clip = (clip - self.mean) / self.std
-        out: dict[str, Any] = {
-            "images": clip.reshape(-1, *self.size),
-            "video": video,
-            "frame": center,
-        }
+        return clip.reshape(-1, *self.size)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        video, center = (int(v) for v in self.samples[i])
+        item = self.items[video]
+        out: dict[str, Any] = {"images": self.clip(video, center), "video": video, "frame": center}
         if item.labels is not None:
             out["labels"] = torch.from_numpy(item.labels[center].astype(np.float32))
         return out

@@ -27,12 +27,17 @@ def read_features(path: Path, group: str) -> np.ndarray:
 
 
 def features_or_explain(
-    project: Project, keys: list[str], feature_run: str, track: bool = False
+    project: Project,
+    keys: list[str],
+    feature_run: str,
+    track: bool = False,
+    track_position: bool = True,
 ) -> dict[str, np.ndarray]:
     """Features of every video in ``keys``; one error naming all videos that lack them.
 
     ``track``: append each video's animal-track features (deg_core.tracking.crop.track_features):
-    (T, 1024 + F) instead of (T, 1024).
+    (T, 1024 + F) instead of (T, 1024). ``track_position`` False: without the first two
+    (where the animal is in the frame): (T, 1024 + F - 2).
     """
     out, missing = {}, []
     for key in keys:
@@ -47,7 +52,10 @@ def features_or_explain(
                 track_features,  # lazy: crop imports the project store
             )
 
-            out[key] = np.concatenate([out[key], track_features(project, key)], axis=1)
+            tf = track_features(project, key)
+            if not track_position:  # columns 0, 1: x, y as fractions of the frame
+                tf = tf[:, 2:]
+            out[key] = np.concatenate([out[key], tf], axis=1)
     if missing:
         raise ProjectError(
             f"videos without features of run {feature_run}: {', '.join(missing)}; make them "

@@ -39,6 +39,7 @@ class SequencePredictor:
     min_lengths: np.ndarray  # (K,) int
     behaviors: list[str]
     track_features: bool = False  # the run's inputs end with the animal-track features
+    track_position: bool = True  # ... including where the animal is in the frame
     decision: Decision | None = None  # None: thresholds and min_lengths decide
 
     @classmethod
@@ -64,6 +65,7 @@ class SequencePredictor:
             min_lengths=np.ones(len(behaviors), int) if min_lengths is None else min_lengths,
             behaviors=behaviors,
             track_features=info.config.sequence.track_features,
+            track_position=info.config.sequence.track_position,
         )
 
 
@@ -127,7 +129,9 @@ def infer_sequence(
         k for k in keys if overwrite or not has_group(project.record(k).outputs_path, sm.run.name)
     ]
     # all missing named at once
-    feats = features_or_explain(project, todo, sm.feature_run, track=sm.track_features)
+    feats = features_or_explain(
+        project, todo, sm.feature_run, track=sm.track_features, track_position=sm.track_position
+    )
     for key in todo:
         rec = project.record(key)
         logits = sequence_logits(sm.model, feats[key])

@@ -101,7 +101,8 @@ def check_run(run_dir: Path, behaviors: list[str]) -> Path:
 
 # ------------------------------------------------------------ creating and finding runs
 
-STAGES = ("flow", "features", "sequence")
+# pretrain: the feature extractor trained without labels (deg_core.train.pretrain)
+STAGES = ("flow", "pretrain", "features", "sequence")
 
 
 def new_run_dir(models_dir: Path, stage: str, arch: str, now: dt.datetime | None = None) -> Path:
@@ -216,7 +217,7 @@ def resume_config(
 
 # ------------------------------------------------------------ a trained run, typed
 
-UPSTREAM = {"features": "flow_run", "sequence": "feature_run"}
+UPSTREAM = {"pretrain": "flow_run", "features": "flow_run", "sequence": "feature_run"}
 """The config.yaml key naming the run a stage's run was trained on."""
 
 
@@ -248,13 +249,13 @@ class RunInfo:
 
     name: str
     path: Path
-    stage: str | None  # "flow", "features" or "sequence" (None: not recorded)
+    stage: str | None  # "flow", "pretrain", "features" or "sequence" (None: not recorded)
     arch: str | None
     config: DegConfig  # every setting the run trained with
-    class_names: list[str] | None  # as trained, background first (None: a flow run)
-    normalization: dict[str, Any] | None  # {"mean", "std"} of the frames (flow, feature runs)
-    upstream: str | None  # the flow run of a feature run, the feature run of a sequence run
-    n_rgb: int | None  # frames per input stack of a flow or feature run (None: sequence runs)
+    class_names: list[str] | None  # as trained, background first (None: flow, pretrain runs)
+    normalization: dict[str, Any] | None  # frames {"mean", "std"} (flow, pretrain, feature runs)
+    upstream: str | None  # a pretrain or feature run's flow run, a sequence run's feature run
+    n_rgb: int | None  # frames per input stack of a flow, pretrain or feature run (None: sequence)
     num_features: int | None  # a sequence run's input width: features (+ track features)
     record: dict[str, Any] = field(repr=False)  # config.yaml as written (seed, videos, ...)
     _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)

@@ -97,9 +97,14 @@ def train_features(
             )
     model = HiddenTwoStream.from_config(ecfg, flow_gen, len(behaviors), n_rgb)
     weights = init_feature_extractor(
-        model, ecfg.arch, ecfg.weights, project.models_dir / "pretrained"
+        model,
+        ecfg.arch,
+        ecfg.weights,
+        project.models_dir / "pretrained",
+        runs_dir=project.models_dir,  # auto / selfsup: the project's pretrain runs
+        flow_run=flow.name,
     )
-    exclusive = project.exclusive
+    exclusive = bool(cfg.project.exclusive)
     loss_fn, bias_pos, bias_neg = stage_loss(
         ecfg, train_labels, cfg.train.loss_weight_exp, exclusive
     )

@@ -9,8 +9,13 @@
   folder; ``deg weights download deepethogram [PROJECT]`` puts them there.
 - ``imagenet`` (feature extractor only): torchvision's ImageNet weights in the local torch
   cache (``deg weights download imagenet`` puts them there); training never downloads.
-- ``auto``: pretrained if present, else ImageNet if cached (features), else scratch —
-  and the run's config.yaml records which one was used. Training logs one line saying
+- ``selfsup`` (feature extractor only): the project's latest pretrain run of the arch
+  (``deg train pretrain``: self-supervised on every frame of every video), preferring one
+  trained on the feature stage's flow run. Its two streams load; the behaviour heads stay
+  freshly initialised and the flow generator is the flow run's own.
+- ``auto``: pretrained if present, else (features) the latest pretrain run of the arch on
+  the same flow run, else ImageNet if cached, else scratch — and the run's config.yaml
+  records which one was used (a pretrain run by name). Training logs one line saying
   which, and which command gets better ones (:func:`start_weights_line`).
 - a path: a deg ``.pt`` (``{"model": state_dict}``) or a DEG checkpoint.
 
@@ -24,7 +29,7 @@ from pathlib import Path
 
 from torch import nn
 
-from deg_core.errors import DegError
+from deg_core.errors import DegError, ProjectError
 from deg_core.models.weights import (
     imagenet_paths,
     init_from_imagenet,
@@ -32,6 +37,7 @@ from deg_core.models.weights import (
     load_deg_pretrained,
 )
 from deg_core.models.weights.download import user_pretrained_dir
+from deg_core.project.runs import BEST, RunInfo, load_run, resolve_run
 
 log = logging.getLogger("deg_core.train")
 
@@ -91,19 +97,96 @@ def _imagenet_cached(arch: str) -> bool:
     return any(p.is_file() for p in imagenet_paths(arch))
 
 
-def start_weights_line(stage: str, arch: str, setting: str, pretrained_dir: Path) -> str:
-    """One line: what ``stage`` ("flow" or "features") starts from and how to get better."""
+SELFSUP = "selfsup"
+# what a pretrain run's weights leave alone: the behaviour heads (trained without labels,
+# so untrained there) and the flow generator (the feature stage's flow run decides it)
+_NOT_FROM_PRETRAIN = ("spatial_head.", "flow_head.", "fusion_head.", "flow_generator.")
+
+
+def find_pretrain_run(runs_dir: Path, arch: str, flow_run: str | None = None) -> RunInfo | None:
+    """The newest pretrain run of ``arch`` with a best checkpoint in ``runs_dir`` (a project's
+    ``models/``), trained on the flow run named ``flow_run`` when given; None if none."""
+    if not runs_dir.is_dir():
+        return None
+    for path in sorted(runs_dir.iterdir(), reverse=True):  # names start with their time
+        if not (path.is_dir() and "_pretrain_" in path.name and (path / BEST).is_file()):
+            continue
+        try:
+            info = load_run(path)
+        except DegError:  # a damaged run is not a start: the next older one may be
+            continue
+        same_flow = flow_run is None or info.upstream == flow_run
+        if info.stage == "pretrain" and info.arch == arch and same_flow:
+            return info
+    return None
+
+
+def _selfsup_run(
+    setting: str, arch: str, runs_dir: Path | None, flow_run: str | None
+) -> RunInfo | None:
+    """The pretrain run ``setting`` (auto or selfsup) starts from; None: none applies.
+
+    auto takes only a run on the same flow run (its flow stream learnt those flows);
+    selfsup, asked for by name, falls back to the newest of the arch on any flow run.
+    """
+    if runs_dir is None or setting not in ("auto", SELFSUP):
+        return None
+    found = find_pretrain_run(runs_dir, arch, flow_run)
+    if found is None and setting == SELFSUP:
+        found = find_pretrain_run(runs_dir, arch)
+    return found
+
+
+def _load_pretrain_run(model: nn.Module, run: RunInfo, flow_run: str | None) -> str:
+    state = run.checkpoint()["model"]
+    keep = {k: v for k, v in state.items() if not k.startswith(_NOT_FROM_PRETRAIN)}
+    try:
+        missing, unexpected = model.load_state_dict(keep, strict=False)
+    except RuntimeError as e:  # a tensor of another shape (another n_rgb)
+        raise DegError(
+            f"does not fit this feature extractor: {str(e).splitlines()[-1].strip()}", run.path
+        ) from None
+    missing = [k for k in missing if not k.startswith(_NOT_FROM_PRETRAIN)]
+    if missing or unexpected:
+        raise DegError(
+            f"does not fit this feature extractor (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]})",
+            run.path,
+        )
+    if flow_run is not None and run.upstream != flow_run:
+        log.warning(
+            "pretrain run %s learnt the flows of flow run %s, not %s: its flow stream may fit less",
+            run.name,
+            run.upstream,
+            flow_run,
+        )
+    return f"pretrain run {run.name}"
+
+
+def start_weights_line(
+    stage: str, arch: str, setting: str, pretrained_dir: Path, selfsup: str | None = None
+) -> str:
+    """One line: what ``stage`` ("flow" or "features") starts from and how to get better.
+
+    ``selfsup``: the pretrain run auto or selfsup would load (:func:`find_pretrain_run`).
+    """
     name = {"flow": "flow generator", "features": "feature extractor"}[stage]
     get_deg = "`deg weights download deepethogram PROJECT` gets DeepEthogram's"
     has_deg = arch in _DEG_NAMES
     has_imagenet = stage == "features" and bool(imagenet_paths(arch))
     if setting == "scratch":
         return f"{name} ({arch}) starts from scratch (weights=scratch)"
+    if setting == SELFSUP:
+        if selfsup is None:
+            return f"{name} ({arch}) needs a pretrain run: `deg train pretrain PROJECT`"
+        return f"{name} ({arch}) starts from self-supervised pretrain run {selfsup}"
     if setting not in ("auto", "pretrained", "imagenet"):
         return f"{name} ({arch}) starts from {setting}"
     found = find_start_checkpoint(pretrained_dir, arch) if setting != "imagenet" else None
     if found is not None:
         return f"{name} ({arch}) starts from DeepEthogram's pretrained {found}"
+    if setting == "auto" and selfsup is not None:
+        return f"{name} ({arch}) starts from self-supervised pretrain run {selfsup}"
     if setting == "imagenet" and not _imagenet_cached(arch):
         return f"{name} ({arch}) needs ImageNet weights: `deg weights download imagenet`"
     if setting == "imagenet" or (setting == "auto" and has_imagenet and _imagenet_cached(arch)):
@@ -142,15 +225,40 @@ def init_flow_generator(model: nn.Module, setting: str, pretrained_dir: Path) ->
     return _load_file(model, Path(setting).expanduser(), "flow_generator")
 
 
-def init_feature_extractor(model: nn.Module, arch: str, setting: str, pretrained_dir: Path) -> str:
-    """Initialise both streams in place (the flow generator is loaded separately)."""
-    log.info("%s", start_weights_line("features", arch, setting, pretrained_dir))
+def init_feature_extractor(
+    model: nn.Module,
+    arch: str,
+    setting: str,
+    pretrained_dir: Path,
+    *,
+    runs_dir: Path | None = None,
+    flow_run: str | None = None,
+) -> str:
+    """Initialise both streams in place (the flow generator is loaded separately).
+
+    ``runs_dir``: the project's ``models/``, where auto and selfsup look for pretrain runs
+    (None: they do not; selfsup is then refused); ``flow_run``: the name of the flow run
+    the feature extractor uses (auto takes a pretrain run on that one only).
+    """
+    pretrain = _selfsup_run(setting, arch, runs_dir, flow_run)
+    name = pretrain.name if pretrain is not None else None
+    log.info("%s", start_weights_line("features", arch, setting, pretrained_dir, name))
     if setting == "scratch":
         return "scratch"
+    if setting == SELFSUP:
+        if pretrain is None:
+            raise ProjectError(
+                f"no pretrain run of {arch} in this project (feature_extractor.weights=selfsup): "
+                "`deg train pretrain PROJECT` trains one",
+                runs_dir,
+            )
+        return _load_pretrain_run(model, pretrain, flow_run)
     if setting in ("auto", "pretrained"):
         found = find_start_checkpoint(pretrained_dir, arch)
         if found is not None:
             return _load_file(model, found, "feature_extractor")
+        if pretrain is not None:  # auto only: "pretrained" found no pretrain run above
+            return _load_pretrain_run(model, pretrain, flow_run)
         if setting == "pretrained":
             raise DegError(
                 f"no DeepEthogram {arch} feature-extractor checkpoint found here or in "
@@ -168,9 +276,23 @@ def init_feature_extractor(model: nn.Module, arch: str, setting: str, pretrained
 
 
 def start_weights_lines(cfg, pretrained_dir: Path) -> dict[str, str]:
-    """{"flow": line, "features": line}: what each stage of ``cfg`` would start from."""
+    """{"flow": line, "features": line}: what each stage of ``cfg`` would start from
+    (features: on the latest flow run; ``pretrained_dir`` is the project's
+    ``models/pretrained``, so pretrain runs are its siblings)."""
     flow, feat = cfg.flow_generator, cfg.feature_extractor
+    runs_dir = pretrained_dir.parent
+    try:
+        flow_run: str | None = resolve_run(runs_dir, "flow").name
+    except DegError:
+        flow_run = None
+    pretrain = _selfsup_run(feat.weights, feat.arch, runs_dir, flow_run)
     return {
         "flow": start_weights_line("flow", flow.arch, flow.weights, pretrained_dir),
-        "features": start_weights_line("features", feat.arch, feat.weights, pretrained_dir),
+        "features": start_weights_line(
+            "features",
+            feat.arch,
+            feat.weights,
+            pretrained_dir,
+            pretrain.name if pretrain is not None else None,
+        ),
     }

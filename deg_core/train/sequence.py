@@ -95,7 +95,11 @@ def train_sequence(
     if not train_keys or not val_keys:
         raise ProjectError("the sequence model needs labelled videos in both train and val")
     feats = features_or_explain(
-        project, train_keys + val_keys, fdir.name, track=scfg.track_features
+        project,
+        train_keys + val_keys,
+        fdir.name,
+        track=scfg.track_features,
+        track_position=scfg.track_position,
     )
     train_items = labelled_items(project, train_keys, feats)
     val_items = labelled_items(project, val_keys, feats)
@@ -358,7 +362,13 @@ def self_training_items(
             continue
         try:
             others.append(
-                features_or_explain(project, [key], feature_run, track=scfg.track_features)[key]
+                features_or_explain(
+                    project,
+                    [key],
+                    feature_run,
+                    track=scfg.track_features,
+                    track_position=scfg.track_position,
+                )[key]
             )
         except ProjectError:  # no features of this run yet: nothing to learn from
             continue

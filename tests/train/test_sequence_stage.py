@@ -245,3 +245,16 @@ def torch_cpu():
     import torch
 
     return torch.device("cpu")
+
+
+def test_track_position_false_drops_where_the_animal_is(tiny_project, with_features):
+    from deg_core.data.sequences import features_or_explain
+
+    key = tiny_project.video_keys()[0]
+    full = features_or_explain(tiny_project, [key], with_features.name, track=True)[key]
+    moved = features_or_explain(
+        tiny_project, [key], with_features.name, track=True, track_position=False
+    )[key]
+    assert moved.shape[1] == full.shape[1] - 2
+    np.testing.assert_array_equal(moved[:, :1024], full[:, :1024])
+    np.testing.assert_array_equal(moved[:, 1024:], full[:, 1026:])
