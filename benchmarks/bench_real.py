@@ -48,10 +48,11 @@ from deg_core.labels.labels import read_labels  # noqa: E402
 from deg_core.project.project import Project  # noqa: E402
 from deg_core.train.features import train_features  # noqa: E402
 from deg_core.train.flow import train_flow  # noqa: E402
+from deg_core.train.pretrain import train_pretrain  # noqa: E402
 from deg_core.train.sequence import train_sequence  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "ratclips"
-STAGES = ("flow", "features", "infer features", "sequence", "infer sequence")
+STAGES = ("flow", "pretrain", "features", "infer features", "sequence", "infer sequence")
 
 
 def fold_videos(data: Path, fold: int) -> dict[str, Path]:
@@ -91,6 +92,8 @@ def run_fold(out: Path, fold: int, args: argparse.Namespace) -> dict[str, Any]:
         return result
 
     timed("flow", train_flow, project, cfg, **kw)
+    if args.pretrain:  # self-supervised, every frame of the three videos; features start there
+        timed("pretrain", train_pretrain, project, cfg, **kw)
     features = timed("features", train_features, project, cfg, **kw)
     timed("infer features", infer_features, project, features.name, **_no_seed(kw))
     sequence = timed("sequence", train_sequence, project, cfg, feature_run=features.name, **kw)
@@ -218,6 +221,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--label", default="", help="name of this configuration in the table")
     ap.add_argument(
+        "--pretrain",
+        action="store_true",
+        help="run deg train pretrain after the flow stage (the feature stage starts from it)",
+    )
+    ap.add_argument(
         "--exclusive",
         action="store_true",
         help="one behaviour per frame (deg init --exclusive): softmax + arg-max in both trained "
@@ -290,7 +298,9 @@ def main(argv: list[str] | None = None) -> None:
         note = (
             f"\n### Real-video benchmark{': ' + args.label if args.label else ''} "
             f"({time.strftime('%Y-%m-%d')}, commit {commit()})\n\n"
-            f"Machine: {machine()}. Command: `bench_real.py --preset {args.preset}` with "
+            f"Machine: {machine()}. Command: `bench_real.py --preset {args.preset}"
+            f"{' --exclusive' if args.exclusive else ''}{' --pretrain' if args.pretrain else ''}"
+            f"{' --resequence' if args.resequence else ''}` with "
             f"overrides {settings}, seed {args.seed}, folds {args.folds}; "
             f"{(time.perf_counter() - t_start) / 60:.0f} min in all. Test-video scores with "
             "validation thresholds and minimum bout lengths (postprocessed); "
