@@ -325,9 +325,19 @@ def test_05_feature_extractor(tmp_path, at_stage):
         project_path=str(root),
         device="cpu",
         epochs=1,
-        settings=TINY_SETTINGS,
+        pretrain=True,
+        settings=[
+            *TINY_SETTINGS,
+            "pretrain.num_epochs=1",
+            "pretrain.steps_per_epoch=2",
+            "pretrain.val_steps=1",
+            "pretrain.batch_size=4",
+        ],
     )
     got = recorded(root, "05_feature_extractor")
+    # the feature run started from the pretrain run the notebook made
+    weights = (root / "models" / got["run"] / "config.yaml").read_text("utf-8")
+    assert "pretrain run" in weights
     assert got["epochs"] == 1 and set(got["f1"]) == set(BEHAVIORS)
     assert len(got["thresholds"]) == 2
     assert all(v is None or 0 <= v <= 1 for v in got["f1"].values())

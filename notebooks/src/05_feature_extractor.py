@@ -21,6 +21,8 @@ flow_run = "latest"  # the flow run to use
 preset = "auto"  # lite on a CPU, else the project's settings; or fast, medium, slow, cpu, lite
 device = "auto"
 epochs = None
+# True: first learn from every frame of every video, labelled or not (deg train pretrain)
+pretrain = False
 # overrides, e.g. ["feature_extractor.batch_size=32"]
 settings: list = []
 
@@ -41,6 +43,7 @@ from deg_core import (
     start_weights_lines,
     threshold_table,
     train_features,
+    train_pretrain,
     training_curves,
     write_metrics,
 )
@@ -58,12 +61,16 @@ behavior_table(project)
 # %% [markdown]
 # ## 2. Train
 #
-# Train the feature extractor; the monitor shows the losses as it learns. The first line says
-# which weights it starts from (`deg weights download imagenet` or `deepethogram` gets better
-# ones than random on a machine with internet).
+# Train the feature extractor; the monitor shows the losses as it learns. With `pretrain = True`
+# it first pretrains on every frame of every video, labelled or not, and starts from that run.
+# The first line says which weights it starts from (`deg weights download imagenet` or
+# `deepethogram` gets better ones than random on a machine with internet).
 
 # %%
 cfg = project.resolve_config([*settings, *epoch_settings(epochs, ["features"])], preset=preset)
+if pretrain:  # self-supervised: two views of each clip should agree (VICReg); no labels used
+    pretrain_run = train_pretrain(project, cfg, flow_run=flow_run, device=device, progress=False)
+    print(f"pretrained {pretrain_run.name}: the feature extractor starts from it")
 print(start_weights_lines(cfg, project.models_dir / "pretrained")["features"])
 monitor = TrainingMonitor("feature extractor")
 display(monitor)
