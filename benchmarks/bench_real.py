@@ -2,7 +2,7 @@
 
 Usage::
 
-    uv run python benchmarks/bench_real.py                         # --preset cpu, 3 folds
+    uv run python benchmarks/bench_real.py                         # --preset lite, 3 folds
     uv run python benchmarks/bench_real.py --append benchmarks/RESULTS.md
     uv run python benchmarks/bench_real.py --folds 0 --set sequence.num_epochs=10
     uv run python benchmarks/bench_real.py --keep runs/ --label baseline
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA, help="folder with the 3 videos + labels")
     ap.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--preset", default="cpu", help="config preset (default: cpu)")
+    ap.add_argument("--preset", default="lite", help="config preset (default: lite)")
     ap.add_argument("--set", action="append", default=[], help="config override key=value")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
@@ -227,9 +227,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument(
         "--exclusive",
-        action="store_true",
-        help="one behaviour per frame (deg init --exclusive): softmax + arg-max in both trained "
-        "stages (with --resequence: the sequence stage only, on the kept features)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one behaviour per frame (deg init --exclusive; the rat labels are, and deg status "
+        "suggests it): softmax + arg-max in both trained stages (with --resequence: the "
+        "sequence stage only, on the kept features); --no-exclusive: per-behaviour sigmoids",
     )
     ap.add_argument("--keep", type=Path, default=None, help="keep the fold projects here")
     ap.add_argument("--tabulate", type=Path, default=None, help="re-score kept projects only")

@@ -313,6 +313,13 @@ class SequenceSection:
         "model that did not train on it, pooled (out_of_fold), or on the val videos only (val: "
         "DeepEthogram's way)",
     )
+    # false by measurement (benchmarks/RESULTS.md, "Decisions on a new video"): offsets
+    # fitted on two rat videos cost 0.14 macro F1 on the third; the softmax's arg-max travels
+    argmax_offsets: bool = _f(
+        False,
+        "exclusive projects: fit per-behaviour offsets of the arg-max on the decisions' "
+        "videos (false: the plain arg-max of the softmax)",
+    )
     normalise_scores: bool = _f(
         False,
         "standardise each behaviour's logits per video before deciding (scores shift between "

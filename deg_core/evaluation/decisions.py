@@ -39,7 +39,9 @@ __all__ = [
 GUARD_FRACTION = 0.9
 # ... while labelled present on at most this fraction is refused (the guard)
 GUARD_PREVALENCE = 0.5
-_OFFSET_GRID = np.arange(-4.0, 4.0 + 1e-9, 0.25)
+_OFFSET_GRID = np.arange(-2.0, 2.0 + 1e-9, 0.25)
+# macro F1 an arg-max offset must buy per logit of mean absolute offset (see _fit_offsets)
+OFFSET_PENALTY = 0.02
 
 
 def probabilities(logits: np.ndarray, exclusive: bool) -> np.ndarray:
@@ -228,26 +230,42 @@ def _macro_f1_classes(pred: np.ndarray, target: np.ndarray, n_classes: int) -> n
 
 
 def _fit_offsets(
-    scores: np.ndarray, target: np.ndarray, names: Sequence[str], passes: int = 3
+    scores: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray],
+    names: Sequence[str],
+    passes: int = 3,
 ) -> tuple[np.ndarray, list[str]]:
-    """Per-behaviour offsets maximising macro F1 (behaviours with positives) of the arg-max,
-    by coordinate ascent over a grid; each behaviour's predicted share is kept under the
-    guard (never ``>= GUARD_FRACTION`` of frames while labelled on ``<= GUARD_PREVALENCE``)."""
-    k = scores.shape[1]
-    ok = target >= 0
-    s, t = scores[ok].astype(np.float64), target[ok]
+    """Per-behaviour offsets for the arg-max, by coordinate ascent over a grid.
+
+    ``scores`` (T_i, K) and ``targets`` (T_i,) per video. The objective is the mean over
+    videos of each video's macro F1 (behaviours it holds), less :data:`OFFSET_PENALTY` per
+    logit of mean absolute offset: pooled frames let the video whose scores sit highest
+    decide for all, and a plain arg-max of a softmax is already a sound decision, so an
+    offset must earn its size. Each behaviour's predicted share stays under the guard (never
+    ``>= GUARD_FRACTION`` of frames while labelled on ``<= GUARD_PREVALENCE``)."""
+    k = scores[0].shape[1]
+    vids = [
+        (np.asarray(x, np.float64)[t >= 0], t[t >= 0])
+        for x, t in zip(scores, targets, strict=True)
+        if (t >= 0).any()
+    ]
     offsets = np.zeros(k)
-    if not len(t):
+    if not vids:
         return offsets, ["no fully labelled frames: plain arg-max (offsets 0)"]
-    prevalence = np.bincount(t, minlength=k + 1)[1:] / len(t)
+    all_t = np.concatenate([t for _, t in vids])
+    prevalence = np.bincount(all_t, minlength=k + 1)[1:] / len(all_t)
     cap = np.where(prevalence <= GUARD_PREVALENCE, GUARD_FRACTION, 1.0 + 1e-9)
-    has = np.bincount(t, minlength=k + 1)[1:] > 0
 
     def evaluate(o: np.ndarray) -> tuple[float, np.ndarray]:
-        pred = argmax_class(s, o)
-        f1 = _macro_f1_classes(pred, t, k + 1)[1:]
-        share = np.bincount(pred, minlength=k + 1)[1:] / len(t)
-        return float(np.nanmean(np.where(has, f1, np.nan))), share
+        macro, counts = [], np.zeros(k + 1)
+        for s, t in vids:
+            pred = argmax_class(s, o)
+            f1 = _macro_f1_classes(pred, t, k + 1)[1:]
+            if not np.isnan(f1).all():
+                macro.append(float(np.nanmean(f1)))
+            counts += np.bincount(pred, minlength=k + 1)
+        score = float(np.mean(macro)) if macro else 0.0
+        return score - OFFSET_PENALTY * float(np.abs(o).mean()), counts[1:] / len(all_t)
 
     refused: set[int] = set()
     best, _ = evaluate(offsets)
@@ -308,6 +326,7 @@ def fit_decision(
     smooth: float = 0.0,
     min_lengths: Sequence[int] | np.ndarray | None = None,
     source: str = "val",
+    offsets: bool = True,
 ) -> Decision:
     """Fit a :class:`Decision` on per-video logits ``(T_i, K)`` and labels, pooled.
 
@@ -316,6 +335,7 @@ def fit_decision(
     (:data:`GUARD_FRACTION`, :data:`GUARD_PREVALENCE`). Exclusive: arg-max offsets
     (:func:`_fit_offsets`). ``normalise``: scores standardised per video first.
     ``source`` names where the logits came from (``out-of-fold``, ``val``) for the record.
+    ``offsets`` False (exclusive): the plain arg-max, nothing fitted.
     """
     k = len(names)
     if len(logits) != len(labels) or not logits:
@@ -325,8 +345,11 @@ def fit_decision(
     y = np.concatenate([np.asarray(a) for a in labels]).astype(np.int8)
     ml = np.ones(k, np.int64) if min_lengths is None else np.asarray(min_lengths, np.int64)
     if exclusive:
-        offsets, notes = _fit_offsets(s, exclusive_targets(y), names)
-        return Decision(True, np.full(k, 0.5), offsets, ml, normalise, source, notes)
+        if not offsets:
+            return Decision(True, np.full(k, 0.5), np.zeros(k), ml, normalise, source)
+        targets = [exclusive_targets(np.asarray(a)) for a in labels]
+        fitted, notes = _fit_offsets(scores, targets, names)
+        return Decision(True, np.full(k, 0.5), fitted, ml, normalise, source, notes)
     p = 1.0 / (1.0 + np.exp(-s))
     th, _, warns = fit_thresholds(p, y, class_names=names, smooth=smooth)
     th, notes = _guard_thresholds(p, y, th, names)

@@ -11,7 +11,8 @@ labelled video (train and val) is predicted by a model trained on the other labe
 exclusive project, the arg-max offsets) are fitted on those predictions pooled, with the
 guard of :mod:`deg_core.evaluation.decisions`. ``val`` fits them on the val videos only, at
 the best epoch (DeepEthogram's way). The decision is stored in the checkpoint (``extra``)
-and, readable, in the run's ``decision.yaml``.
+and, readable, in the run's ``decision.yaml``; the out-of-fold logits in ``oof_logits.npz``
+(one (T, K) array per labelled video key).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from deg_core.data.sequences import SequenceItem, WindowDataset, features_or_exp
 from deg_core.errors import ConfigError, ProjectError
 from deg_core.evaluation.decisions import Decision, fit_decision, probabilities
 from deg_core.evaluation.postprocess import min_bout_lengths
-from deg_core.fileio import save_yaml
+from deg_core.fileio import atomic_open, save_yaml
 from deg_core.models.sequence import sequence_model_from_config
 from deg_core.project.project import Project, split_keys
 from deg_core.project.runs import resolve_run
@@ -133,6 +134,7 @@ def train_sequence(
         scfg.batch_size, dev, 8, 32, probe=probe, key=key
     )
     decision: Decision | None = None
+    oof: list[np.ndarray] = []
     if scfg.decisions == "out_of_fold":
         keys = train_keys + val_keys
         oof = out_of_fold_logits(
@@ -146,6 +148,7 @@ def train_sequence(
             normalise=scfg.normalise_scores,
             smooth=cfg.train.threshold_smoothing,
             min_lengths=min_lengths,
+            offsets=scfg.argmax_offsets,
             source=f"out-of-fold over {len(keys)} labelled videos",
         )
     if scfg.self_training:  # confident frames of the unlabelled videos join the training set
@@ -182,6 +185,9 @@ def train_sequence(
     )
     if decision is not None:
         save_yaml(run / "decision.yaml", decision.to_dict())
+        with atomic_open(run / "oof_logits.npz", "wb") as f:  # to refit or inspect decisions
+            arrays: dict[str, Any] = dict(zip(train_keys + val_keys, oof, strict=True))
+            np.savez(f, **arrays)
     train_set = WindowDataset(fit_items, scfg.sequence_length, stride=scfg.sequence_length // 2)
     latest: dict[str, Any] = {
         "decision": decision or Decision.thresholded([0.5] * len(behaviors), min_lengths).to_dict()
@@ -211,6 +217,7 @@ def train_sequence(
                 normalise=scfg.normalise_scores,
                 smooth=cfg.train.threshold_smoothing,
                 min_lengths=min_lengths,
+                offsets=scfg.argmax_offsets,
                 source="val",
             )
             latest["decision"] = fitted.to_dict()
