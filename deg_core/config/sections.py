@@ -307,8 +307,10 @@ class SequenceSection:
     )
     focal_gamma: float = _f(0.0, "focal-loss gamma (0: plain BCE)", NON_NEGATIVE)
     label_smoothing: float = _f(0.0, "label smoothing epsilon", LABEL_SMOOTHING)
+    # val by measurement (benchmarks/RESULTS.md, "Decisions on a new video"): pooled with the
+    # train videos, whose features the feature extractor trained on, thresholds travelled worse
     decisions: Literal["out_of_fold", "val"] = _f(
-        "out_of_fold",
+        "val",
         "fit thresholds (or arg-max offsets) on predictions every labelled video gets from a "
         "model that did not train on it, pooled (out_of_fold), or on the val videos only (val: "
         "DeepEthogram's way)",

@@ -5,12 +5,12 @@ the run with one message naming the videos and the command that makes them. A ru
 whose behaviour list differs from the project's is refused (stale). Validation
 runs whole val videos at once.
 
-Decisions (``sequence.decisions: out_of_fold``, the default): before the final model, every
+Decisions (``sequence.decisions: out_of_fold``; the default ``val`` fits them on the val
+videos at the best epoch, DeepEthogram's way, with the same guard): before the final model, every
 labelled video (train and val) is predicted by a model trained on the other labelled videos
 (k-fold by video; a sequence model trains in seconds), and the thresholds (or, for an
 exclusive project, the arg-max offsets) are fitted on those predictions pooled, with the
-guard of :mod:`deg_core.evaluation.decisions`. ``val`` fits them on the val videos only, at
-the best epoch (DeepEthogram's way). The decision is stored in the checkpoint (``extra``)
+guard of :mod:`deg_core.evaluation.decisions`. The decision is stored in the checkpoint (``extra``)
 and, readable, in the run's ``decision.yaml``; the out-of-fold logits in ``oof_logits.npz``
 (one (T, K) array per labelled video key).
 """

@@ -10,9 +10,9 @@
 # # 7. Sequence model
 #
 # The sequence model reads the per-frame features of long windows and learns how behaviour unfolds
-# over time. Its decisions (a threshold per behaviour, or for an exclusive project the offsets of an
-# arg-max over background + behaviours) are fitted on predictions every labelled video, train and
-# val, gets from a model that did not train on it, so no single validation video decides; it is
+# over time. Its decision is a threshold per behaviour fitted on the validation videos (with
+# `sequence.decisions=out_of_fold`: on the predictions every labelled video gets from a model that
+# did not train on it), or for an exclusive project the arg-max over background + behaviours; it is
 # scored on the test videos.
 
 # %% tags=["parameters"]
@@ -86,10 +86,11 @@ for fig in training_curves(sequence_run):
 # %% [markdown]
 # ## 4. Decisions
 #
-# Per behaviour, the threshold that maximises F1 on the out-of-fold predictions (or, exclusive, the
-# arg-max offset), and the shortest bout kept (shorter predicted bouts are removed as noise). A
-# threshold that would switch a rarely labelled behaviour on for nearly every frame is refused and
-# replaced by the score quantile that matches how often it is labelled; the notes say so.
+# Per behaviour, the threshold that maximises F1 on the videos the decision was fitted on (or,
+# exclusive, the arg-max offset), and the shortest bout kept (shorter predicted bouts are removed
+# as noise). A threshold that would switch a rarely labelled behaviour on for nearly every frame is
+# refused and replaced by the score quantile that matches how often it is labelled; the notes say
+# so.
 
 # %%
 threshold_table(project, sequence_run.name, "sequence")

@@ -162,12 +162,12 @@ def test_import_predictions_without_predictions(tmp_path, make_video):
 # --------------------------------------------------------------------------- decisions
 
 
-def test_decisions_are_fitted_out_of_fold_and_recorded(sequence_run):
+def test_default_decision_is_fitted_on_val_and_recorded(sequence_run):
     extra = load_checkpoint(sequence_run / BEST)["extra"]
     decision = extra["decision"]
-    assert decision["source"].startswith("out-of-fold over 3 labelled videos")
-    assert len(decision["thresholds"]) == 2 and not decision["exclusive"]
-    assert (sequence_run / "decision.yaml").is_file()
+    assert decision["source"] == "val" and not decision["exclusive"]
+    assert decision["thresholds"] == extra["thresholds"] and len(decision["thresholds"]) == 2
+    assert not (sequence_run / "oof_logits.npz").exists()
 
 
 def test_val_decisions_with_fit_on_train_val_is_refused(tiny_project, with_features):
@@ -181,12 +181,25 @@ def test_val_decisions_with_fit_on_train_val_is_refused(tiny_project, with_featu
 def test_exclusive_run_predicts_exactly_one_class_per_frame(tiny_project, with_features):
     """project.exclusive: softmax over background + behaviours, arg-max with offsets fitted
     out of fold; every frame of every prediction file holds one class."""
-    cfg = tiny_project.resolve_config([*SEQ, "sequence.arch=tcn", "project.exclusive=true"])
+    cfg = tiny_project.resolve_config(
+        [
+            *SEQ,
+            "sequence.arch=tcn",
+            "project.exclusive=true",
+            "sequence.decisions=out_of_fold",
+            "sequence.argmax_offsets=true",
+        ]
+    )
     run = train_sequence(
         tiny_project, cfg, feature_run=with_features.name, device="cpu", progress=False
     )
     decision = load_checkpoint(run / BEST)["extra"]["decision"]
     assert decision["exclusive"] and len(decision["offsets"]) == 2
+    assert decision["source"].startswith("out-of-fold over 3 labelled videos")
+    assert (run / "decision.yaml").is_file()
+    oof = np.load(run / "oof_logits.npz")
+    assert sorted(oof.files) == sorted(tiny_project.video_keys())
+    assert all(oof[k].shape == (48, 2) for k in oof.files)
     infer_sequence(tiny_project, run.name, device="cpu", overwrite=True)
     for key in tiny_project.video_keys():
         rec = tiny_project.record(key)
