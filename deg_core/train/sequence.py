@@ -110,6 +110,7 @@ def train_sequence(
             "fit the decisions: set sequence.decisions: out_of_fold"
         )
     exclusive = bool(cfg.project.exclusive)
+    normalise = scfg.normalise_scores == "always" or (scfg.normalise_scores == "auto" and exclusive)
     fit_items = train_items + (val_items if scfg.fit_on == "train+val" else [])
     pos, _ = label_counts(np.concatenate([it.labels for it in fit_items]))
     for name, p in zip(behaviors, pos, strict=True):
@@ -145,7 +146,7 @@ def train_sequence(
             [it.labels for it in [*train_items, *val_items]],
             behaviors,
             exclusive=exclusive,
-            normalise=scfg.normalise_scores,
+            normalise=normalise,
             smooth=cfg.train.threshold_smoothing,
             min_lengths=min_lengths,
             offsets=scfg.argmax_offsets,
@@ -214,7 +215,7 @@ def train_sequence(
                 labels,
                 behaviors,
                 exclusive=exclusive,
-                normalise=scfg.normalise_scores,
+                normalise=normalise,
                 smooth=cfg.train.threshold_smoothing,
                 min_lengths=min_lengths,
                 offsets=scfg.argmax_offsets,

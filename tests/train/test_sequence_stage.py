@@ -166,6 +166,7 @@ def test_default_decision_is_fitted_on_val_and_recorded(sequence_run):
     extra = load_checkpoint(sequence_run / BEST)["extra"]
     decision = extra["decision"]
     assert decision["source"] == "val" and not decision["exclusive"]
+    assert not decision["normalise"]  # auto: thresholds see the scores as they are
     assert decision["thresholds"] == extra["thresholds"] and len(decision["thresholds"]) == 2
     assert not (sequence_run / "oof_logits.npz").exists()
 
@@ -195,6 +196,7 @@ def test_exclusive_run_predicts_exactly_one_class_per_frame(tiny_project, with_f
     )
     decision = load_checkpoint(run / BEST)["extra"]["decision"]
     assert decision["exclusive"] and len(decision["offsets"]) == 2
+    assert decision["normalise"]  # auto: the arg-max compares per-video standardised scores
     assert decision["source"].startswith("out-of-fold over 3 labelled videos")
     assert (run / "decision.yaml").is_file()
     oof = np.load(run / "oof_logits.npz")
