@@ -71,6 +71,10 @@ cfg = project.resolve_config([*settings, *epoch_settings(epochs, ["features"])],
 if pretrain:  # self-supervised: two views of each clip should agree (VICReg); no labels used
     pretrain_run = train_pretrain(project, cfg, flow_run=flow_run, device=device, progress=False)
     print(f"pretrained {pretrain_run.name}: the feature extractor starts from it")
+    starts = ["feature_extractor.weights=selfsup"]  # over any weights setting above
+    cfg = project.resolve_config(
+        [*settings, *epoch_settings(epochs, ["features"]), *starts], preset=preset
+    )
 print(start_weights_lines(cfg, project.models_dir / "pretrained")["features"])
 monitor = TrainingMonitor("feature extractor")
 display(monitor)

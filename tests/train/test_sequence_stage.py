@@ -230,7 +230,7 @@ def test_self_training_adds_confident_frames_of_unlabelled_videos(monkeypatch):
     labelled = [SequenceItem(feats, y)]
     other = (rng.normal(0, 0.3, (120, 4)) + 1.0).astype(np.float32)
     project = SimpleNamespace(video_keys=lambda: ["lab", "new"])
-    monkeypatch.setattr(seqmod, "features_or_explain", lambda p, keys, run, track: {"new": other})
+    monkeypatch.setattr(seqmod, "features_or_explain", lambda p, keys, run, **kw: {"new": other})
     cfg = DegConfig()
     cfg.sequence.sequence_length = 32
     cfg.sequence.num_epochs = 4
