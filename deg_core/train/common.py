@@ -337,26 +337,6 @@ def resolve_device(device: str, cfg: DegConfig) -> torch.device:
     return distributed.init(pick_device(device if device != "auto" else cfg.compute.device))
 
 
-def threshold_metrics(
-    probs: list[np.ndarray],
-    labels: list[np.ndarray],
-    behaviors: list[str],
-    losses: list[float],
-    smooth: float = 0.0,
-) -> dict[str, Any]:
-    """Validation record: mean loss, max-F1 thresholds and the per-behaviour metrics at them.
-
-    probs/labels: per-batch or per-video (T_i, K) arrays, pooled here. ``smooth``: see
-    :func:`deg_core.evaluation.metrics.fit_thresholds` (``train.threshold_smoothing``).
-    """
-    from deg_core.evaluation.metrics import fit_thresholds, per_class_metrics
-
-    p, y = np.concatenate(probs), np.concatenate(labels).astype(np.int8)
-    thresholds, _, _ = fit_thresholds(p, y, class_names=behaviors, smooth=smooth)
-    metrics = per_class_metrics(p, y, thresholds, behaviors)
-    return {"loss": mean_or_nan(losses), **metrics, "thresholds": thresholds.tolist()}
-
-
 def decision_metrics(
     logits: list[np.ndarray],
     labels: list[np.ndarray],

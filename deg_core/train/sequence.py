@@ -190,11 +190,8 @@ def train_sequence(
             arrays: dict[str, Any] = dict(zip(train_keys + val_keys, oof, strict=True))
             np.savez(f, **arrays)
     train_set = WindowDataset(fit_items, scfg.sequence_length, stride=scfg.sequence_length // 2)
-    latest: dict[str, Any] = {
-        "decision": decision or Decision.thresholded([0.5] * len(behaviors), min_lengths).to_dict()
-    }
-    if decision is not None:
-        latest["decision"] = decision.to_dict()
+    start = decision or Decision.thresholded([0.5] * len(behaviors), min_lengths)
+    latest: dict[str, Any] = {"decision": start.to_dict()}
 
     def step(m: torch.nn.Module, b: dict[str, Any]) -> tuple[torch.Tensor, int]:
         logits = m(b["features"].to(dev, non_blocking=True))
@@ -286,10 +283,8 @@ def out_of_fold_logits(
         held = [i for i in range(n) if i % n_folds == fold]
         rest = [items[i] for i in range(n) if i % n_folds != fold]
         model = fit_fixed(cfg, rest, exclusive, batch=batch, device=device, seed=seed + 1 + fold)
-        with torch.no_grad():
-            for i in held:
-                x = torch.from_numpy(items[i].features).to(device)[None]
-                out[i] = model(x)[0].float().cpu().numpy()
+        for i in held:
+            out[i] = _video_logits(model, items[i].features, device)
     return [o for o in out if o is not None]
 
 
@@ -384,10 +379,14 @@ def self_training_items(
         return []
     teacher = fit_fixed(cfg, labelled, exclusive, batch=batch, device=device, seed=seed + 101)
     items = []
-    with torch.no_grad():
-        for f in others:
-            logits = teacher(torch.from_numpy(f).to(device)[None])[0].float().cpu().numpy()
-            labels = pseudo_labels(logits, exclusive, scfg.pseudo_confidence)
-            if (labels != -1).any():
-                items.append(SequenceItem(f, labels))
+    for f in others:
+        labels = pseudo_labels(_video_logits(teacher, f, device), exclusive, scfg.pseudo_confidence)
+        if (labels != -1).any():
+            items.append(SequenceItem(f, labels))
     return items
+
+
+@torch.no_grad()
+def _video_logits(model: torch.nn.Module, features: np.ndarray, device: torch.device) -> np.ndarray:
+    """``(T, K)`` float32 logits of one whole video's ``(T, D)`` features."""
+    return model(torch.from_numpy(features).to(device)[None])[0].float().cpu().numpy()

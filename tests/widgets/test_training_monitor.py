@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deg_core.evaluation.decisions import fit_decision
 from deg_core.project.project import Project
-from deg_core.train.common import threshold_metrics
+from deg_core.train.common import decision_metrics
 from deg_core.video import write_video
 from deg_widgets import TrainingMonitor
 from deg_widgets.training_monitor import decimate
@@ -88,11 +89,14 @@ def test_epoch_records_draw_losses_best_marks_and_f1_curves():
 
 
 def test_records_from_the_cores_metrics_plot_every_behaviour():
-    """Keys as deg_core writes them (threshold_metrics), so a renamed key fails here."""
+    """Keys as deg_core writes them (decision_metrics), so a renamed key fails here."""
     rng = np.random.default_rng(0)
     y = (rng.random((50, 3)) < 0.4).astype(np.int8)
     p = np.clip(y * 0.6 + rng.random((50, 3)) * 0.5, 0, 1)
-    val = threshold_metrics([p], [y], ["walk", "groom", "rear"], [0.3])
+    logits = np.log(np.clip(p, 1e-6, 1 - 1e-6) / np.clip(1 - p, 1e-6, 1))
+    names = ["walk", "groom", "rear"]
+    decision = fit_decision([logits], [y], names)
+    val = decision_metrics([logits], [y], names, [0.3], decision)
     rec = {"epoch": 0, "train_loss": 0.5, "val_loss": val.pop("loss"), **val, "best": True}
     mon, tr = TrainingMonitor(min_interval=0), FakeTrainer(num_epochs=1, steps_per_epoch=1)
     tr.step(mon, 0.5)
