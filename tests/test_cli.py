@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from deg_core.cli import main
+from deg_core.project.project import Project
 from tests.conftest import ARENA, OPENFIELD, SHARED_DATA, snapshot
 
 
@@ -99,6 +100,7 @@ def test_demo_runs_end_to_end_at_toy_size(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     runs = [p.name for p in (tmp_path / "d" / "demo_deepethogram" / "models").iterdir()]
     assert any(r.endswith("_flow_PairFlowNet") for r in runs), runs  # the lite networks
+    assert Project.open(tmp_path / "d" / "demo_deepethogram").exclusive  # one behaviour a frame
     code, _, err = run(capsys, *argv)  # never overwrites a demo project
     assert code == 1 and "already here" in err
 

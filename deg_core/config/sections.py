@@ -225,6 +225,11 @@ class FeatureExtractorSection:
     weight_decay: float = _f(0.0, "Adam weight decay", NON_NEGATIVE)
     focal_gamma: float = _f(0.0, "focal-loss gamma (0: plain BCE; DEG option: 1)", NON_NEGATIVE)
     label_smoothing: float = _f(0.0, "label smoothing epsilon (e.g. 0.05)", LABEL_SMOOTHING)
+    fit_on: Literal["train", "train+val"] = _f(
+        "train",
+        "videos the feature extractor trains on (train+val: the val videos too; their "
+        "validation loss is then in sample, so the best epoch is about the last)",
+    )
 
     deg_ignored: ClassVar[frozenset[str]] = frozenset(
         {"sampler", "final_bn", "sampling_ratio", "final_activation", "n_flows", "n_rgb"}
@@ -305,6 +310,11 @@ class SequenceSection:
         "track_features: include where the animal is in the frame (false: only speed, extent, "
         "shape and motion, which do not depend on the arena's layout)",
     )
+    standardise_inputs: bool = _f(
+        False,
+        "z-score every input feature over its video before the sequence model sees it "
+        "(what a video's lighting and box add to all its frames cancels)",
+    )
     focal_gamma: float = _f(0.0, "focal-loss gamma (0: plain BCE)", NON_NEGATIVE)
     label_smoothing: float = _f(0.0, "label smoothing epsilon", LABEL_SMOOTHING)
     # val by measurement (benchmarks/RESULTS.md, "Decisions on a new video"): pooled with the
@@ -338,10 +348,12 @@ class SequenceSection:
     pseudo_confidence: float = _f(
         0.9, "self_training: probability a pseudo-label needs", Range(ge=0.5, le=1)
     )
-    fit_on: Literal["train", "train+val"] = _f(
-        "train",
-        "videos the final model trains on (train+val needs decisions: out_of_fold; the best "
-        "epoch is then the last)",
+    # auto by measurement (benchmarks/RESULTS.md, "Training on the val video too")
+    fit_on: Literal["auto", "train", "train+val"] = _f(
+        "auto",
+        "videos the final model trains on (train+val needs decisions that fit nothing on the "
+        "val videos: out_of_fold, or an exclusive project's plain arg-max; the best epoch is "
+        "then about the last); auto: train+val where that holds, else train",
     )
 
     deg_ignored: ClassVar[frozenset[str]] = frozenset(

@@ -32,12 +32,14 @@ def features_or_explain(
     feature_run: str,
     track: bool = False,
     track_position: bool = True,
+    standardise: bool = False,
 ) -> dict[str, np.ndarray]:
     """Features of every video in ``keys``; one error naming all videos that lack them.
 
     ``track``: append each video's animal-track features (deg_core.tracking.crop.track_features):
     (T, 1024 + F) instead of (T, 1024). ``track_position`` False: without the first two
-    (where the animal is in the frame): (T, 1024 + F - 2).
+    (where the animal is in the frame): (T, 1024 + F - 2). ``standardise``: every column
+    z-scored over its video (:func:`standardise_columns`).
     """
     out, missing = {}, []
     for key in keys:
@@ -56,6 +58,8 @@ def features_or_explain(
             if not track_position:  # columns 0, 1: x, y as fractions of the frame
                 tf = tf[:, 2:]
             out[key] = np.concatenate([out[key], tf], axis=1)
+        if standardise:
+            out[key] = standardise_columns(out[key])
     if missing:
         raise ProjectError(
             f"videos without features of run {feature_run}: {', '.join(missing)}; make them "
@@ -63,6 +67,15 @@ def features_or_explain(
             f"{' '.join(missing)}`"
         )
     return out
+
+
+def standardise_columns(x: np.ndarray) -> np.ndarray:
+    """(T, D) -> (T, D) float32, each column minus its mean over the video, over its
+    standard deviation (constant columns become 0). What a video's lighting, box and
+    camera add to every frame's features cancels; how the frames differ stays."""
+    mean = x.mean(axis=0, keepdims=True)
+    std = x.std(axis=0, keepdims=True)
+    return ((x - mean) / np.where(std > 1e-6, std, 1.0)).astype(np.float32)
 
 
 @dataclass

@@ -40,6 +40,7 @@ class SequencePredictor:
     behaviors: list[str]
     track_features: bool = False  # the run's inputs end with the animal-track features
     track_position: bool = True  # ... including where the animal is in the frame
+    standardise_inputs: bool = False  # ... each column z-scored over its video
     decision: Decision | None = None  # None: thresholds and min_lengths decide
 
     @classmethod
@@ -66,6 +67,7 @@ class SequencePredictor:
             behaviors=behaviors,
             track_features=info.config.sequence.track_features,
             track_position=info.config.sequence.track_position,
+            standardise_inputs=info.config.sequence.standardise_inputs,
         )
 
 
@@ -130,7 +132,12 @@ def infer_sequence(
     ]
     # all missing named at once
     feats = features_or_explain(
-        project, todo, sm.feature_run, track=sm.track_features, track_position=sm.track_position
+        project,
+        todo,
+        sm.feature_run,
+        track=sm.track_features,
+        track_position=sm.track_position,
+        standardise=sm.standardise_inputs,
     )
     for key in todo:
         rec = project.record(key)

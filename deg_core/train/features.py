@@ -82,6 +82,8 @@ def train_features(
     norm = flow.normalization or project.normalization()
     size = common.input_size(cfg)
 
+    if ecfg.fit_on == "train+val":  # more animals, boxes and lighting than one video shows
+        train_items = train_items + val_items
     train_labels = np.concatenate([it.labels for it in train_items if it.labels is not None])
     pos, _ = label_counts(train_labels)
     val_pos, _ = label_counts(

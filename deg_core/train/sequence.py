@@ -101,17 +101,21 @@ def train_sequence(
         fdir.name,
         track=scfg.track_features,
         track_position=scfg.track_position,
+        standardise=scfg.standardise_inputs,
     )
     train_items = labelled_items(project, train_keys, feats)
     val_items = labelled_items(project, val_keys, feats)
-    if scfg.fit_on == "train+val" and scfg.decisions == "val":
+    exclusive = bool(cfg.project.exclusive)
+    # the plain arg-max of an exclusive project fits nothing on the val videos
+    fits_on_val = scfg.decisions == "val" and not (exclusive and not scfg.argmax_offsets)
+    if scfg.fit_on == "train+val" and fits_on_val:
         raise ConfigError(
             "sequence.fit_on: train+val trains on the val videos, so their predictions cannot "
             "fit the decisions: set sequence.decisions: out_of_fold"
         )
-    exclusive = bool(cfg.project.exclusive)
+    fit_on = scfg.fit_on if scfg.fit_on != "auto" else ("train" if fits_on_val else "train+val")
     normalise = scfg.normalise_scores == "always" or (scfg.normalise_scores == "auto" and exclusive)
-    fit_items = train_items + (val_items if scfg.fit_on == "train+val" else [])
+    fit_items = train_items + (val_items if fit_on == "train+val" else [])
     pos, _ = label_counts(np.concatenate([it.labels for it in fit_items]))
     for name, p in zip(behaviors, pos, strict=True):
         if p == 0:
@@ -182,6 +186,7 @@ def train_sequence(
             "seed": seed,
             "batch_size": batch,
             "videos": split,
+            "trained_on": fit_on,  # sequence.fit_on resolved (auto)
         },
     )
     if decision is not None:
@@ -371,6 +376,7 @@ def self_training_items(
                     feature_run,
                     track=scfg.track_features,
                     track_position=scfg.track_position,
+                    standardise=scfg.standardise_inputs,
                 )[key]
             )
         except ProjectError:  # no features of this run yet: nothing to learn from

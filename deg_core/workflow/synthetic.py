@@ -365,6 +365,7 @@ def make_synthetic_project(
     spec: SyntheticSpec | None = None,
     splits: Sequence[str] | None = None,
     labeled_fraction: float = 1.0,
+    exclusive: bool = False,
 ) -> Project:
     """Create ``<parent>/<name>_deepethogram`` holding ``n_videos`` synthetic videos.
 
@@ -375,7 +376,8 @@ def make_synthetic_project(
     ``splits`` (default :func:`default_splits`; at least one train and one val). Each
     video gets labels for ``labeled_fraction`` of its frames; the rest are -1 in up to
     two contiguous stretches. A video with no labelled frame gets no label file, as in
-    a fresh project.
+    a fresh project. ``exclusive``: the project's ``project.exclusive`` (the bouts are
+    exclusive, so the one-behaviour-per-frame mode fits them).
     """
     spec = spec or SyntheticSpec()
     splits = tuple(splits) if splits is not None else default_splits(n_videos)
@@ -385,7 +387,7 @@ def make_synthetic_project(
         raise ValueError(f"splits must be from {SPLITS} with >= 1 train and >= 1 val: {splits}")
     if not 0.0 <= labeled_fraction <= 1.0:
         raise ValueError(f"labeled_fraction must be in [0, 1], got {labeled_fraction}")
-    project = Project.create(parent, name, list(spec.behaviors))
+    project = Project.create(parent, name, list(spec.behaviors), exclusive=exclusive)
     folder = Path(parent) / "_synthetic_videos"
     folder.mkdir(exist_ok=True)
     for i, split in enumerate(splits):

@@ -179,6 +179,44 @@ def test_val_decisions_with_fit_on_train_val_is_refused(tiny_project, with_featu
         train_sequence(tiny_project, cfg, feature_run=with_features.name, device="cpu")
 
 
+def test_plain_argmax_trains_on_train_val_with_val_decisions(tiny_project, with_features):
+    """An exclusive project's plain arg-max fits nothing on the val videos, so fit_on
+    train+val needs no out-of-fold models; arg-max offsets would, and are refused."""
+    from deg_core.errors import ConfigError
+
+    base = [*SEQ, "sequence.arch=tcn", "project.exclusive=true", "sequence.fit_on=train+val"]
+    cfg = tiny_project.resolve_config(base)
+    run = train_sequence(
+        tiny_project, cfg, feature_run=with_features.name, device="cpu", progress=False
+    )
+    decision = load_checkpoint(run / BEST)["extra"]["decision"]
+    assert decision["exclusive"] and decision["source"] == "val"
+    assert not any(decision["offsets"] or [])
+    assert "trained_on: train+val" in (run / "config.yaml").read_text()
+    cfg = tiny_project.resolve_config([*base, "sequence.argmax_offsets=true"])
+    with pytest.raises(ConfigError, match="out_of_fold"):
+        train_sequence(tiny_project, cfg, feature_run=with_features.name, device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("sets", "trained_on"),
+    [
+        (["project.exclusive=true"], "train+val"),  # the plain arg-max fits nothing on val
+        (["project.exclusive=true", "sequence.argmax_offsets=true"], "train"),
+        ([], "train"),  # thresholds fitted on the val videos
+    ],
+)
+def test_fit_on_auto_adds_the_val_videos_only_where_they_fit_nothing(
+    tiny_project, with_features, sets, trained_on
+):
+    cfg = tiny_project.resolve_config([*SEQ, "sequence.arch=tcn", *sets])
+    assert cfg.sequence.fit_on == "auto"
+    run = train_sequence(
+        tiny_project, cfg, feature_run=with_features.name, device="cpu", progress=False
+    )
+    assert f"trained_on: {trained_on}" in (run / "config.yaml").read_text()
+
+
 def test_exclusive_run_predicts_exactly_one_class_per_frame(tiny_project, with_features):
     """project.exclusive: softmax over background + behaviours, arg-max with offsets fitted
     out of fold; every frame of every prediction file holds one class."""
@@ -273,3 +311,26 @@ def test_track_position_false_drops_where_the_animal_is(tiny_project, with_featu
     assert moved.shape[1] == full.shape[1] - 2
     np.testing.assert_array_equal(moved[:, :1024], full[:, :1024])
     np.testing.assert_array_equal(moved[:, 1024:], full[:, 1026:])
+
+
+def test_standardise_inputs_zscores_each_column_per_video_in_training_and_inference(
+    tiny_project, with_features
+):
+    """sequence.standardise_inputs: each input column has mean 0 and sd 1 over its video,
+    in the trainer's inputs and in inference's (the run records it)."""
+    from deg_core.data.sequences import features_or_explain, standardise_columns
+    from deg_core.infer.sequence import SequencePredictor
+
+    key = tiny_project.video_keys()[0]
+    raw = features_or_explain(tiny_project, [key], with_features.name)[key]
+    z = features_or_explain(tiny_project, [key], with_features.name, standardise=True)[key]
+    varying = raw.std(axis=0) > 1e-6
+    np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(z.std(axis=0)[varying], 1, atol=1e-3)
+    assert np.all(z[:, ~varying] == 0)
+    np.testing.assert_allclose(standardise_columns(raw + 5.0), z, atol=1e-4)
+    cfg = tiny_project.resolve_config([*SEQ, "sequence.standardise_inputs=true"])
+    run = train_sequence(
+        tiny_project, cfg, feature_run=with_features.name, device="cpu", progress=False
+    )
+    assert SequencePredictor.load(tiny_project, run.name).standardise_inputs

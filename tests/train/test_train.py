@@ -269,6 +269,41 @@ def test_behaviour_without_positives_is_warned_not_fatal(tmp_path, tiny_project,
     assert record["f1"]["never"] is None and record["macro_f1"] is not None
 
 
+@pytest.mark.parametrize("fit_on", ["train", "train+val"])
+def test_feature_fit_on_train_val_trains_on_the_val_video(tmp_path, flow_run, fit_on):
+    """feature_extractor.fit_on: train+val: a behaviour labelled only in the val video has
+    training examples (no "no positive frames in the train split" warning); train: it has none."""
+    import shutil
+    import warnings
+
+    from deg_core.video import write_video
+
+    project = Project.create(tmp_path, "tv", ["groom", "rear"])
+    for i, split in enumerate(["train", "val"]):
+        p = tmp_path / f"v{i}.mp4"
+        write_video(p, moving_square_frames(24, 64, 64, seed=i), fps=30)
+        project.add_videos([p], split=split)
+        lab = Labels.empty(24, project.behaviors)
+        lab.array[:, 0] = (np.arange(24) % 6 < 3).astype(np.int8)
+        lab.array[:, 1] = (np.arange(24) % 8 < 4).astype(np.int8) if split == "val" else 0
+        project.save_labels(f"v{i}", lab)
+    shutil.copytree(flow_run, project.models_dir / flow_run.name)
+    cfg = project.resolve_config(
+        [
+            *TINY,
+            "feature_extractor.num_epochs=1",
+            "feature_extractor.steps_per_epoch=2",
+            f"feature_extractor.fit_on={fit_on}",
+        ]
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = train_features(project, cfg, device="cpu", progress=False)
+    unseen = [w for w in caught if "'rear' has no positive frames in the train" in str(w.message)]
+    assert bool(unseen) == (fit_on == "train")
+    assert f"fit_on: {fit_on}" in (run / "config.yaml").read_text()
+
+
 @pytest.mark.gpu
 def test_cuda_training_and_inference_match_cpu_shapes(tiny_project, flow_run):
     cfg = tiny_project.resolve_config(

@@ -197,7 +197,7 @@ def test_make_synthetic_project(tmp_path):
     spec = SyntheticSpec(n_frames=80, behaviors=("groom", "rear"))
     splits = ("train", "val", "test")
     project = make_synthetic_project(tmp_path, "syn", 3, spec, splits, labeled_fraction=0.6)
-    assert project.behaviors == ["groom", "rear"]
+    assert project.behaviors == ["groom", "rear"] and not project.exclusive
     keys = project.video_keys()
     assert keys == ["syn_00", "syn_01", "syn_02"]
     assert project.splits().assignment == dict(zip(keys, splits, strict=True))
@@ -218,7 +218,8 @@ def test_make_synthetic_project(tmp_path):
 
 def test_make_synthetic_project_full_and_empty_labels(tmp_path):
     spec = SyntheticSpec(n_frames=40, behaviors=("walk",), rare=None)
-    full = make_synthetic_project(tmp_path, "full", 2, spec)
+    full = make_synthetic_project(tmp_path, "full", 2, spec, exclusive=True)
+    assert full.exclusive
     assert all((full.labels(k).array >= 0).all() for k in full.video_keys())
     none = make_synthetic_project(tmp_path, "none", 2, spec, labeled_fraction=0.0)
     for key in none.video_keys():
