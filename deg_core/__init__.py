@@ -53,7 +53,7 @@ _LAZY = {
     "RunInfo": "deg_core.project.runs",
     "split_keys": "deg_core.project.project",
     "split_outputs": "deg_core.report.notebook",
-    "start_weights_lines": "deg_core.train.pretrained",
+    "start_weights_lines": "deg_core.models.start_weights",
     "stage_figures": "deg_core.workflow.retrain",
     "SyntheticSpec": "deg_core.workflow.synthetic",
     "Table": "deg_core.report.notebook",
@@ -77,6 +77,7 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from deg_core.interop.nwb import export_nwb
     from deg_core.labels.labels import read_labels
     from deg_core.labels.review import agreement, corrections, review_queue
+    from deg_core.models.start_weights import start_weights_lines
     from deg_core.project.project import Project, split_keys
     from deg_core.project.runs import RunInfo, load_run, resolve_run
     from deg_core.report.charts import Png
@@ -104,7 +105,6 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from deg_core.train.features import train_features
     from deg_core.train.flow import train_flow
     from deg_core.train.pretrain import train_pretrain
-    from deg_core.train.pretrained import start_weights_lines
     from deg_core.train.sequence import train_sequence
     from deg_core.workflow.demo import DEMO_SETTINGS
     from deg_core.workflow.retrain import RetrainPlan, stage_figures

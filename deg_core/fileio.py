@@ -92,6 +92,9 @@ def temp_sibling(path: Path) -> Path:
     return Path(tmp)
 
 
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # no space left, or the user's quota used up
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
@@ -109,9 +112,12 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO
         fault_point()  # the new content is complete beside the old file
         os.replace(tmp, path)
         fault_point()
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in FULL_DISK and e.filename != str(path):
+            # a write or flush that ran out of space names no file: name the one it was for
+            raise OSError(e.errno, os.strerror(e.errno), str(path)) from e
         raise
 
 

@@ -247,3 +247,97 @@ def test_real_videos_end_to_end(tmp_path, capsys):
     assert status["behavior_totals"]["walk"]["positive_frames"] == 150
     assert status["behavior_totals"]["groom"]["bouts"] == 1
     shutil.rmtree(root)
+
+
+class _ClosedPipe:
+    """A stdout whose reader has gone (`deg status | head`)."""
+
+    def write(self, s: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+
+def test_a_closed_pipe_ends_quietly(cli_project, capsys, monkeypatch, tmp_path):
+    import os
+
+    fd = os.open(tmp_path / "stdout", os.O_WRONLY | os.O_CREAT)
+    monkeypatch.setattr("sys.stdout", _ClosedPipe(fd))
+    code = main(["status", str(cli_project)])
+    assert code == 141
+    assert capsys.readouterr().err == ""
+
+
+def test_a_full_disk_is_one_line_naming_the_file(cli_project, capsys, monkeypatch, tmp_path):
+    """ENOSPC at the flush of an atomic save (a write names no file): one line naming the
+    file it was for and the free space, the old file as it was, no temporary left."""
+    import errno
+
+    from deg_core import fileio
+
+    code, _, _ = run(capsys, "import-labels", cli_project, "m1", _labels_csv(tmp_path, 1))
+    assert code == 0
+    target = cli_project / "DATA" / "m1" / "m1_labels.csv"
+    before = target.read_bytes()
+
+    other = _labels_csv(tmp_path, 2)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fileio.os, "fsync", full)
+    code, out, err = run(capsys, "import-labels", cli_project, "m1", other)
+    assert code == 1, out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "no space left" in lines[0] and str(target) in lines[0], err
+    assert "MB free there" in lines[0]
+    assert target.read_bytes() == before
+    assert not [p for p in target.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def _labels_csv(tmp_path, column: int):
+    from deg_core.labels.labels import Labels, write_labels
+
+    labels = Labels.empty(30, ["groom", "rear"])
+    labels.array[:] = 0
+    labels.array[::3, column - 1] = 1
+    path = tmp_path / f"labels_{column}.csv"
+    write_labels(path, labels)
+    return path
+
+
+def test_an_out_path_that_exists_is_one_line(capsys, monkeypatch, tmp_path):
+    from deg_core.cli import project_cmds
+
+    existing = tmp_path / "taken"
+    existing.write_text("x")
+
+    def exists(args):
+        raise FileExistsError(17, "File exists", str(existing))
+
+    monkeypatch.setattr(project_cmds, "cmd_status", exists)
+    code = main(["status", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and f"{existing} already exists" in err
+
+
+def test_status_answers_without_importing_torch(cli_project):
+    """`deg status` says what training would start from by file names only: torch (~1 GB,
+    seconds to import) stays out of the process."""
+    code = (
+        "import sys; from deg_core.cli import main; rc = main(['status', sys.argv[1]]); "
+        "assert rc == 0, rc; "
+        "assert 'torch' not in sys.modules, 'status imported torch'"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(cli_project)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "groom" in done.stdout

@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from deg_core.cli import (
     evaluation_cmds,
@@ -33,6 +36,7 @@ from deg_core.cli import (
     workflow_cmds,
 )
 from deg_core.errors import DegError
+from deg_core.fileio import FULL_DISK
 
 # in the order `deg --help` lists the commands
 _PARSERS = (
@@ -68,18 +72,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def disk_full_message(e: OSError) -> str:
+    """One line for a write that ran out of space (or quota): the file and the free space
+    left where it was going (the saves are atomic, so nothing half-written stays)."""
+    target = Path(e.filename) if e.filename else None
+    where = f"cannot write {target}" if target else "cannot write"
+    free = ""
+    if target is not None:
+        folder = next((p for p in (target, *target.parents) if p.exists()), None)
+        if folder is not None:
+            free = f" ({shutil.disk_usage(folder).free / 1e6:.0f} MB free there)"
+    return f"{where}: no space left on the device{free}; free some space and run it again"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # deg's modules report through logging (e.g. "no ImageNet weights, training from scratch")
     logging.basicConfig(level=logging.INFO, format="deg: %(message)s")
     logging.captureWarnings(True)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in Python's exit flush
+        return code
     except DegError as e:
         print(f"deg: error: {e}", file=sys.stderr)
         return 1
     except PermissionError as e:  # a read-only project or file a check did not foresee
         print(f"deg: error: cannot write {e.filename}: permission denied", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `deg status | head`: the reader has what it wanted
+        # further writes to the closed pipe (Python's own flush at exit) must not raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # what a shell reports for a pipe writer stopped by SIGPIPE
+    except FileExistsError as e:
+        print(f"deg: error: {e.filename} already exists: choose another path", file=sys.stderr)
+        return 1
+    except OSError as e:
+        if e.errno not in FULL_DISK:
+            raise
+        print(f"deg: error: {disk_full_message(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("deg: interrupted", file=sys.stderr)

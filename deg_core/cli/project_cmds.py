@@ -138,7 +138,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = project_status(project)
     status["suggestion"] = exclusive_suggestion(project)
     try:  # which weights training would start from, and how to get better ones
-        from deg_core.train.pretrained import start_weights_lines
+        from deg_core.models.start_weights import start_weights_lines
 
         status["start_weights"] = start_weights_lines(
             project.resolve_config(), project.models_dir / "pretrained"

@@ -130,6 +130,18 @@ def test_imagenet_paths_are_torchvisions_file_names(hub):
     assert imagenet_state_dict("resnet18") is None
 
 
+def test_torch_free_names_match_torchvisions_urls(hub, monkeypatch):
+    """start_weights names the files without torch (for `deg status`); they must stay the
+    files torchvision downloads, and its hub folder torch's own."""
+    from deg_core.models import start_weights
+    from deg_core.models.weights.imagenet import _imagenet_urls
+
+    for arch, names in start_weights.IMAGENET_FILES.items():
+        assert tuple(url.rsplit("/", 1)[1] for url in _imagenet_urls(arch)) == names
+    monkeypatch.delitem(__import__("sys").modules, "torch")  # the branch status takes
+    assert start_weights.hub_dir() / "checkpoints" == hub
+
+
 def test_imagenet_absent_required_raises_naming_the_file(hub):
     model = HiddenTwoStream.build("resnet18", FakeFlow(N), K, num_frames=N)
     with pytest.raises(WeightsError) as info:

@@ -98,10 +98,9 @@ def fake_resnet18(server, caches, monkeypatch):
     """A small checkpoint served as resnet18-<its sha256 prefix>.pth, which imagenet.py expects."""
     data = checkpoint_bytes()
     name = f"resnet18-{hashlib.sha256(data).hexdigest()[:8]}.pth"
-    monkeypatch.setattr(
-        "deg_core.models.weights.imagenet._imagenet_urls",
-        lambda arch: [f"https://download.pytorch.org/models/{name}"],
-    )
+    from deg_core.models import start_weights
+
+    monkeypatch.setitem(start_weights.IMAGENET_FILES, "resnet18", (name,))
     monkeypatch.setenv("DEG_IMAGENET_URL", server.url + "/models")
     server.files[f"/models/{name}"] = data
     return name, data

@@ -32,6 +32,7 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from deg_core.models.start_weights import cache_dir, user_pretrained_dir  # noqa: F401
 from deg_core.models.weights.checkpoint import WeightsError
 
 IMAGENET_BASE = "https://download.pytorch.org/models"
@@ -47,19 +48,6 @@ _FLOW_NEEDLES = ("motionnet",)
 _FEATURE_NEEDLES = ("hidden_two_stream", "degf", "degm", "degs")
 _CHUNK = 1 << 20
 _TIMEOUT_S = 30
-
-
-def cache_dir() -> Path:
-    """deg's user cache: ``$DEG_CACHE_DIR``, else ``$XDG_CACHE_HOME/deg``, else ``~/.cache/deg``."""
-    if os.environ.get("DEG_CACHE_DIR"):
-        return Path(os.environ["DEG_CACHE_DIR"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "deg"
-
-
-def user_pretrained_dir() -> Path:
-    """Where ``deg weights download deepethogram`` without a project puts the checkpoints."""
-    return cache_dir() / "pretrained"
 
 
 def _base(specific: str) -> str | None:

@@ -20,9 +20,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
 from torch import nn
 
+from deg_core.models import start_weights
 from deg_core.models.feature.two_stream import FEATURE_ARCHS, HiddenTwoStream
 from deg_core.models.weights.checkpoint import WeightsError, load_checkpoint
 
@@ -46,10 +46,11 @@ def imagenet_paths(arch: str) -> list[Path]:
     """Where the ImageNet weights of ``arch`` would be in the local torch hub cache (may not exist).
 
     Empty for resnet3d_34, which has no ImageNet weights. Read at call time, so TORCH_HOME and
-    ``torch.hub.set_dir`` apply.
+    ``torch.hub.set_dir`` apply (:func:`deg_core.models.start_weights.imagenet_paths`).
     """
-    folder = Path(torch.hub.get_dir()) / "checkpoints"
-    return [folder / url.rsplit("/", 1)[-1] for url in _imagenet_urls(arch)]
+    if arch not in FEATURE_ARCHS:
+        raise ValueError(f"unknown feature extractor arch {arch!r}; expected {FEATURE_ARCHS}")
+    return start_weights.imagenet_paths(arch)
 
 
 def imagenet_state_dict(arch: str) -> dict | None:
