@@ -35,6 +35,8 @@ from deg_core.report.charts import PALETTE
 
 log = logging.getLogger(__name__)
 MACRO = "macro"
+TICKS = "~g"  # the d3 tick format of every axis (see _figure)
+Y_LABEL_OFFSET = "50px"  # clear of tick labels like "0.0425" (bqplot's 4ex overlaps them)
 
 
 def decimate(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,15 +77,25 @@ def _figure(
     title: str, x_label: str, y_label: str, marks: list[Any], width: str = "100%"
 ) -> Figure:
     sx, sy = marks[0].scales["x"], marks[0].scales["y"]
+    # an explicit tick format: bqplot's guess for a linear scale without ticks (no data
+    # yet) is the d3 format ".undefinedg", and once data comes every redraw of that axis
+    # throws "invalid format: .undefinedg" before it would guess again, so its ticks stay
+    # unlabelled. "~g": 6 significant digits, trailing zeros trimmed (0.05, 1, 2500).
+    x_axis = Axis(scale=sx, label=x_label, side="bottom", grid_lines="none", tick_format=TICKS)
+    y_axis = Axis(
+        scale=sy,
+        label=y_label,
+        side="left",
+        grid_lines="dashed",
+        tick_format=TICKS,
+        label_offset=Y_LABEL_OFFSET,
+    )
     return Figure(
         marks=marks,
-        axes=[
-            Axis(scale=sx, label=x_label, side="bottom", grid_lines="none"),
-            Axis(scale=sy, label=y_label, side="left", grid_lines="dashed"),
-        ],
+        axes=[x_axis, y_axis],
         title=title,
         layout=widgets.Layout(width=width, height="260px", min_width="300px"),
-        fig_margin={"top": 40, "bottom": 40, "left": 55, "right": 20},
+        fig_margin={"top": 40, "bottom": 40, "left": 68, "right": 20},
     )
 
 

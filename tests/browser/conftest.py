@@ -5,6 +5,11 @@ returns the playwright ``Page`` so a test can assert on the rendered widgets.
 ``kernel_exec(page, code)`` runs more code in that notebook's kernel and returns its
 stdout, so a test can check Python-side state after clicking in the page.
 
+Every page ``run_notebook`` opens is watched for console errors: a ``console.error``
+message or an uncaught exception (``pageerror``) fails the test at teardown, unless it
+matches ``CONSOLE_ERROR_ALLOW`` (harness noise, each with its reason). A test that
+provokes an error on purpose takes it out of ``page_errors`` (``page_errors.take()``).
+
 Chromium is Debian's (/usr/bin/chromium): ``playwright install`` cannot download
 browsers here. Without it the tests skip, except under CI (env CI=true), where they fail.
 """
@@ -77,6 +82,39 @@ class JupyterServer:
         with urllib.request.urlopen(req, timeout=10) as resp:
             body = resp.read()
         return json.loads(body) if body else None
+
+
+# Console errors that are not deg's: (pattern searched in the message, why it is allowed).
+# Keep it short; an item here hides that message from every browser test.
+CONSOLE_ERROR_ALLOW: list[tuple[re.Pattern[str], str]] = []
+
+
+@dataclass
+class PageErrors:
+    """The console errors of a test's pages: ``console.error`` messages and page errors."""
+
+    errors: list[str] = field(default_factory=list)
+
+    def watch(self, page: Any) -> None:
+        """Collect ``page``'s console errors and uncaught exceptions from now on."""
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+
+    def _on_console(self, msg: Any) -> None:
+        if msg.type != "error":
+            return
+        loc = msg.location or {}
+        where = f" ({loc['url']}:{loc.get('lineNumber', '?')})" if loc.get("url") else ""
+        self.errors.append(f"console.error: {msg.text}{where}")
+
+    def take(self) -> list[str]:
+        """The errors so far, which are then forgotten (for errors a test provokes)."""
+        taken, self.errors = self.errors, []
+        return taken
+
+    def unexpected(self) -> list[str]:
+        """The errors that match no ``CONSOLE_ERROR_ALLOW`` pattern."""
+        return [e for e in self.errors if not any(p.search(e) for p, _ in CONSOLE_ERROR_ALLOW)]
 
 
 def _require_chromium() -> None:
@@ -285,8 +323,14 @@ def _cell_errors(state: dict[str, Any]) -> list[str]:
 
 
 @pytest.fixture
+def page_errors() -> PageErrors:
+    """The console errors of the pages this test's ``run_notebook`` opens (checked at teardown)."""
+    return PageErrors()
+
+
+@pytest.fixture
 def run_notebook(
-    jupyter_server: JupyterServer, browser: Any, tmp_path: Path
+    jupyter_server: JupyterServer, browser: Any, tmp_path: Path, page_errors: PageErrors
 ) -> Iterator[Callable[..., Any]]:
     """``run_notebook(cells, name="test.ipynb", viewport=(1400, 900), timeout=120) -> Page``.
 
@@ -295,7 +339,8 @@ def run_notebook(
     for an idle kernel, runs all cells, waits until the run finished and the kernel is
     idle again, and raises ``AssertionError`` with the error text if a cell raised or
     did not run. At teardown the page's screenshot goes to ``tmp_path / "final.png"``,
-    its console to ``tmp_path / "console.log"``, and the kernel is shut down.
+    its console to ``tmp_path / "console.log"``, and the kernel is shut down; then the
+    test fails if a page logged a console error or threw (see ``PageErrors``).
     """
     opened: list[tuple[Any, Any, list[str]]] = []
     folder = f"t{uuid.uuid4().hex[:10]}"
@@ -312,6 +357,7 @@ def run_notebook(
         console: list[str] = []
         page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
         page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+        page_errors.watch(page)
         opened.append((context, page, console))
         workspace = f"w{uuid.uuid4().hex[:10]}"  # fresh: nothing from earlier tests restored
         page.goto(
@@ -343,6 +389,11 @@ def run_notebook(
         (tmp_path / ("console.log" if last else f"console-{i}.log")).write_text("\n".join(console))
         context.close()
     _shutdown_kernels(jupyter_server, folder)
+    if unexpected := page_errors.unexpected():
+        pytest.fail(
+            f"{len(unexpected)} console error(s) in the page:\n" + "\n".join(unexpected),
+            pytrace=False,
+        )
 
 
 def _shutdown_kernels(server: JupyterServer, folder: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -38,15 +37,9 @@ def make_project(parent: Path, make_video) -> Path:
     return project.root
 
 
-def console_errors(page: Any) -> list[str]:
-    """A list that collects the page's console errors and uncaught exceptions from now on."""
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
-    return errors
-
-
-def test_last_behaviour_labelled_on_a_frame_wins(run_notebook, kernel_exec, tmp_path, make_video):
+def test_last_behaviour_labelled_on_a_frame_wins(
+    run_notebook, kernel_exec, page_errors, tmp_path, make_video
+):
     from deg_core.project.project import Project
 
     root = make_project(tmp_path, make_video)
@@ -57,7 +50,6 @@ def test_last_behaviour_labelled_on_a_frame_wins(run_notebook, kernel_exec, tmp_
             "w",
         ]
     )
-    errors = console_errors(page)
     lab = page.locator(".deg-lab")
     lab.wait_for(timeout=30_000)
     wait_data(page, "painted-frame", "0", timeout=30)
@@ -97,4 +89,4 @@ def test_last_behaviour_labelled_on_a_frame_wins(run_notebook, kernel_exec, tmp_
     labelled = (expected != -1).any(axis=1)
     assert ((on_disk[labelled] == 1).sum(axis=1) == 1).all()  # background included
     assert page.locator(".deg-lab-error").inner_text() == ""
-    assert errors == []
+    assert page_errors.unexpected() == []  # also checked at teardown, for every test

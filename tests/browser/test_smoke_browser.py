@@ -46,3 +46,18 @@ def test_anywidget_renders_and_syncs_back(run_notebook, kernel_exec, tmp_path):
 def test_cell_error_is_reported(run_notebook):
     with pytest.raises(AssertionError, match="ZeroDivisionError"):
         run_notebook(["x = 1", "1 / 0", "y = 2"])
+
+
+def test_console_errors_are_collected(run_notebook, page_errors):
+    # run_notebook fails a test at teardown on these; this one takes them out first
+    page = run_notebook(["x = 1"])
+    page.evaluate("() => console.error('deg-test: console error')")
+    page.evaluate("() => { setTimeout(() => { throw new Error('deg-test: uncaught'); }, 0); }")
+    page.wait_for_timeout(300)
+    page.evaluate("() => console.log('deg-test: a log line is no error')")
+    page.wait_for_timeout(100)
+    errors = page_errors.take()
+    assert len(errors) == 2, errors
+    assert errors[0].startswith("console.error: deg-test: console error"), errors
+    assert errors[1].startswith("pageerror: deg-test: uncaught"), errors
+    assert page_errors.unexpected() == []

@@ -145,6 +145,18 @@ def test_a_monitor_failure_is_shown_and_does_not_stop_training():
     assert np.isnan(mon.epoch_line.y[1]).all()  # bad values become gaps
 
 
+def test_every_axis_has_an_explicit_tick_format():
+    # without one bqplot guesses ".undefinedg" for a scale that has no data yet, and every
+    # later redraw of the axis throws (tests/browser: ..._axes_labelled_when_losses_arrive...)
+    from bqplot import Figure  # type: ignore[import-untyped]
+
+    mon = TrainingMonitor()
+    figures = [v for v in vars(mon).values() if isinstance(v, Figure)]
+    assert {id(f) for f in figures} == {id(mon.step_fig), id(mon.epoch_fig), id(mon.f1_fig)}
+    for fig in figures:
+        assert [a.tick_format for a in fig.axes] == ["~g", "~g"], fig.title
+
+
 def test_bad_settings_are_rejected():
     with pytest.raises(ValueError, match="smoothing"):
         TrainingMonitor(smoothing=1.0)
