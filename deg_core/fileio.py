@@ -95,6 +95,14 @@ def temp_sibling(path: Path) -> Path:
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # no space left, or the user's quota used up
 
 
+def naming(error: BaseException, path: Path) -> BaseException:
+    """A full-disk OSError names ``path``: a write or flush that ran out of space names no
+    file (or a temporary one), and the user needs the one it was for. Others pass as they are."""
+    if isinstance(error, OSError) and error.errno in FULL_DISK and error.filename != str(path):
+        return OSError(error.errno, os.strerror(error.errno), str(path))
+    return error
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
@@ -115,10 +123,7 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(e, OSError) and e.errno in FULL_DISK and e.filename != str(path):
-            # a write or flush that ran out of space names no file: name the one it was for
-            raise OSError(e.errno, os.strerror(e.errno), str(path)) from e
-        raise
+        raise naming(e, path) from e
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -154,6 +159,30 @@ def clean_temporaries(folder: Path, older_than: float = 0.0) -> list[Path]:
             p.unlink()
             removed.append(p)
     return removed
+
+
+@contextlib.contextmanager
+def output_folder(folder: str | Path) -> Iterator[Path]:
+    """A folder outside the project that a command writes its files into (exports).
+
+    Temporaries of killed writers there are swept first (no later project change would
+    see them); a failure removes the folders this call created, if still empty, so a
+    refused or full-disk export leaves no empty ``exports/`` behind.
+    """
+    folder = Path(folder).absolute()
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise naming(e, folder) from e
+    clean_temporaries(folder)
+    try:
+        yield folder
+    except BaseException:
+        for p in created:  # innermost first
+            with contextlib.suppress(OSError):
+                p.rmdir()  # only when empty
+        raise
 
 
 def owner_alive(name: str, from_end: int) -> bool:

@@ -29,6 +29,7 @@ from deg_core.fileio import (
     atomic_write_text,
     clean_temporaries,
     fault_point,
+    naming,
     normal_mode,
     not_writable,
     owner_alive,
@@ -72,10 +73,14 @@ class Change:
     def write_text(self, target: Path, text: str) -> None:
         """Stage ``text`` as the new content of ``target`` (keeping its mode if it exists)."""
         staged = self.dir / str(len(self.steps))
-        with open(staged, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(staged, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException as e:  # a full disk: nothing decided, nothing left behind
+            self.abandon()
+            raise naming(e, Path(target)) from e
         os.chmod(staged, normal_mode(Path(target)))
         self.steps.append({"op": "replace", "src": staged.name, "dst": self._rel(target)})
 
@@ -87,7 +92,11 @@ class Change:
         """Decide the change (write the intent), then carry it out."""
         fault_point()  # killed before the intent: rolled back
         _fsync_dir(self.dir)
-        atomic_write_text(self.dir / INTENT, json.dumps({"steps": self.steps}, indent=1))
+        try:
+            atomic_write_text(self.dir / INTENT, json.dumps({"steps": self.steps}, indent=1))
+        except BaseException:  # undecided (the intent is written atomically): roll back now
+            self.abandon()
+            raise
         _fsync_dir(self.dir)
         _carry_out(self.root)
 

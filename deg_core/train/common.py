@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterable, Sized
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from deg_core.compute import distributed
 from deg_core.config import AugsSection, DegConfig, to_dict
 from deg_core.data.clips import EpochBatchSampler, VideoItem
 from deg_core.errors import ConfigError, DegError, ProjectError
-from deg_core.fileio import save_yaml
+from deg_core.fileio import FULL_DISK, save_yaml
 from deg_core.project.project import Project
 from deg_core.project.runs import (
     RUN_CONFIG,
@@ -252,7 +253,11 @@ def start_run(
         try:
             run = new_run_dir(project.models_dir, stage, arch)
             record = {"stage": stage, "arch": arch, **info, "config": to_dict(cfg)}
-            save_yaml(run / RUN_CONFIG, record)
+            try:
+                save_yaml(run / RUN_CONFIG, record)
+            except BaseException:  # a full disk: no run left that holds nothing
+                shutil.rmtree(run, ignore_errors=True)
+                raise
             name = run.name
         except (OSError, DegError) as e:  # every rank stops, not just rank 0
             if distributed.world() == 1:
@@ -319,8 +324,13 @@ def fit(
         progress=progress,
         extra_state=extra_state,
     )
-    trainer.resume()
-    trainer.fit()
+    try:
+        trainer.resume()
+        trainer.fit()
+    except OSError as e:
+        if e.errno in FULL_DISK and distributed.is_main() and not any(run.glob("*.pt")):
+            shutil.rmtree(run, ignore_errors=True)  # no checkpoint yet: nothing to resume
+        raise
     distributed.barrier()
     return run
 

@@ -71,6 +71,12 @@ def train_flow(
         raise ProjectError("no videos yet: add some with `deg add-videos`", project.root)
     items = common.video_items(project, keys, with_labels=False, augs=cfg.augs)
     train_s, val_s = _samples(items, [k in split["val"] for k in keys])
+    if not len(train_s):
+        raise ProjectError(
+            "every video is in the val split: move one to train (`deg split PROJECT VIDEO "
+            "train`) for the flow generator to learn from",
+            project.root,
+        )
     size = common.input_size(cfg)
     # a resumed run keeps the statistics it started with (videos may have been added)
     norm = (resumed.record.get("normalization") if resumed else None) or project.normalization()

@@ -11,7 +11,7 @@ import pickle
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import torch
 
@@ -103,4 +103,29 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "wb") as f:
-        torch.save(state, f)
+        sink = _Sink(f)
+        try:
+            torch.save(state, cast(IO[bytes], sink))  # torch only calls write and flush
+        except RuntimeError:
+            if sink.error is not None:  # torch's writer hides a full disk behind its own text
+                raise sink.error from None
+            raise
+
+
+class _Sink:
+    """A binary file that remembers the OSError of a failed write (torch.save turns it into
+    a RuntimeError like "unexpected pos 704 vs 598")."""
+
+    def __init__(self, f) -> None:
+        self.f = f
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
