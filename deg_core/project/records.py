@@ -10,6 +10,7 @@ demand.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,30 @@ def strip_background(class_names: list[str] | None) -> list[str]:
     return names[1:] if names and names[0] == "background" else names
 
 
+# a key names files like ``.<key>_labels.csv.<pid>.<random>.tmp``: room for the longest of
+# those within a file system's 255-byte name limit, with a margin
+MAX_KEY_BYTES = 120
+
+
 def safe_key(stem: str) -> str:
-    """A video key safe in file names and YAML: unsafe characters become ``_``."""
-    key = re.sub(r"[^A-Za-z0-9_.\-]+", "_", stem).strip("._")
+    """A video key safe in file names and YAML: letters and digits of any script stay
+    (NFC, so macOS's decomposed names give the same key), ``.`` and ``-`` too, every other
+    run of characters (spaces, punctuation, symbols) becomes ``_``; ``video`` if nothing is
+    left. Callers check the length against :data:`MAX_KEY_BYTES` (:func:`check_key_length`).
+    """
+    stem = unicodedata.normalize("NFC", stem)
+    key = re.sub(r"[^\w.\-]+", "_", stem).strip("._")
     return key or "video"
+
+
+def check_key_length(key: str, path: Path) -> None:
+    n = len(key.encode("utf-8"))
+    if n > MAX_KEY_BYTES:
+        raise ProjectError(
+            f"the file name is too long for a video name ({n} bytes in UTF-8, at most "
+            f"{MAX_KEY_BYTES}): rename or link the file with a shorter name",
+            path,
+        )
 
 
 @dataclass

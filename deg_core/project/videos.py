@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from deg_core.config import DegConfig
 from deg_core.errors import ProjectError
-from deg_core.project.records import VideoRecord, safe_key
+from deg_core.project.records import VideoRecord, check_key_length, safe_key
 from deg_core.project.splits import SplitTable, check_fractions, check_split_name
 from deg_core.project.transaction import PARTIAL, Change
 
@@ -74,6 +74,7 @@ class VideosMixin:
             if p.is_dir():
                 raise ProjectError("is a folder, not a video file", p)
             key = safe_key(p.stem)
+            check_key_length(key, p)
             checksum = file_checksum(p)
             twin = known_sums.get(checksum)
             if twin in existing and skip_existing:
@@ -86,8 +87,19 @@ class VideosMixin:
                     "(--skip-existing skips such videos)",
                     p,
                 )
-            if key in existing or key in (plan[1] for plan in plans):
-                raise ProjectError(f"a video named {key!r} is already in the project", p)
+            same = next((plan[0] for plan in plans if plan[1] == key), None)
+            if same is not None:
+                raise ProjectError(
+                    f"this video and {same.name!r} would both be named {key!r} in the "
+                    "project: rename one of the files",
+                    p,
+                )
+            if key in existing:
+                raise ProjectError(
+                    f"a video named {key!r} is already in the project (deg's name for "
+                    f"{p.name!r}): rename the file to add it",
+                    p,
+                )
             info = probe_video(p)  # raises VideoError: not a video, truncated, zero frames ...
             known_sums[checksum] = key
             plans.append((p, key, checksum, info))

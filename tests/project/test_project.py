@@ -129,6 +129,37 @@ def test_duplicates_refused_without_change(project, make_video, tmp_path):
     assert snapshot(project.root) == before
 
 
+def test_unicode_names_keep_their_letters_and_never_collide(project, make_video, tmp_path):
+    """Non-Latin letters stay in the key (they used to vanish: 日本.mp4 became 'video');
+    two files that would get one key are refused naming both; an over-long name is refused."""
+    from deg_core.project.records import MAX_KEY_BYTES
+
+    first = make_video("with space é 日本.mp4", seed=1)
+    second = make_video("日本.mp4", seed=2)
+    decomposed = make_video("cafe\u0301.mp4", seed=3)  # macOS writes é as e + accent
+    keys = project.add_videos([first, second, decomposed])
+    assert keys == ["with_space_é_日本", "日本", "café"]
+    for key in keys:
+        rec = project.record(key)
+        assert rec.video.is_file() and rec.frames == 40
+        assert project.resolve_key(key) == key
+    assert project.splits().assignment.keys() == set(keys)  # split.yaml round-trips them
+
+    before = snapshot(project.root)
+    same_a = make_video("a b.mp4", seed=4)
+    same_b = make_video("a_b.mp4", seed=5)
+    with pytest.raises(ProjectError, match=r"'a b.mp4' would both be named 'a_b'"):
+        project.add_videos([same_a, same_b])
+    accented = make_video("café.mp4", seed=6)  # composed, the key of the decomposed one
+    with pytest.raises(ProjectError, match=r"'café' is already in the project"):
+        project.add_videos([accented])
+    long_name = make_video("日" * 41 + ".mp4", seed=7)  # 123 bytes in UTF-8
+    with pytest.raises(ProjectError, match=f"at most {MAX_KEY_BYTES}") as err:
+        project.add_videos([long_name])
+    assert "\n" not in str(err.value) and str(long_name) in str(err.value)
+    assert snapshot(project.root) == before
+
+
 def test_bad_video_in_batch_changes_nothing(project, make_video, tmp_path):
     good = make_video("good.mp4")
     bad = tmp_path / "bad.mp4"
