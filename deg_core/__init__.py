@@ -53,7 +53,7 @@ _LAZY = {
     "RunInfo": "deg_core.project.runs",
     "split_keys": "deg_core.project.project",
     "split_outputs": "deg_core.report.notebook",
-    "start_weights_lines": "deg_core.models.start_weights",
+    "start_weights_lines": "deg_core.project.start_weights",
     "stage_figures": "deg_core.workflow.retrain",
     "SyntheticSpec": "deg_core.workflow.synthetic",
     "Table": "deg_core.report.notebook",
@@ -77,9 +77,9 @@ if TYPE_CHECKING:  # the same names, for type checkers
     from deg_core.interop.nwb import export_nwb
     from deg_core.labels.labels import read_labels
     from deg_core.labels.review import agreement, corrections, review_queue
-    from deg_core.models.start_weights import start_weights_lines
     from deg_core.project.project import Project, split_keys
     from deg_core.project.runs import RunInfo, load_run, resolve_run
+    from deg_core.project.start_weights import start_weights_lines
     from deg_core.report.charts import Png
     from deg_core.report.flow_preview import flow_preview
     from deg_core.report.notebook import (

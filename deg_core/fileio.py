@@ -99,7 +99,9 @@ def naming(error: BaseException, path: Path) -> BaseException:
     """A full-disk OSError names ``path``: a write or flush that ran out of space names no
     file (or a temporary one), and the user needs the one it was for. Others pass as they are."""
     if isinstance(error, OSError) and error.errno in FULL_DISK and error.filename != str(path):
-        return OSError(error.errno, os.strerror(error.errno), str(path))
+        named = OSError(error.errno, os.strerror(error.errno), str(path))
+        named.__cause__ = error
+        return named
     return error
 
 
@@ -123,7 +125,7 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise naming(e, path) from e
+        raise naming(e, path)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -174,7 +176,7 @@ def output_folder(folder: str | Path) -> Iterator[Path]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise naming(e, folder) from e
+        raise naming(e, folder)
     clean_temporaries(folder)
     try:
         yield folder

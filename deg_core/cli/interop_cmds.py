@@ -36,8 +36,9 @@ def add_import_labels_parser(sub: Subparsers) -> None:
         "--format",
         choices=["auto", "deg", "boris"],
         default="auto",
-        help="deg: DEG label CSV or bout table; boris: BORIS tabular events or behaviors "
-        "binary table (CSV/TSV); auto: BORIS files are recognised by their header",
+        help="deg: DEG label CSV or bout table; boris: BORIS tabular events, aggregated "
+        "events or behaviors binary table (CSV/TSV, UTF-8 or UTF-16); auto: BORIS files are "
+        "recognised by their header",
     )
     p.add_argument("--subject", default=None, help="BORIS: the subject whose events to import")
     p.add_argument(
@@ -46,6 +47,13 @@ def add_import_labels_parser(sub: Subparsers) -> None:
         default=[],
         metavar="BORIS_NAME=DEG_NAME",
         help="BORIS: rename a behaviour to the project's name (BORIS_NAME= drops it)",
+    )
+    p.add_argument(
+        "--media",
+        default=None,
+        metavar="NAME",
+        help="BORIS aggregated events: the media file whose events to import (file name, stem "
+        "or path; default: the one named like the video)",
     )
     p.set_defaults(func=cmd_import_labels)
 
@@ -56,8 +64,12 @@ def _import_boris(project: Project, args: argparse.Namespace) -> Labels | None:
 
     kind = args.format if args.format != "auto" else ("boris" if boris.sniff(args.csv) else "deg")
     if kind != "boris":
-        if args.subject is not None or args.map:
-            raise DegError("--subject and --map apply to BORIS files only (--format boris)")
+        if args.format == "deg" and boris.sniff(args.csv):
+            raise DegError("this looks like a BORIS export: use --format boris", args.csv)
+        if args.subject is not None or args.map or args.media is not None:
+            raise DegError(
+                "--subject, --map and --media apply to BORIS files only (--format boris)"
+            )
         return None
     result = boris.import_boris(
         project,
@@ -66,6 +78,7 @@ def _import_boris(project: Project, args: argparse.Namespace) -> Labels | None:
         labeler=args.labeler,
         subject=args.subject,
         mapping=boris.parse_mapping(args.map),
+        media=args.media,
         unlabeled_outside_bouts=args.unlabeled_outside_bouts,
     )
     for note in result.notes:
@@ -97,10 +110,11 @@ def add_export_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "export",
         help="labels/predictions for other tools: BORIS event tables, NWB files",
-        description="boris: a BORIS tabular event file (CSV) per video, of the labels or, "
-        "with --predictions, of the sequence run's ethogram. nwb: an NWB file per video with "
-        "the bouts as time intervals, the probabilities and the video (needs pynwb: "
-        "uv sync --extra nwb).",
+        description="boris: a BORIS tabular events file (CSV; aggregated events with --layout "
+        "aggregated) per video, of the labels or, with --predictions, of the sequence run's "
+        "ethogram, with the video's subject_id (project.subject) as the subject. nwb: an NWB "
+        "file per video with the bouts as time intervals, the probabilities and the video "
+        "(needs pynwb: uv sync --extra nwb).",
     )
     p.add_argument("format", choices=["boris", "nwb"])
     p.add_argument("project")
@@ -108,16 +122,58 @@ def add_export_parser(sub: Subparsers) -> None:
     p.add_argument("--out", default=None, metavar="DIR", help="default: PROJECT/exports")
     p.add_argument("--predictions", action="store_true", help="boris: the model's ethogram")
     p.add_argument("--run", default="latest", help="the sequence run whose predictions to use")
+    p.add_argument(
+        "--layout",
+        choices=["tabular", "aggregated"],
+        default="tabular",
+        help="boris: BORIS's tabular events (START/STOP rows) or aggregated events (a row "
+        "per bout)",
+    )
+    for field, meaning in _SUBJECT_OPTIONS.items():
+        p.add_argument(_option(field), default=None, help=f"nwb: {meaning} (over project.subject)")
     p.set_defaults(func=cmd_export)
 
 
+# deg export nwb's options for NWB's Subject: --subject-id, --species, --sex, --age
+_SUBJECT_OPTIONS = {
+    "subject_id": "the animal's id, in every exported file",
+    "species": "Latin binomial, e.g. 'Mus musculus'",
+    "sex": "M, F, U (unknown) or O (other)",
+    "age": "ISO 8601 duration at recording, e.g. P90D (90 days), P12W",
+}
+
+
+def _option(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _nwb_subject(args: argparse.Namespace) -> dict[str, str]:
+    """The subject options given, {field: value}; a one-line error names a bad one."""
+    from deg_core.config import ConfigError, subject_problem
+
+    given = {f: getattr(args, f) for f in _SUBJECT_OPTIONS if getattr(args, f) is not None}
+    if given and args.format != "nwb":
+        options = ", ".join(map(_option, _SUBJECT_OPTIONS))
+        raise ConfigError(f"{options} apply to nwb only (deg export nwb)")
+    problem = subject_problem(given, _option)
+    if problem:
+        raise ConfigError(problem)
+    return given
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    subject = _nwb_subject(args)
     project = open_project(args.project)
     if args.format == "boris":
         from deg_core.interop.boris import export_boris
 
         paths, skipped = export_boris(
-            project, args.videos, args.out, predictions=args.predictions, run=args.run
+            project,
+            args.videos,
+            args.out,
+            predictions=args.predictions,
+            run=args.run,
+            layout=args.layout,
         )
         for path in paths:
             print(f"wrote {path}")
@@ -126,7 +182,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     from deg_core.interop.nwb import export_nwb
 
-    for path, notes in export_nwb(project, args.videos, args.out, run=args.run).items():
+    written = export_nwb(project, args.videos, args.out, run=args.run, subject=subject)
+    for path, notes in written.items():
         print(f"wrote {path}" + (f" ({'; '.join(notes)})" if notes else ""))
     return 0
 

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
 from deg_core.cli.common import Subparsers, add_stage_options, open_project
 from deg_core.errors import DegError
 
@@ -64,6 +66,17 @@ def cmd_add_videos(args: argparse.Namespace) -> int:
             f"added {key}: {rec.frames} frames, {rec.fps:.2f} fps, "
             f"{rec.width}x{rec.height}, split {table.assignment.get(key)}"
         )
+        if rec.rotation:
+            print(f"  {key}: shown turned by {rec.rotation} degrees (display matrix): read so")
+        if rec.frame_times:
+            times = rec.clock().times
+            assert times is not None
+            steps = np.diff(times) * 1000
+            print(
+                f"  {key}: variable frame rate (frame steps {steps.min():.1f} to "
+                f"{steps.max():.1f} ms): its frame times are kept in {rec.frame_times}, and "
+                "seconds (BORIS, NWB, bout tables) convert through them"
+            )
     for w in table.warnings():
         print(f"warning: {w}", file=sys.stderr)
     return 0
@@ -138,7 +151,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = project_status(project)
     status["suggestion"] = exclusive_suggestion(project)
     try:  # which weights training would start from, and how to get better ones
-        from deg_core.models.start_weights import start_weights_lines
+        from deg_core.project.start_weights import start_weights_lines
 
         status["start_weights"] = start_weights_lines(
             project.resolve_config(), project.models_dir / "pretrained"

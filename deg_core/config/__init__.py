@@ -45,6 +45,7 @@ from deg_core.config.resolution import (
     to_dict,
 )
 from deg_core.config.sections import (
+    SUBJECT_FIELDS,
     AugsSection,
     ComputeSection,
     DegConfig,
@@ -54,7 +55,9 @@ from deg_core.config.sections import (
     ProjectSection,
     SequenceSection,
     SplitSection,
+    SubjectSection,
     TrainSection,
+    subject_problem,
 )
 from deg_core.errors import ConfigError  # callers catch it as deg_core.config.ConfigError
 
@@ -68,6 +71,7 @@ __all__ = [
     "PROBABILITY",
     "RESUMABLE",
     "STAGE_READS",
+    "SUBJECT_FIELDS",
     "AugsSection",
     "ComputeSection",
     "ConfigError",
@@ -79,6 +83,7 @@ __all__ = [
     "Range",
     "SequenceSection",
     "SplitSection",
+    "SubjectSection",
     "TrainSection",
     "build",
     "check_resume",
@@ -89,5 +94,6 @@ __all__ = [
     "parse_override",
     "resolve",
     "stage_keys",
+    "subject_problem",
     "to_dict",
 ]

@@ -125,8 +125,13 @@ def _type_name(tp: Any) -> str:
     if origin is list:
         (inner,) = typing.get_args(tp)
         return f"list of {_type_name(inner)}"
+    if origin is dict:
+        key_tp, inner = typing.get_args(tp)
+        return f"mapping of {_type_name(key_tp)} to {_type_name(inner)}"
     if tp is type(None):
         return "null"
+    if tp is Any:
+        return "any value"
     return getattr(tp, "__name__", str(tp))
 
 
@@ -146,6 +151,15 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         (inner,) = typing.get_args(tp)
         if isinstance(value, list | tuple):
             return [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    elif origin is dict:
+        key_tp, inner = typing.get_args(tp)
+        if isinstance(value, dict):
+            return {
+                _coerce(k, key_tp, f"{key} key {k!r}"): _coerce(v, inner, f"{key}.{k}")
+                for k, v in value.items()
+            }
+    elif tp is Any:
+        return value
     elif tp is type(None):
         if value is None:
             return None

@@ -154,6 +154,7 @@ RESUMABLE = frozenset(
         "compute.fp16",
         "project.name",
         "project.labeler",
+        *(f"project.subject.{k}" for k in ("subject_id", "species", "sex", "age", "videos")),
     }
 )
 

@@ -7,6 +7,8 @@ deg derives instead; ``retired`` the keys deg once had, with where to go instead
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -30,6 +32,105 @@ def _split_problem(value: Any, key: str) -> str | None:
     return None
 
 
+# NWB's Subject (deg export nwb): sex as NWB and nwbinspector want it; age an ISO 8601
+# duration (P90D, P12W, P1Y6M, PT36H), or a range (P90D/P120D; P90D/: at least; /P9D: at most)
+SEXES = {"M": "male", "F": "female", "U": "unknown", "O": "other"}
+SUBJECT_FIELDS = ("subject_id", "species", "sex", "age")
+_NUM = r"\d+(\.\d+)?"
+_DURATION = (  # P, then at least one part: nwbinspector's pattern
+    rf"P(?!$|/)({_NUM}Y)?({_NUM}M)?({_NUM}W)?({_NUM}D)?(T(?=\d)({_NUM}H)?({_NUM}M)?({_NUM}S)?)?"
+)
+_AGE_RE = re.compile(rf"^{_DURATION}$|^{_DURATION}/({_DURATION})?$|^/{_DURATION}$")
+
+
+def sex_problem(value: Any, key: str) -> str | None:
+    if value is None or value in SEXES:
+        return None
+    options = ", ".join(f"{k} ({v})" for k, v in SEXES.items())
+    return f"{key} must be one of {options}, got {value!r}"
+
+
+def age_problem(value: Any, key: str) -> str | None:
+    if value is None or (isinstance(value, str) and _AGE_RE.match(value)):
+        return None
+    return (
+        f"{key} must be an ISO 8601 duration such as P90D (90 days), P12W or P1Y6M, or a "
+        f"range P90D/P120D, got {value!r}"
+    )
+
+
+def subject_id_problem(value: Any, key: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
+        return f"{key} must be a non-empty text, got {value!r}"
+    if "/" in str(value):
+        return f"{key} must not contain '/' (DANDI builds paths from it), got {value!r}"
+    return None
+
+
+def species_problem(value: Any, key: str) -> str | None:
+    if value is None or (isinstance(value, str) and value.strip()):
+        return None
+    return f"{key} must be a non-empty text such as Mus musculus, got {value!r}"
+
+
+_SUBJECT_CHECKS = {
+    "subject_id": subject_id_problem,
+    "species": species_problem,
+    "sex": sex_problem,
+    "age": age_problem,
+}
+
+
+def subject_problem(values: Mapping[Any, Any], name: Callable[[str], str]) -> str | None:
+    """What is wrong with NWB subject values {field: value} (None: nothing); ``name(field)``
+    is how the line names a field (a dotted key, a CLI option)."""
+    for f, value in values.items():
+        if f not in _SUBJECT_CHECKS:
+            return f"unknown subject field {name(str(f))!r} (known: {', '.join(SUBJECT_FIELDS)})"
+        problem = _SUBJECT_CHECKS[f](value, name(f))
+        if problem:
+            return problem
+    return None
+
+
+def _subject_videos_problem(value: Any, key: str) -> str | None:
+    for video, values in value.items():
+        where = f"{key}.{video}."
+        problem = subject_problem(values, where.__add__)
+        if problem:
+            return problem
+    return None
+
+
+@dataclass
+class SubjectSection:
+    """The animal in the videos: NWB's Subject in ``deg export nwb``'s files (provenance;
+    no stage reads it). ``videos`` sets it per video, over the project-wide values."""
+
+    subject_id: str | int | None = _f(
+        None, "the animal's id (NWB subject_id)", Range(check=subject_id_problem)
+    )
+    species: str | None = _f(
+        None,
+        "Latin binomial such as Mus musculus, or an NCBI taxonomy link",
+        Range(check=species_problem),
+    )
+    sex: str | None = _f(None, "M, F, U (unknown) or O (other)", Range(check=sex_problem))
+    age: str | None = _f(
+        None,
+        "ISO 8601 duration at recording, e.g. P90D (90 days), P12W; a range P90D/P120D",
+        Range(check=age_problem),
+    )
+    videos: dict[str, dict[str, Any]] = _f(
+        {},
+        "per video key, any of subject_id, species, sex, age over the values above, "
+        "e.g. {mouse1: {subject_id: m1, sex: F}}",
+        Range(check=_subject_videos_problem),
+    )
+
+
 @dataclass
 class ProjectSection:
     """Who and what the project is about."""
@@ -43,6 +144,7 @@ class ProjectSection:
         "softmax over background + behaviours and decide by arg-max; the Labeler keeps one "
         "behaviour per frame",
     )
+    subject: SubjectSection = field(default_factory=SubjectSection)
 
     # DEG writes these; deg derives them from the folder so a moved project still works.
     deg_ignored: ClassVar[frozenset[str]] = frozenset(

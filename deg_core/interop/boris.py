@@ -12,7 +12,14 @@ Read (CSV or TSV, told apart by the header line):
   per behaviour, 1/0 for states and counts for points, one file per subject. Each row
   holds until the next one; frames past the table are left unlabelled (-1).
 
-Seconds become frames at the *video's* fps (its record), rounding to the nearest frame:
+* the *aggregated events* export: one row per bout, STATE (``Start (s)`` to ``Stop (s)``)
+  or POINT, of one or several observations, subjects and media files: the rows of the
+  video's media file are read (:mod:`deg_core.interop.boris_aggregated`).
+
+Text may be UTF-8 or UTF-16 (Excel's "Unicode text"). Seconds become frames at the
+*video's* fps (its record), rounding to the nearest frame, through
+:func:`~deg_core.interop.boris_tables.seconds_to_frame` (and frames become seconds through
+:func:`~deg_core.interop.boris_tables.frame_to_seconds`):
 an event at ``t`` s is frame ``floor(t * fps + 0.5)``; a state covers frames
 ``[frame(START), frame(STOP))`` and at least one. Modifiers are ignored (a binary
 table's ``behaviour (modifier)`` columns are folded into ``behaviour``), with a note.
@@ -21,12 +28,16 @@ project's behaviours are refused all in one line unless ``mapping`` renames them
 (``{"Grooming": "groom"}``) or drops them (``{"walk": ""}``).
 
 Write: the tabular events layout of BORIS 8 (CSV), one START and one STOP row per bout,
-times in seconds to the millisecond, no focal subject.
+or the aggregated events layout of BORIS 8.13+, one STATE row per bout; times in seconds
+to the millisecond, the observation's date (when the video was added to the project) and
+the subject (the video's ``subject_id`` in ``project.subject``; without one, none: "" in
+the tabular layout, "No focal subject" in the aggregated one, as BORIS writes).
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import math
 from collections.abc import Iterable, Sequence
@@ -35,10 +46,16 @@ from pathlib import Path
 import numpy as np
 
 from deg_core.errors import DegError, LabelError
-from deg_core.fileio import atomic_write_text
+from deg_core.fileio import atomic_write_text, output_folder
+from deg_core.interop.boris_aggregated import (
+    aggregated_header,
+    boris_aggregated_text,
+    read_aggregated,
+)
 from deg_core.interop.boris_tables import (
     BorisLabels,
     events_header,
+    frame_to_seconds,
     is_binary_table,
     read_binary,
     read_events,
@@ -70,14 +87,20 @@ EXPORT_COLUMNS = [
 ]
 
 
+LAYOUTS = ("tabular", "aggregated")  # what export_boris writes
+
+
 def sniff(path: str | Path) -> str | None:
-    """``"events"`` (tabular events), ``"binary"`` (behaviors binary table) or None."""
+    """``"events"`` (tabular events), ``"aggregated"`` (aggregated events), ``"binary"``
+    (behaviors binary table) or None; reads the file's first lines only."""
     try:
         rows = read_table(Path(path), head=True)  # a label file may have a million rows
     except LabelError:
         return None
     if events_header(rows) is not None:
         return "events"
+    if aggregated_header(rows) is not None:
+        return "aggregated"
     return "binary" if is_binary_table(rows) else None
 
 
@@ -101,14 +124,31 @@ def read_boris(
     subject: str | None = None,
     mapping: dict[str, str] | None = None,
     unlabeled_outside_bouts: bool = False,
+    media: str | None = None,
+    video: Sequence[str] = (),
 ) -> BorisLabels:
-    """Labels (``n_frames``, K) over ``behaviors`` from a BORIS tabular events export or
-    behaviors binary table at ``fps``. Never writes; one-line LabelError naming the file."""
+    """Labels (``n_frames``, K) over ``behaviors`` from a BORIS tabular events export,
+    aggregated events export or behaviors binary table at ``fps``. ``media``: the media
+    file whose events to read from an aggregated export (default: the one named like
+    ``video``, the names the video goes by). Never writes; one-line LabelError naming
+    the file."""
     path = Path(path)
     if not fps or not math.isfinite(fps) or fps <= 0:
         raise LabelError(f"the video's fps ({fps}) is unknown: cannot convert seconds", path)
     rows = read_table(path)
-    if events_header(rows) is not None:
+    if aggregated_header(rows) is not None:
+        return read_aggregated(
+            path, rows, behaviors, n_frames, fps, subject, mapping or {},
+            unlabeled_outside_bouts, media, video,
+        )  # fmt: skip
+    kind = "events" if events_header(rows) is not None else "binary"
+    if media is not None and (kind == "events" or is_binary_table(rows)):
+        raise LabelError(
+            f"--media chooses among the media files of an aggregated events export, not of "
+            f"a {'tabular events export' if kind == 'events' else 'behaviors binary table'}",
+            path,
+        )
+    if kind == "events":
         return read_events(
             path, rows, behaviors, n_frames, fps, subject, mapping or {}, unlabeled_outside_bouts
         )
@@ -116,7 +156,8 @@ def read_boris(
         return read_binary(path, rows, behaviors, n_frames, fps, mapping or {})
     raise LabelError(
         "is not a BORIS export: no header with Behavior, Time and Behavior type (tabular "
-        "events) nor a 'time' column first (behaviors binary table)",
+        "events) nor with Behavior type, Start (s) and Stop (s) (aggregated events) nor a "
+        "'time' column first (behaviors binary table)",
         path,
     )
 
@@ -131,7 +172,9 @@ def import_boris(
     if labeler is not None:
         project.annotator_labels_path(rec.key, labeler)  # a bad name fails before reading
     n_frames = rec.n_frames()
-    result = read_boris(path, project.behaviors, n_frames, float(rec.fps or 0), **kwargs)
+    names = [rec.key, *([rec.video_name, Path(rec.video_name).stem] if rec.video_name else [])]
+    kwargs.setdefault("video", names)  # to find its rows in an aggregated export
+    result = read_boris(path, project.behaviors, n_frames, rec.clock(), **kwargs)
     if labeler is None:
         project.save_labels(rec.key, result.labels)
     else:
@@ -150,11 +193,13 @@ def boris_events_text(
     observation: str,
     media: str,
     description: str = "",
+    date: str = "",
+    subject: str = "",
 ) -> str:
     """BORIS 8 tabular events (CSV) of ``array`` (T, K): a START and a STOP row per bout
     (runs of 1; 0 and -1 are both "not present"), sorted by time, STOP first on ties."""
     n_frames = int(np.asarray(array).shape[0])
-    duration = f"{n_frames / fps:.3f}"
+    duration = f"{frame_to_seconds(n_frames, fps):.3f}"
     events = []
     for bout in bout_table(np.asarray(array), list(behaviors)):
         k = list(behaviors).index(bout["behavior"])
@@ -166,17 +211,36 @@ def boris_events_text(
     writer.writerow(EXPORT_COLUMNS)
     for frame, _, k, status in events:
         writer.writerow(
-            [observation, "", description, duration, "Media file(s)", f"player #1:{media}",
-             "0.000", duration, f"{fps:.3f}", "", behaviors[k], "", status,
-             f"{frame / fps:.3f}", media, frame, "NA", ""]
+            [observation, date, description, duration, "Media file(s)", f"player #1:{media}",
+             "0.000", duration, f"{fps:.3f}", subject, behaviors[k], "", status,
+             f"{frame_to_seconds(frame, fps):.3f}", media, frame, "NA", ""]
         )  # fmt: skip
     return out.getvalue()
 
 
-def _video_events(project: Project, key: str, predictions: bool, run: str) -> tuple[str, str]:
-    """(file name, BORIS events text) of one video's labels or predictions."""
+def _observation_date(added: str | None) -> str:
+    """The record's ``added`` (ISO) as BORIS writes an observation date, ``2024-05-02
+    10:15:00``; "" if unknown."""
+    try:
+        return dt.datetime.fromisoformat(str(added)).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return ""
+
+
+def _subject_id(project: Project, key: str) -> str:
+    """The video's ``subject_id``: ``project.subject.videos[key]`` over ``project.subject``
+    (null unsets it, as for NWB); "" if none."""
+    cfg = project.config.project.subject
+    value = (cfg.videos.get(key) or {}).get("subject_id", cfg.subject_id)
+    return "" if value is None else str(value)
+
+
+def _video_events(
+    project: Project, key: str, predictions: bool, run: str, layout: str, subject: str
+) -> tuple[str, str]:
+    """(file name, BORIS events text in ``layout``) of one video's labels or predictions."""
     rec = project.record(key)
-    fps = float(rec.probe().fps or 0)
+    fps = rec.clock()  # the mean rate, and a VFR video's frame times
     if fps <= 0:
         raise DegError(f"the fps of {key!r} is unknown: cannot write times", rec.folder)
     if predictions:
@@ -190,9 +254,13 @@ def _video_events(project: Project, key: str, predictions: bool, run: str) -> tu
             raise DegError(f"{key!r} has no labels to export", rec.labels_path)
         array, what, name = project.labels(key).array, "deg labels", f"{key}_boris.csv"
     media = rec.video_name or f"{key}.mp4"
-    text = boris_events_text(
-        array, project.behaviors, fps, observation=key, media=media, description=what
-    )
+    write = boris_aggregated_text if layout == "aggregated" else boris_events_text
+    if layout == "aggregated":
+        name = name.replace("_boris.csv", "_boris_aggregated.csv")
+    text = write(
+        array, project.behaviors, fps, observation=key, media=media, description=what,
+        date=_observation_date(rec.added), subject=subject,
+    )  # fmt: skip
     return name, text
 
 
@@ -203,21 +271,29 @@ def export_boris(
     *,
     predictions: bool = False,
     run: str = "latest",
+    layout: str = "tabular",
+    subject: str | None = None,
 ) -> tuple[list[Path], list[str]]:
     """Write ``<out_dir>/<key>_boris.csv`` (labels) or ``<key>_predictions_boris.csv``
     (the sequence run's cleaned ethogram) per video; default out_dir: ``PROJECT/exports``.
+    ``layout``: BORIS's ``"tabular"`` events or ``"aggregated"`` events (then the names end
+    in ``_boris_aggregated.csv``); ``subject``: the subject of every video (default: each
+    video's ``subject_id`` in ``project.subject``, else none).
     Returns (files written, "key: why" of each video skipped).
 
     Named ``videos`` must all have what is exported; without names, every video that has
     it is exported and the others are skipped. Everything is read before the first file
     is written, so an error writes nothing.
     """
+    if layout not in LAYOUTS:
+        raise DegError(f"unknown BORIS layout {layout!r} (known: {', '.join(LAYOUTS)})")
     keys = [project.resolve_key(v) for v in videos] if videos else project.video_keys()
     out = Path(out_dir) if out_dir is not None else project.root / "exports"
     texts, skipped = {}, []
     for key in keys:
         try:
-            name, text = _video_events(project, key, predictions, run)
+            who = subject if subject is not None else _subject_id(project, key)
+            name, text = _video_events(project, key, predictions, run, layout, who)
         except DegError as e:
             if videos:
                 raise
@@ -226,7 +302,7 @@ def export_boris(
         texts[out / name] = text
     if not texts:
         raise DegError(f"nothing to export ({'; '.join(skipped) or 'no videos'})", project.root)
-    out.mkdir(parents=True, exist_ok=True)
-    for path, text in texts.items():
-        atomic_write_text(path, text)
+    with output_folder(out):  # no empty exports/ after a failure, no dead writers' temporaries
+        for path, text in texts.items():
+            atomic_write_text(path, text)
     return list(texts), skipped

@@ -6,11 +6,12 @@ and, where there is one, the line.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,11 +19,13 @@ import numpy as np
 
 from deg_core.errors import LabelError
 from deg_core.labels.labels import Labels
+from deg_core.video.clock import FrameClock
 
 NO_FOCAL_SUBJECT = "No focal subject"  # what BORIS calls events without a subject
 _STATUS_COLUMNS = ("Behavior type", "Status")  # BORIS 8, BORIS 7
 _STATUSES = ("START", "STOP", "POINT")
 _HEADER_SCAN = 50  # BORIS 7 writes ~10 lines of observation details before the header
+_HEAD_BYTES = 1 << 17  # where the header is looked for (and the encoding and delimiter)
 
 
 @dataclass
@@ -34,27 +37,84 @@ class BorisLabels:
     notes: list[str] = field(default_factory=list)
 
 
+def seconds_to_frame(seconds: float, fps: float) -> int:
+    """The frame nearest to ``seconds`` (halves round up, not to even). Every BORIS time
+    becomes a frame through this function, the one place that knows how frames are timed:
+    at a constant ``fps``, or through the frame times of a VFR video's
+    :class:`~deg_core.video.clock.FrameClock` (what a project's record gives)."""
+    if isinstance(fps, FrameClock):
+        return fps.frame_at(seconds)
+    return math.floor(seconds * fps + 0.5)
+
+
+def frame_to_seconds(frame, fps: float):
+    """When frame ``frame`` (an int or an array of them) starts, in seconds; every frame
+    becomes a BORIS time through this function (the inverse of :func:`seconds_to_frame`)."""
+    if isinstance(fps, FrameClock):
+        return fps.seconds(frame)
+    return frame / fps
+
+
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))  # fmt: skip
+
+
+def text_encoding(sample: bytes) -> str | None:
+    """The encoding of a text file from its first bytes: UTF-8 (with or without a BOM) or
+    UTF-16 (a BOM, or no BOM and a NUL byte beside every ASCII character: Excel's "Unicode
+    text"); None for binary data (NUL bytes in no UTF-16 pattern)."""
+    for bom, encoding in _BOMS:
+        if sample.startswith(bom):
+            return encoding
+    nuls = sample.count(0)
+    if not nuls:
+        return "utf-8-sig"
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if 4 * nuls >= len(sample) and max(even, odd) >= 0.95 * nuls:
+        return "utf-16-le" if odd > even else "utf-16-be"
+    return None
+
+
+def _encoding_name(encoding: str) -> str:
+    return "UTF-16" if encoding.startswith("utf-16") else "UTF-8"
+
+
 def read_table(path: Path, head: bool = False) -> list[list[str]]:
-    """The rows of a CSV or TSV text file (tabs or commas, whichever the first lines have
-    more of); ``head``: only the first lines, where a header would be. One-line LabelError
-    if it is not text."""
+    """The rows of a CSV or TSV text file, UTF-8 or UTF-16 (tabs or commas, whichever the
+    first lines have more of); ``head``: only the first lines, where a header would be,
+    reading at most :data:`_HEAD_BYTES`. One-line LabelError if it is not text."""
     if not path.is_file():
         raise LabelError("BORIS file not found", path)
+    encoding, delimiter = "utf-8-sig", ","
     try:
         with open(path, "rb") as f:
-            data = b"".join(f.readline() for _ in range(_HEADER_SCAN)) if head else f.read()
-        text = data.decode("utf-8-sig")
+            sample = f.read(_HEAD_BYTES)
+            found = text_encoding(sample)
+            if found is None:
+                raise LabelError("is not a BORIS text export (binary data)", path)
+            encoding = found
+            at_end = len(sample) < _HEAD_BYTES
+            text = codecs.getincrementaldecoder(encoding)().decode(sample, final=at_end)
+            lines = text.splitlines(keepends=True)
+            if not at_end and len(lines) > 1:
+                lines.pop()  # maybe cut short by the sample's end
+            lines = lines[:_HEADER_SCAN]
+            if not "".join(lines).strip():
+                raise LabelError("is not a BORIS text export (empty)", path)
+            tabs = sum(line.count("\t") for line in lines)
+            delimiter = "\t" if tabs > sum(line.count(",") for line in lines) else ","
+            if head:
+                source: Iterable[str] = lines
+                return list(csv.reader(source, delimiter=delimiter, strict=True))
+            f.seek(0)
+            stream = io.TextIOWrapper(f, encoding=encoding, newline="")
+            return list(csv.reader(stream, delimiter=delimiter, strict=True))
     except UnicodeDecodeError:
-        raise LabelError("is not a BORIS text export (not UTF-8 text)", path) from None
+        raise LabelError(
+            f"is not a BORIS text export (not {_encoding_name(encoding)} text)", path
+        ) from None
     except OSError as e:
         raise LabelError(f"cannot read: {e.strerror or e}", path) from None
-    if "\x00" in text or not text.strip():
-        raise LabelError("is not a BORIS text export (empty or binary)", path)
-    lines = text.splitlines()[:_HEADER_SCAN]
-    tabs = sum(line.count("\t") for line in lines)
-    delimiter = "\t" if tabs > sum(line.count(",") for line in lines) else ","
-    try:
-        return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
     except csv.Error as e:
         kind = "TSV" if delimiter == "\t" else "CSV"
         raise LabelError(f"unparseable {kind}: {e}", path) from None
@@ -84,11 +144,21 @@ def _resolve_names(
     path: Path, names: Sequence[str], behaviors: Sequence[str], mapping: dict[str, str]
 ) -> tuple[dict[str, int | None], list[str]]:
     """BORIS name -> project column (None: dropped), and notes; unmatched names: one error."""
-    unknown = [n for n in names if mapping.get(n, n) and mapping.get(n, n) not in behaviors]
+    project = ", ".join(behaviors) or "none"
+    bad_targets = [f"{n}={t}" for n, t in mapping.items() if t and t not in behaviors]
+    if bad_targets:  # a --map to a name the project lacks: name that target, not the source
+        raise LabelError(
+            f"--map {', '.join(bad_targets)}: "
+            f"{', '.join(repr(t.partition('=')[2]) for t in bad_targets)} "
+            f"{'is not a behaviour' if len(bad_targets) == 1 else 'are not behaviours'} of "
+            f"the project ({project})",
+            path,
+        )
+    unknown = [n for n in names if n not in mapping and n not in behaviors]
     if unknown:
         raise LabelError(
             f"behaviours not in the project: {', '.join(map(repr, unknown))} (project: "
-            f"{', '.join(behaviors) or 'none'}); map them with --map BORIS_NAME=DEG_NAME "
+            f"{project}); map them with --map BORIS_NAME=DEG_NAME "
             "or drop them with --map BORIS_NAME=",
             path,
         )
@@ -103,11 +173,6 @@ def _resolve_names(
     if unused:
         notes.append(f"--map names not in the file: {', '.join(unused)}")
     return columns, notes
-
-
-def _to_frame(seconds: float, fps: float) -> int:
-    """The frame nearest to ``seconds`` (halves round up, not to even)."""
-    return math.floor(seconds * fps + 0.5)
 
 
 def _seconds(path: Path, text: str, lineno: int, what: str) -> float:
@@ -134,6 +199,63 @@ def _choose_subject(path: Path, subjects: list[str], subject: str | None) -> str
             path,
         )
     return subjects[0]
+
+
+def fps_notes(file_fps: str, fps: float) -> list[str]:
+    """A note when the file's FPS differs from the video's ("NA", "": none)."""
+    try:
+        value = float(file_fps)
+    except ValueError:
+        return []  # "NA" or several media files: the video's fps is what counts anyway
+    if math.isfinite(value) and abs(value - fps) > 0.01:
+        return [f"the file says {value:g} fps; times converted at the video's {fps:g} fps"]
+    return []
+
+
+class FrameCanvas:
+    """(T, K) labels painted bout by bout from times in seconds (less ``offset``), and
+    which frames some bout covered (the others may be left unlabelled)."""
+
+    def __init__(
+        self,
+        path: Path,
+        n_behaviors: int,
+        columns: dict[str, int | None],
+        n_frames: int,
+        fps: float,
+        offset: float = 0.0,
+    ):
+        self.path, self.columns, self.n_frames, self.fps = path, columns, n_frames, fps
+        self.offset = offset
+        self._array = np.zeros((n_frames, n_behaviors), dtype=np.int8)
+        self._covered = np.zeros(n_frames, dtype=bool)
+
+    def frame(self, lineno: int, seconds: float, stop: bool) -> int:
+        """The frame of a time on line ``lineno``; a stop may be the frame past the end."""
+        f = seconds_to_frame(seconds - self.offset, self.fps)
+        n = self.n_frames
+        if f < 0 or f > n or (f == n and not stop):
+            end = frame_to_seconds(n, self.fps)
+            into = f" ({seconds - self.offset:g} s into the video)" if self.offset else ""
+            raise LabelError(
+                f"line {lineno}: time {seconds:g} s{into} is outside the video "
+                f"(0 to {end:g} s, {n} frames at {self.fps:g} fps)",
+                self.path,
+            )
+        return f
+
+    def mark(self, name: str, start: int, stop: int) -> None:
+        """Frames ``[start, stop)`` are ``name`` (a bout shorter than a frame: one frame)."""
+        stop = min(max(stop, start + 1), self.n_frames)
+        self._covered[start:stop] = True
+        k = self.columns[name]
+        if k is not None:
+            self._array[start:stop, k] = 1
+
+    def array(self, unlabeled_outside_bouts: bool) -> np.ndarray:
+        if unlabeled_outside_bouts:
+            self._array[~self._covered] = -1
+        return self._array
 
 
 def read_events(
@@ -201,43 +323,17 @@ def read_events(
         if offset:
             notes.append(f"time offset {offset:g} s subtracted from every event")
     if "FPS" in col:
-        try:
-            file_fps = float(rows[events[0][0] - 1][col["FPS"]])
-            if abs(file_fps - fps) > 0.01:
-                notes.append(
-                    f"the file says {file_fps:g} fps; times converted at the video's {fps:g} fps"
-                )
-        except (ValueError, IndexError):
-            pass  # "NA" or several media files: the video's fps is what counts anyway
+        notes += fps_notes(rows[events[0][0] - 1][col["FPS"]], fps)
     with_modifiers = sum(bool(e[5]) for e in events)
     if with_modifiers:
         notes.append(f"modifiers ignored ({with_modifiers} events carry some)")
 
-    array = np.zeros((n_frames, len(behaviors)), dtype=np.int8)
-    covered = np.zeros(n_frames, dtype=bool)
+    canvas = FrameCanvas(path, len(behaviors), columns, n_frames, fps, offset)
     open_at: dict[str, tuple[int, int]] = {}  # behaviour -> (line, start frame) of its START
-
-    def frame_of(lineno: int, seconds: float, stop: bool) -> int:
-        f = _to_frame(seconds - offset, fps)
-        if f < 0 or f > n_frames or (f == n_frames and not stop):
-            raise LabelError(
-                f"line {lineno}: time {seconds:g} s is outside the video "
-                f"(0 to {n_frames / fps:g} s, {n_frames} frames at {fps:g} fps)",
-                path,
-            )
-        return f
-
-    def mark(name: str, start: int, stop: int) -> None:
-        stop = min(max(stop, start + 1), n_frames)  # a bout shorter than a frame is one frame
-        covered[start:stop] = True
-        k = columns[name]
-        if k is not None:
-            array[start:stop, k] = 1
-
     for lineno, _, name, status, seconds, _ in events:
         if status == "POINT":
-            f = frame_of(lineno, seconds, stop=False)
-            mark(name, f, f + 1)
+            f = canvas.frame(lineno, seconds, stop=False)
+            canvas.mark(name, f, f + 1)
         elif status == "START":
             if name in open_at:
                 raise LabelError(
@@ -245,18 +341,16 @@ def read_events(
                     f"{open_at[name][0]} has no STOP yet",
                     path,
                 )
-            open_at[name] = (lineno, frame_of(lineno, seconds, stop=False))
+            open_at[name] = (lineno, canvas.frame(lineno, seconds, stop=False))
         else:
             if name not in open_at:
                 raise LabelError(f"line {lineno}: STOP of {name!r} without a START", path)
             _, start = open_at.pop(name)
-            mark(name, start, frame_of(lineno, seconds, stop=True))
+            canvas.mark(name, start, canvas.frame(lineno, seconds, stop=True))
     if open_at:
         name, (lineno, _) = next(iter(open_at.items()))
         raise LabelError(f"line {lineno}: START of {name!r} has no STOP", path)
-    if unlabeled_outside_bouts:
-        array[~covered] = -1
-    return BorisLabels(Labels(list(behaviors), array), notes)
+    return BorisLabels(Labels(list(behaviors), canvas.array(unlabeled_outside_bouts)), notes)
 
 
 _MODIFIER_SUFFIX = re.compile(r"^(.*\S) \((.*)\)$")
@@ -309,11 +403,12 @@ def read_binary(
                     path,
                 )
             values[j, c] = v > 0
-    step = float(times[1] - times[0]) if len(times) > 1 else 1.0 / fps
+    step = float(times[1] - times[0]) if len(times) > 1 else frame_to_seconds(1, fps)
     if step <= 0 or not np.allclose(np.diff(times), step, rtol=1e-6, atol=1e-6):
         raise LabelError("the time column does not advance by a fixed step", path)
-    # frame f is at f / fps s; the row that holds then is the last one at or before it
-    row_of = np.floor((np.arange(n_frames) / fps - times[0]) / step + 1e-6).astype(np.int64)
+    # the row that holds when a frame starts is the last one at or before it
+    frame_times = frame_to_seconds(np.arange(n_frames), fps)
+    row_of = np.floor((frame_times - times[0]) / step + 1e-6).astype(np.int64)
     inside = (row_of >= 0) & (row_of < len(times))
     array = np.full((n_frames, len(behaviors)), -1, dtype=np.int8)
     array[inside] = 0

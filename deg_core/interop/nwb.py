@@ -4,14 +4,29 @@ One file per video, ``<out>/<key>.nwb``, readable with plain pynwb (no extension
 
 * ``acquisition/video``: an ImageSeries whose ``external_file`` is the project's copy of
   the video, relative to the NWB file's folder (NWB's recommendation: the two move
-  together), ``rate`` the video's fps, ``starting_frame`` [0].
+  together), ``rate`` the video's fps (a variable-frame-rate video: ``timestamps``, each
+  frame's time), ``starting_frame`` [0].
 * ``intervals/behavior_labels`` and ``intervals/behavior_predictions``: TimeIntervals,
-  one row per bout with ``start_time``, ``stop_time`` (seconds; frame ``f`` starts at
-  ``f / fps``, a bout of frames ``[a, b)`` is ``[a / fps, b / fps)``) and ``behavior``.
-  Labels: the label file's 1s; predictions: the sequence run's cleaned ethogram.
+  one row per bout with ``start_time``, ``stop_time`` (seconds; frame ``f`` starts at its
+  time, ``f / fps`` at a constant rate, and a bout of frames ``[a, b)`` lasts from frame
+  ``a``'s time to frame ``b``'s) and ``behavior``.
+  Labels: the label file's 1s; predictions: the sequence run's cleaned ethogram. A table
+  without bouts is left out (the notes say so): nwbinspector reports empty tables.
 * ``processing/behavior/behavior_probabilities``: a TimeSeries (T, K) of the run's
   per-frame probabilities at the video's rate; the K column names are in its
   ``comments`` (comma-separated) and the thresholds in its ``description``.
+* ``general/subject``: NWB's Subject (subject_id, species, sex, age) from
+  ``project.subject`` in project_config.yaml, ``project.subject.videos[<key>]`` over it, and
+  the caller's values (``deg export nwb --subject-id/--species/--sex/--age``) over both.
+  What is missing is listed in the notes; nwbinspector reports a file without all four.
+* ``session_start_time``: the video's ``creation_time`` metadata when it holds a plausible
+  one, else when the video was added to the project (else the export's time); the
+  ``session_description`` says which. ``experimenter``: the project's labeler, whose label
+  file the labels are.
+
+Every frame index becomes seconds through the video's
+:class:`~deg_core.video.clock.FrameClock`: its frame times for a variable-frame-rate video
+(the series then carry ``timestamps``), else its constant rate.
 
 pynwb is an optional dependency (``uv sync --extra nwb`` / ``pip install deg[nwb]``).
 """
@@ -21,19 +36,22 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from deg_core.config import SUBJECT_FIELDS, ConfigError, subject_problem
 from deg_core.errors import DegError
-from deg_core.fileio import fault_point, temp_sibling
+from deg_core.fileio import fault_point, naming, output_folder, temp_sibling
 from deg_core.labels.bouts import bout_table
 from deg_core.project.project import Project
 from deg_core.project.records import VideoRecord
+from deg_core.video.clock import FrameClock
 
 INSTALL_HINT = (
     "deg export nwb needs pynwb, an optional dependency: install it with "
@@ -50,61 +68,162 @@ def require_pynwb() -> Any:
     return pynwb
 
 
-def _start_time(rec: VideoRecord) -> dt.datetime:
-    """When the video was added (its record), else now; NWB needs an aware datetime."""
+def series_timing(clock: FrameClock) -> dict[str, Any]:
+    """The timing arguments of a pynwb series with one sample per frame: a constant rate,
+    or a VFR video's frame times (NWB's ``timestamps``)."""
+    if clock.variable:
+        return {"timestamps": clock.times}
+    return {"rate": float(clock), "starting_time": 0.0}
+
+
+# nwbinspector's check_subject_species_form
+_SPECIES_FORM = re.compile(r"([A-Z][a-z]* [a-z]+)|(http://purl.obolibrary.org/obo/NCBITaxon_\d+)")
+_EARLIEST = dt.datetime(1980, 1, 1, tzinfo=dt.UTC)  # before it: an unset camera clock
+
+
+def _creation_time(video: Path) -> dt.datetime | None:
+    """The video's ``creation_time`` metadata (container, else video stream) if plausible:
+    after 1980 and not in the future. ffmpeg writes it in UTC."""
+    import av
+
     try:
-        when = dt.datetime.fromisoformat(str(rec.added))
+        with av.open(str(video)) as container:
+            tags = [dict(container.metadata)]
+            tags += [dict(s.metadata) for s in container.streams.video[:1]]
+    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError):
+        return None
+    for text in (t.get("creation_time") for t in tags):
+        try:
+            when = dt.datetime.fromisoformat(str(text))
+        except ValueError:
+            continue
+        when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        if _EARLIEST < when <= dt.datetime.now(dt.UTC):
+            return when
+    return None
+
+
+def _start_time(rec: VideoRecord, video: Path) -> tuple[dt.datetime, str]:
+    """The session start (an aware datetime, as NWB needs) and what it is."""
+    recorded = _creation_time(video)
+    if recorded is not None:
+        return recorded, "the video's creation_time metadata"
+    unknown = "the video records no plausible creation time"
+    try:
+        added = dt.datetime.fromisoformat(str(rec.added))
     except ValueError:
-        return dt.datetime.now(dt.UTC)
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        return dt.datetime.now(dt.UTC), f"the time of export ({unknown})"
+    # deg records local time without a zone
+    added = added if added.tzinfo else added.astimezone()
+    return added, f"when the video was added to the deg project, not its recording ({unknown})"
 
 
-def _bouts(pynwb: Any, name: str, what: str, array: np.ndarray, behaviors: list[str], fps: float):
-    """A TimeIntervals table ``name``: one row per bout of ``array`` (T, K) (runs of 1)."""
-    table = pynwb.epoch.TimeIntervals(name=name, description=what)
+def subject_values(
+    project: Project, key: str, given: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """The NWB subject of video ``key``: ``project.subject``, over it
+    ``project.subject.videos[key]`` (null unsets a field), over that ``given``; as text."""
+    cfg = project.config.project.subject
+    values: dict[str, Any] = {f: getattr(cfg, f) for f in SUBJECT_FIELDS}
+    values.update(cfg.videos.get(key) or {})
+    values.update(given or {})
+    return {f: str(v) for f, v in values.items() if v is not None}
+
+
+def _subject(pynwb: Any, values: dict[str, str], notes: list[str]) -> Any:
+    """NWB's Subject of ``values`` (None: nothing known); notes say what nwbinspector
+    would report."""
+    missing = [f for f in SUBJECT_FIELDS if f not in values]
+    if missing:
+        notes.append(
+            f"no subject {', '.join(missing)} (project.subject in project_config.yaml, or "
+            "--subject-id, --species, --sex, --age)"
+        )
+    species = values.get("species")
+    if species is not None and not _SPECIES_FORM.fullmatch(species):
+        notes.append(
+            f"species {species!r} is neither a Latin binomial (Mus musculus) nor an NCBI "
+            "taxonomy link"
+        )
+    if len(missing) == len(SUBJECT_FIELDS):
+        return None
+    return pynwb.file.Subject(**values)
+
+
+def _add_bouts(
+    pynwb: Any,
+    nwb: Any,
+    name: str,
+    what: str,
+    array: np.ndarray,
+    behaviors: list[str],
+    clock: FrameClock,
+) -> bool:
+    """Add the TimeIntervals table ``name`` to ``nwb``: one row per bout of ``array`` (T, K)
+    (runs of 1). False, adding nothing, when there is no bout: nwbinspector reports an
+    empty table, and several of its checks fail on one."""
     bouts = bout_table(array, behaviors)
-    # hdmf cannot infer the text type of a column that never gets a row: say it
-    empty = {} if bouts else {"data": np.array([], dtype=str)}
-    table.add_column(name="behavior", description="the behaviour of the bout", **empty)
+    if not bouts:
+        return False
+    table = pynwb.epoch.TimeIntervals(name=name, description=what)
+    table.add_column(name="behavior", description="the behaviour of the bout")
     for bout in bouts:
         table.add_row(
-            start_time=bout["start"] / fps, stop_time=bout["stop"] / fps, behavior=bout["behavior"]
+            start_time=clock.seconds(bout["start"]),
+            stop_time=clock.seconds(bout["stop"]),
+            behavior=bout["behavior"],
         )
-    return table
+    nwb.add_time_intervals(table)
+    return True
 
 
-def video_nwb(project: Project, key: str, out: Path, run: str = "latest") -> tuple[Any, list[str]]:
-    """The NWBFile of one video (to be written into ``out``) and notes on what it lacks."""
+def video_nwb(
+    project: Project,
+    key: str,
+    out: Path,
+    run: str = "latest",
+    subject: Mapping[str, Any] | None = None,
+) -> tuple[Any, list[str]]:
+    """The NWBFile of one video (to be written into ``out``) and notes on what it lacks.
+    ``subject``: NWB subject fields over the project's (:func:`subject_values`)."""
     pynwb = require_pynwb()
     rec = project.record(key).probe()
-    fps, video = float(rec.fps or 0), rec.video
-    if fps <= 0 or video is None:
+    clock, video = rec.clock(), rec.video
+    if clock <= 0 or video is None:
         raise DegError(f"the video or fps of {key!r} is unknown", rec.folder)
+    notes: list[str] = []
+    subject_notes: list[str] = []  # after the data's
+    has_labels = rec.labels_path.exists()
+    labeler = project.config.project.labeler
+    start, what_start = _start_time(rec, video)
     nwb = pynwb.NWBFile(
-        session_description=f"deg project {project.name}, video {key}",
+        session_description=f"deg project {project.name}, video {key}; session_start_time: "
+        f"{what_start}",
         identifier=str(uuid.uuid4()),
-        session_start_time=_start_time(rec),
+        session_start_time=start,
+        experimenter=[labeler] if labeler and has_labels else None,
+        subject=_subject(pynwb, subject_values(project, key, subject), subject_notes),
         source_script="deg export nwb",
         source_script_file_name="deg_core/interop/nwb.py",
     )
     nwb.add_acquisition(
         pynwb.image.ImageSeries(
             name="video",
-            description=f"the video ({rec.frames} frames at {fps:g} fps)",
+            description=f"the video ({rec.frames} frames at {float(clock):g} fps)",
             external_file=[os.path.relpath(video.absolute(), out)],
             format="external",
             starting_frame=[0],
             num_samples=rec.n_frames(),  # the data live in the video file
-            rate=fps,
             unit="n.a.",
+            **series_timing(clock),
         )
     )
-    notes, behaviors = [], project.behaviors
-    if rec.labels_path.exists():
+    behaviors = project.behaviors
+    if has_labels:
         labels = project.labels(key).array
-        nwb.add_time_intervals(
-            _bouts(pynwb, "behavior_labels", "bouts labelled by hand", labels, behaviors, fps)
-        )
+        what = "bouts labelled by hand" + (f" (labeler {labeler})" if labeler else "")
+        if not _add_bouts(pynwb, nwb, "behavior_labels", what, labels, behaviors, clock):
+            notes.append("no labelled bouts")
     else:
         notes.append("no labels")
     from deg_core.interop.predictions import predicted
@@ -115,9 +234,9 @@ def video_nwb(project: Project, key: str, out: Path, run: str = "latest") -> tup
         notes.append(f"no predictions ({e.problem})")
     else:
         what = f"bouts predicted by {pred.run} (thresholded, short bouts removed)"
-        nwb.add_time_intervals(
-            _bouts(pynwb, "behavior_predictions", what, pred.ethogram, behaviors, fps)
-        )
+        table = "behavior_predictions"
+        if not _add_bouts(pynwb, nwb, table, what, pred.ethogram, behaviors, clock):
+            notes.append("no predicted bouts")
         module = nwb.create_processing_module(name="behavior", description="deg's outputs")
         thresholds = ", ".join(
             f"{b}={t:.4g}" for b, t in zip(behaviors, pred.thresholds, strict=True)
@@ -129,11 +248,10 @@ def video_nwb(project: Project, key: str, out: Path, run: str = "latest") -> tup
                 comments=",".join(behaviors),
                 data=pred.probs,
                 unit="probability",
-                rate=fps,
-                starting_time=0.0,
+                **series_timing(clock),
             )
         )
-    return nwb, notes
+    return nwb, notes + subject_notes
 
 
 def export_nwb(
@@ -142,24 +260,37 @@ def export_nwb(
     out_dir: str | Path | None = None,
     *,
     run: str = "latest",
+    subject: Mapping[str, Any] | None = None,
 ) -> dict[Path, list[str]]:
     """Write ``<out_dir>/<key>.nwb`` per video (default ``PROJECT/exports``), each atomically;
-    {path: notes}. Every file is built in memory before the first is written."""
+    {path: notes}. Every file is built in memory before the first is written.
+
+    ``subject``: {field: value} of subject_id, species, sex (M, F, U, O) and age (ISO 8601
+    duration, e.g. P90D) for every video, over the project's ``project.subject``.
+
+    Raises:
+        ConfigError: one line naming a bad subject value, before anything is written.
+    """
     pynwb = require_pynwb()
+    problem = subject_problem(subject or {}, lambda f: f"subject {f}")
+    if problem:
+        raise ConfigError(problem)
     keys = [project.resolve_key(v) for v in videos] if videos else project.video_keys()
     out = (Path(out_dir) if out_dir is not None else project.root / "exports").absolute()
-    built = {out / f"{key}.nwb": video_nwb(project, key, out, run) for key in keys}
-    out.mkdir(parents=True, exist_ok=True)
-    for path, (nwb, _) in built.items():
-        tmp = temp_sibling(path)
-        try:
-            with warnings.catch_warnings():  # about the temporary name, not the final one
-                warnings.filterwarnings("ignore", message=".*does not end in '.nwb'")
-                with pynwb.NWBHDF5IO(str(tmp), "w") as io:
-                    io.write(nwb)
-            fault_point()
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+    built = {out / f"{key}.nwb": video_nwb(project, key, out, run, subject) for key in keys}
+    with output_folder(out):  # no empty exports/ after a failure, no dead writers' temporaries
+        for path, (nwb, _) in built.items():
+            tmp = temp_sibling(path)
+            try:
+                with warnings.catch_warnings():  # about the temporary name, not the final one
+                    warnings.filterwarnings("ignore", message=".*does not end in '.nwb'")
+                    with pynwb.NWBHDF5IO(str(tmp), "w") as io:
+                        io.write(nwb)
+                fault_point()
+                os.replace(tmp, path)
+            except BaseException as e:  # HDF5's full disk names the temporary, or nothing
+                raise naming(e, path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
     return {path: notes for path, (_, notes) in built.items()}

@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from deg_core.errors import ProjectError
-from deg_core.fileio import load_yaml, save_yaml
+from deg_core.fileio import atomic_write_text, load_yaml, save_yaml
 from deg_core.labels.annotators import is_annotator_file
+from deg_core.video.clock import FrameClock
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm")
 # DEG's rule for which files in a video folder are not the raw video
@@ -78,6 +81,8 @@ class VideoRecord:
     checksum: str | None = None
     source: str | None = None
     added: str | None = None
+    rotation: int = 0  # the display matrix's quarter turn, applied by the reader
+    frame_times: str | None = None  # a VFR video's frame times file, beside it
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ paths
@@ -147,6 +152,8 @@ class VideoRecord:
                 checksum=data.get("checksum"),
                 source=data.get("source"),
                 added=data.get("added"),
+                rotation=int(data.get("rotation") or 0),
+                frame_times=data.get("frame_times"),
             )
             if rec.video is None or not rec.video.is_file():
                 raise ProjectError(f"video file {rec.video_name!r} is missing", folder)
@@ -161,6 +168,7 @@ class VideoRecord:
         return rec
 
     def to_yaml(self) -> dict[str, Any]:
+        optional = {"rotation": self.rotation, "frame_times": self.frame_times}
         return {
             "key": self.key,
             "video": self.video_name,
@@ -173,6 +181,7 @@ class VideoRecord:
             "checksum": self.checksum,
             "source": self.source,
             "added": self.added,
+            **{k: v for k, v in optional.items() if v},  # absent for most videos
         }
 
     def save(self) -> None:
@@ -188,12 +197,49 @@ class VideoRecord:
             self.width, self.height, self.codec = info.width, info.height, info.codec
         return self
 
+    def clock(self) -> FrameClock:
+        """Seconds <-> frames for this video: the frame times kept for a VFR video (read
+        from the video itself in a DeepEthogram folder without deg's record), else its fps."""
+        self.probe()
+        fps = float(self.fps or 0)
+        if self.frame_times:
+            return FrameClock(fps, read_frame_times(self.folder / self.frame_times))
+        if self.checksum is None and self.video is not None:  # not added by deg
+            from deg_core.video.pyav import PyAVReader
+
+            with PyAVReader.open(self.video) as reader:
+                if reader.info.variable_fps:
+                    return FrameClock(fps, reader.frame_times)
+        return FrameClock(fps)
+
     def n_frames(self) -> int:
         """Frame count, probed from the video if the record lacks it."""
         self.probe()
         if self.frames is None:
             raise ProjectError("no video file found in this folder", self.folder)
         return self.frames
+
+
+def frame_times_name(key: str) -> str:
+    return f"{key}_frame_times.csv"
+
+
+def write_frame_times(path: Path, times: np.ndarray) -> None:
+    """``frame,seconds`` per line (microseconds), the times a VFR video shows its frames at."""
+    body = "".join(f"{i},{t:.6f}\n" for i, t in enumerate(times.tolist()))
+    atomic_write_text(path, "frame,seconds\n" + body)
+
+
+def read_frame_times(path: Path) -> np.ndarray:
+    """(T,) float64 seconds from :func:`write_frame_times`'s file; one-line errors."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        times = np.array([float(line.split(",")[1]) for line in lines[1:] if line.strip()])
+    except (OSError, ValueError, IndexError) as e:
+        raise ProjectError(f"unreadable frame times ({e})", path) from None
+    if not len(times) or np.any(np.diff(times) <= 0):
+        raise ProjectError("frame times must increase from frame to frame", path)
+    return times
 
 
 def _find_raw_video(folder: Path, deg_record: dict[str, Any]) -> str | None:

@@ -80,7 +80,7 @@ class Change:
                 os.fsync(f.fileno())
         except BaseException as e:  # a full disk: nothing decided, nothing left behind
             self.abandon()
-            raise naming(e, Path(target)) from e
+            raise naming(e, Path(target))
         os.chmod(staged, normal_mode(Path(target)))
         self.steps.append({"op": "replace", "src": staged.name, "dst": self._rel(target)})
 

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING
 
 from deg_core.config import DegConfig
 from deg_core.errors import ProjectError
-from deg_core.project.records import VideoRecord, check_key_length, safe_key
+from deg_core.project.records import (
+    VideoRecord,
+    check_key_length,
+    frame_times_name,
+    safe_key,
+    write_frame_times,
+)
 from deg_core.project.splits import SplitTable, check_fractions, check_split_name
 from deg_core.project.transaction import PARTIAL, Change
 
@@ -129,6 +135,8 @@ class VideosMixin:
                     width=info.width,
                     height=info.height,
                     codec=info.codec,
+                    rotation=info.rotation,
+                    frame_times=keep_frame_times(dst, key) if info.variable_fps else None,
                     stats=channel_stats(dst, max_frames=stats_frames),
                     checksum=checksum,
                     source=str(src.resolve()),
@@ -194,3 +202,14 @@ class VideosMixin:
             change.write_text(self.split_path, table.text())
             change.commit()
         return dst
+
+
+def keep_frame_times(video: Path, key: str) -> str:
+    """Write a VFR video's frame times beside it (its record names the file); returns the name."""
+    from deg_core.video.pyav import PyAVReader
+
+    with PyAVReader.open(video) as reader:
+        times = reader.frame_times
+    name = frame_times_name(key)
+    write_frame_times(video.parent / name, times)
+    return name

@@ -31,14 +31,9 @@ from torch import nn
 
 from deg_core.errors import DegError, ProjectError
 from deg_core.models.start_weights import (  # noqa: F401  (re-exported: the public names)
-    SELFSUP,
-    _selfsup_run,
-    find_pretrain_run,
     find_pretrained,
     find_start_checkpoint,
     imagenet_cached,
-    start_weights_line,
-    start_weights_lines,
     user_pretrained_dir,
 )
 from deg_core.models.weights import (
@@ -47,6 +42,13 @@ from deg_core.models.weights import (
     load_deg_pretrained,
 )
 from deg_core.project.runs import RunInfo
+from deg_core.project.start_weights import (  # noqa: F401  (re-exported: the public names)
+    SELFSUP,
+    _selfsup_run,
+    find_pretrain_run,
+    start_weights_line,
+    start_weights_lines,
+)
 
 log = logging.getLogger("deg_core.train")
 

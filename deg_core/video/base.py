@@ -47,6 +47,9 @@ class VideoInfo:
     codec: str
     variable_fps: bool  # frame-to-frame timestamp steps differ
     backend: str  # the reader that serves this file: "pyav" or "decord"
+    # the container's display matrix turns frames by this many degrees counter-clockwise
+    # (a phone held upright: -90 or 90); frames are read turned, width and height are as shown
+    rotation: int = 0
 
 
 def resize_frames(frames: np.ndarray, size: Size) -> np.ndarray:

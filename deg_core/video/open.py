@@ -65,6 +65,13 @@ def open_video(
     exact = PyAVReader.open(_check_path(path), threads=threads)
     if backend != "decord":
         return exact
+    if exact.info.rotation:
+        exact.close()
+        raise VideoError(
+            f"is shown turned by {exact.info.rotation} degrees (display matrix), which decord "
+            "ignores: use backend='pyav'",
+            exact.path,
+        )
     info = dataclasses.replace(exact.info, backend="decord")
     reader = DecordReader(exact.path, info, threads=threads)
     try:

@@ -109,8 +109,28 @@ def _scan(path: Path, container: Any) -> tuple[VideoInfo, np.ndarray, np.ndarray
         # tolerate timestamps rounded to the time base (e.g. 33/34 ms at 30 fps)
         vfr = bool(np.any(np.abs(steps - median) > max(1.5, 0.02 * median)))
     cc = stream.codec_context
-    info = VideoInfo(n, fps, cc.width, cc.height, cc.name, vfr, "pyav")
+    rotation = _display_rotation(path)
+    width, height = (cc.height, cc.width) if rotation % 180 else (cc.width, cc.height)
+    info = VideoInfo(n, fps, width, height, cc.name, vfr, "pyav", rotation)
     return info, order, keys, by_pts
+
+
+def _display_rotation(path: Path) -> int:
+    """The quarter turn the container's display matrix asks for (degrees counter-clockwise,
+    -90, 90 or 180; 0 without one), from the first decoded frame, which carries it.
+    VideoError for any other angle: deg does not resample frames to show them tilted."""
+    with contextlib.suppress(av.FFmpegError, StopIteration), av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        angle = float(frame.rotation or 0)
+        if angle % 90:
+            raise VideoError(
+                f"its display matrix turns frames by {angle:g} degrees and deg reads only "
+                "quarter turns: re-encode it upright (e.g. ffmpeg -i IN -vf rotate=... OUT)",
+                path,
+            )
+        turn = round(angle) % 360  # 0, 90, 180, 270 -> 0, 90, 180, -90
+        return turn - 360 if turn > 180 else turn
+    return 0
 
 
 class PyAVReader(VideoReader):
@@ -149,6 +169,16 @@ class PyAVReader(VideoReader):
         finally:
             container.close()
         return cls(path, info, pts, keys, by_pts, threads)
+
+    @property
+    def frame_times(self) -> np.ndarray:
+        """(N,) float64 seconds at which each frame is shown, from the first frame's (the
+        container's timestamps; ``i / fps`` for a file without usable ones)."""
+        if not self.by_pts:
+            return np.arange(len(self.pts), dtype=np.float64) / (self.info.fps or 1.0)
+        with av.open(str(self.path)) as container:
+            base = container.streams.video[0].time_base
+        return (self.pts - self.pts[0]).astype(np.float64) * float(base or 0)
 
     def close(self) -> None:
         self._fork_guard()
@@ -281,6 +311,8 @@ class PyAVReader(VideoReader):
     def _convert(self, frame: Any, size: Size | None) -> np.ndarray:
         """av.VideoFrame -> (h, w, 3) uint8 RGB (grey and YUV alike, via swscale)."""
         rgb = frame.to_ndarray(format="rgb24")
+        if self.info.rotation:  # np.rot90 turns counter-clockwise for k > 0, as the matrix
+            rgb = np.ascontiguousarray(np.rot90(rgb, k=self.info.rotation // 90))
         if rgb.shape[:2] != (self.info.height, self.info.width):
             raise VideoError(
                 f"frame size changed mid-stream to {rgb.shape[1]}x{rgb.shape[0]}", self.path

@@ -13,6 +13,7 @@ behaviour that now exists, and changes nothing).
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -442,3 +443,30 @@ def test_inference_killed_keeps_outputs_whole(tiny_project, feature_run, tmp_pat
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert has_group(out, feature_run.name)
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("fmt", ["boris", "nwb"])
+def test_a_killed_export_leaves_nothing_the_next_does_not_sweep(base, tmp_path, fmt, monkeypatch):
+    """A kill while the first file is complete beside its final name (fault point 1) leaves
+    that temporary in the output folder, outside the project: the next export sweeps it.
+    A failed export leaves no empty folder behind."""
+    if fmt == "nwb":
+        pytest.importorskip("pynwb")
+    out = tmp_path / "out" / fmt
+    assert run_child(["export", fmt, str(base), "--out", str(out)], kill_at=1) == KILLED
+    left = [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert len(left) == 1, sorted(p.name for p in out.iterdir())
+    assert run_child(["export", fmt, str(base), "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert not [n for n in names if n.endswith(".tmp")], names
+    assert len(names) == 2  # a file per video
+
+    fresh = tmp_path / "new" / "exports"
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    module = "deg_core.interop." + fmt
+    monkeypatch.setattr(module + (".atomic_write_text" if fmt == "boris" else ".fault_point"), full)
+    assert cli.main(["export", fmt, str(base), "--out", str(fresh)]) == 1
+    assert not (tmp_path / "new").exists()
