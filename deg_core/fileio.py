@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import yaml
 
@@ -95,14 +95,13 @@ def temp_sibling(path: Path) -> Path:
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # no space left, or the user's quota used up
 
 
-def naming(error: BaseException, path: Path) -> BaseException:
-    """A full-disk OSError names ``path``: a write or flush that ran out of space names no
-    file (or a temporary one), and the user needs the one it was for. Others pass as they are."""
+def raise_naming(error: BaseException, path: Path) -> NoReturn:
+    """Re-raise ``error``; a full-disk OSError as one that names ``path``: a write or flush
+    that ran out of space names no file (or a temporary one), and the user needs the one it
+    was for."""
     if isinstance(error, OSError) and error.errno in FULL_DISK and error.filename != str(path):
-        named = OSError(error.errno, os.strerror(error.errno), str(path))
-        named.__cause__ = error
-        return named
-    return error
+        raise OSError(error.errno, os.strerror(error.errno), str(path)) from error
+    raise error
 
 
 @contextlib.contextmanager
@@ -125,7 +124,7 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise naming(e, path)
+        raise_naming(e, path)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -176,7 +175,7 @@ def output_folder(folder: str | Path) -> Iterator[Path]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise naming(e, folder)
+        raise_naming(e, folder)
     clean_temporaries(folder)
     try:
         yield folder

@@ -47,7 +47,7 @@ import numpy as np
 
 from deg_core.config import SUBJECT_FIELDS, ConfigError, subject_problem
 from deg_core.errors import DegError
-from deg_core.fileio import fault_point, naming, output_folder, temp_sibling
+from deg_core.fileio import fault_point, output_folder, raise_naming, temp_sibling
 from deg_core.labels.bouts import bout_table
 from deg_core.project.project import Project
 from deg_core.project.records import VideoRecord
@@ -289,7 +289,7 @@ def export_nwb(
                 fault_point()
                 os.replace(tmp, path)
             except BaseException as e:  # HDF5's full disk names the temporary, or nothing
-                raise naming(e, path)
+                raise_naming(e, path)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()

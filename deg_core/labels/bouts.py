@@ -118,13 +118,13 @@ def _parse_frame(text: str) -> int | None:
 def parse_bout_rows(
     path: Path,
     columns: tuple[int, int, int],
-    rows: list[list[str]],
-    linenos: list[int],
+    rows: Iterable[tuple[int, list[str]]],
     behaviors: list[str],
     n_frames: int,
     unlabeled_outside_bouts: bool = False,
 ) -> np.ndarray:
-    """(n_frames, K) int8 labels from bout-table rows (``columns`` from find_bout_columns).
+    """(n_frames, K) int8 labels from bout-table ``rows``, (line, fields) pairs read one at a
+    time (``columns`` from find_bout_columns).
 
     Frames ``start .. stop-1`` of each bout (stop EXCLUSIVE, 0-based) are 1 for its
     behaviour; other behaviours are 0 on frames some bout covers. Frames no bout covers
@@ -135,7 +135,7 @@ def parse_bout_rows(
     start_col, stop_col, behavior_col = columns
     array = np.zeros((n_frames, len(behaviors)), dtype=np.int8)
     covered = np.zeros(n_frames, dtype=bool)
-    for lineno, row in zip(linenos, rows, strict=True):
+    for lineno, row in rows:
         name = row[behavior_col].strip()
         if name not in behaviors:
             expected = ", ".join(behaviors) or "none"

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO
 
 import numpy as np
 
@@ -72,7 +74,12 @@ def _check_array(array: np.ndarray, n_behaviors: int) -> np.ndarray:
     a = np.asarray(array)
     if a.ndim != 2 or a.shape[1] != n_behaviors:
         raise ValueError(f"label array must have shape (T, {n_behaviors}), got {a.shape}")
-    if a.size and not np.isin(a, (-1, 0, 1)).all():
+    # integers: min/max make no temporaries (isin makes int64 copies, 8x a long video's labels)
+    if np.issubdtype(a.dtype, np.integer):
+        bad = bool(a.size) and (a.min() < -1 or a.max() > 1)
+    else:
+        bad = bool(a.size) and not np.isin(a, (-1, 0, 1)).all()
+    if bad:
         raise ValueError("label values must be 1 (present), 0 (absent) or -1 (unlabeled)")
     return a if a.dtype == np.int8 else a.astype(np.int8)
 
@@ -168,57 +175,105 @@ def _is_blank(row: list[str]) -> bool:
     return not row or (len(row) == 1 and not row[0].strip())
 
 
-class _Table(NamedTuple):
-    """A parsed CSV: stripped header names, data rows, and each row's line in the file."""
+# a label CSV is read in chunks of rows: memory holds one chunk, whatever the file's size
+_CHUNK_ROWS = 1 << 14
+_SNIFF_BYTES = 1 << 16
+# the most bytes a row of a label file or bout table plausibly takes: a fixed part (an
+# index, a line end) and one per column (a value like "-1.000000" with spaces); a file past
+# that for its video's frames is refused before it is parsed
+_ROW_BYTES, _CELL_BYTES = 64, 24
 
-    header: list[str]
-    rows: list[list[str]]
-    linenos: list[int]
 
+class _Csv:
+    """A CSV file as a stream: its header at once, its rows in chunks (:meth:`chunks`), each
+    row checked to have the header's width. Never writes; one-line LabelErrors."""
 
-def _read_rows(path: Path) -> _Table:
-    """Parse ``path`` as CSV, checking every row has the header's width; never writes."""
-    if not path.exists():
-        raise LabelError("label file not found", path)
-    if not path.is_file():
-        raise LabelError("is not a file", path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise LabelError(f"cannot read: {e.strerror or e}", path) from None
-    if b"\x00" in data:
-        raise LabelError("is not a CSV text file (binary data)", path)
-    try:
-        text = data.decode("utf-8-sig")  # -sig: drop the BOM Excel writes
-    except UnicodeDecodeError:
-        raise LabelError("is not a CSV text file (not UTF-8 text)", path) from None
-    if not text.strip():
-        raise LabelError("is empty", path)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        rows, linenos = [], []  # parallel lists: tuples per row would cost GC time on big files
-        for row in reader:
-            rows.append(row)
-            linenos.append(reader.line_num)
-    except csv.Error as e:
-        raise LabelError(f"unparseable CSV at line {reader.line_num}: {e}", path) from None
-    while rows and _is_blank(rows[-1]):
-        rows.pop()  # trailing blank lines
-        linenos.pop()
-    if not rows:
-        raise LabelError("is empty", path)
-    header = [h.strip() for h in rows[0]]
-    del rows[0], linenos[0]
-    if len(header) == 1 and any(sep in header[0] for sep in "\t;"):
-        raise LabelError("is not comma-separated (found tabs or semicolons in the header)", path)
-    for lineno, row in zip(linenos, rows, strict=True):
-        if len(row) != len(header):
-            if _is_blank(row):
-                raise LabelError(f"line {lineno} is blank", path)
+    def __init__(self, path: Path):
+        if not path.exists():
+            raise LabelError("label file not found", path)
+        if not path.is_file():
+            raise LabelError("is not a file", path)
+        self.path = path
+        try:
+            self.size = path.stat().st_size
+            with open(path, "rb") as f:
+                head = f.read(_SNIFF_BYTES)
+            self._file = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
+        except OSError as e:
+            raise LabelError(f"cannot read: {e.strerror or e}", path) from None
+        if b"\x00" in head:
+            self._file.close()
+            raise LabelError("is not a CSV text file (binary data)", path)
+        self._reader = csv.reader(self._file, strict=True)
+        first = next(self._rows(), None)
+        if first is None:
+            self._file.close()
+            raise LabelError("is empty", path)
+        self.header_line, row = first
+        self.header = [h.strip() for h in row]
+        if len(self.header) == 1 and any(sep in self.header[0] for sep in "\t;"):
+            self._file.close()
             raise LabelError(
-                f"line {lineno} has {len(row)} fields, the header has {len(header)}", path
+                "is not comma-separated (found tabs or semicolons in the header)", path
             )
-    return _Table(header, rows, linenos)
+
+    def __enter__(self) -> _Csv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def _rows(self) -> Iterator[tuple[int, list[str]]]:
+        """(line, row) of every row but blank ones at the end; a blank one before another
+        row is an error."""
+        blank_at = None
+        try:
+            for row in self._reader:
+                if _is_blank(row):
+                    blank_at = blank_at or self._reader.line_num
+                    continue
+                if blank_at is not None:
+                    raise LabelError(f"line {blank_at} is blank", self.path)
+                yield self._reader.line_num, row
+        except csv.Error as e:
+            raise LabelError(
+                f"unparseable CSV at line {self._reader.line_num}: {e}", self.path
+            ) from None
+        except UnicodeDecodeError:
+            raise LabelError("is not a CSV text file (not UTF-8 text)", self.path) from None
+
+    def check_size(self, n_frames: int) -> None:
+        """Refuse a file far larger than one for ``n_frames`` frames could be, unread."""
+        most = _SNIFF_BYTES + n_frames * (_ROW_BYTES + _CELL_BYTES * len(self.header))
+        if self.size > most:
+            raise LabelError(
+                f"is {self.size / 1e6:.1f} MB, far more than labels of {n_frames} frames "
+                f"in {len(self.header)} columns can take (at most {most / 1e6:.1f} MB): is it "
+                "the file of this video?",
+                self.path,
+            )
+
+    def chunks(self) -> Iterator[tuple[list[int], list[list[str]]]]:
+        """(lines, rows) of up to ``_CHUNK_ROWS`` data rows at a time."""
+        width = len(self.header)
+        lines: list[int] = []
+        rows: list[list[str]] = []
+        for lineno, row in self._rows():
+            if len(row) != width:
+                raise LabelError(
+                    f"line {lineno} has {len(row)} fields, the header has {width}", self.path
+                )
+            lines.append(lineno)
+            rows.append(row)
+            if len(rows) == _CHUNK_ROWS:
+                yield lines, rows
+                lines, rows = [], []
+        if rows:
+            yield lines, rows
+
+    def count_rest(self) -> int:
+        """How many rows are left (read, not kept)."""
+        return sum(len(rows) for _, rows in self.chunks())
 
 
 def _parse_value(text: str) -> int | None:
@@ -245,11 +300,13 @@ def _describe_bad_value(text: str) -> str:
     return f"value {shown} is not 1, 0 or -1"
 
 
-def _parse_values(path: Path, table: _Table, first: int, columns: list[str]) -> np.ndarray:
-    """(T, C) int8 from the cells of columns ``first:``, named ``columns``; the first bad
-    cell is reported by line and column."""
-    n_rows, n_cols = len(table.rows), len(columns)
-    cells = np.array(table.rows, dtype=str).reshape(n_rows, len(table.header))[:, first:]
+def _parse_values(
+    path: Path, rows: list[list[str]], lines: list[int], row0: int, first: int, columns: list[str]
+) -> np.ndarray:
+    """(R, C) int8 from the cells of columns ``first:`` of ``rows`` (frames ``row0``...),
+    named ``columns``; the first bad cell is reported by line and column."""
+    n_rows, n_cols = len(rows), len(columns)
+    cells = np.array(rows, dtype=str).reshape(n_rows, first + n_cols)[:, first:]
     values = np.full((n_rows, n_cols), 2, dtype=np.int8)  # 2: not parsed yet
     for text, value in (("1", 1), ("0", 0), ("-1", -1)):  # fast path: canonical integers
         values[cells == text] = value
@@ -262,32 +319,36 @@ def _parse_values(path: Path, table: _Table, first: int, columns: list[str]) -> 
         if bad:
             r, c = divmod(int(rest[np.isin(inverse.reshape(-1), bad)][0]), n_cols)
             problem = _describe_bad_value(str(cells[r, c]))
-            where = f"line {table.linenos[r]} (frame {r}), column {columns[c]!r}"
+            where = f"line {lines[r]} (frame {row0 + r}), column {columns[c]!r}"
             raise LabelError(f"{where}: {problem}", path)
         values.reshape(-1)[rest] = np.array(parsed, dtype=np.int8)[inverse.reshape(-1)]
     return values
 
 
-def _has_index_column(table: _Table, known: set[str]) -> bool:
-    """Whether the first column is a frame index (pandas writes one) rather than a label column."""
-    first = table.header[0]
+def _has_index_column(header: list[str], rows: list[list[str]], known: set[str]) -> bool:
+    """Whether the first column is a frame index (pandas writes one) rather than a label
+    column; ``rows``: the first chunk (a column counting 0, 1, 2 there holds no labels)."""
+    first = header[0]
     if first in known or first in _BACKGROUND_NAMES:
         return False
     if first.lower() in _INDEX_NAMES or first.lower().startswith("unnamed:"):
         return True
     # an unfamiliar name: an index if it counts 0, 1, 2, ... (label values never do past 1)
-    return [row[0].strip() for row in table.rows] == [str(i) for i in range(len(table.rows))]
+    return [row[0].strip() for row in rows] == [str(i) for i in range(len(rows))]
 
 
-def _labels_from_rows(
+def _labels_from_csv(
     path: Path,
-    table: _Table,
+    table: _Csv,
     behaviors: list[str] | None,
     n_frames: int | None,
 ) -> Labels:
-    """Parse the rows of a DEG per-frame label CSV (see :func:`read_labels`)."""
-    header, n_rows = table.header, len(table.rows)
-    has_index = _has_index_column(table, set(behaviors or ()))
+    """Parse the rows of a DEG per-frame label CSV, chunk by chunk (see :func:`read_labels`).
+    Memory: the (T, K) result and one chunk, whatever the file's size."""
+    header = table.header
+    chunks = table.chunks()
+    first_chunk = next(chunks, ([], []))
+    has_index = _has_index_column(header, first_chunk[1], set(behaviors or ()))
     columns = header[1:] if has_index else header
     for j, name in enumerate(columns):
         if not name:
@@ -310,12 +371,30 @@ def _labels_from_rows(
         if problems:
             expected = ", ".join(behaviors) or "none"
             raise LabelError(f"{'; '.join(problems)} (project behaviours: {expected})", path)
-    if n_frames is not None and n_rows != n_frames:
-        raise LabelError(f"has {n_rows} rows, video has {n_frames} frames", path)
-    # background values are checked like the others, then dropped: it is always re-derived
-    values = _parse_values(path, table, int(has_index), columns)
     order = list(behaviors) if behaviors is not None else in_file
-    return Labels(order, values[:, [columns.index(n) for n in order]])
+    pick = [columns.index(n) for n in order]
+    # background values are checked like the others, then dropped: it is always re-derived
+    # the length known: fill the result in place; else keep the chunks' arrays and join them
+    out = np.empty((n_frames, len(order)), np.int8) if n_frames is not None else None
+    parts: list[np.ndarray] = []
+    n = 0
+    for lines, rows in itertools.chain([first_chunk], chunks):
+        if out is not None and n + len(rows) > len(out):  # count on, keep nothing
+            total = n + len(rows) + table.count_rest()
+            raise LabelError(f"has {total} rows, video has {n_frames} frames", path)
+        if not rows:
+            continue
+        values = _parse_values(path, rows, lines, n, int(has_index), columns)[:, pick]
+        if out is not None:
+            out[n : n + len(rows)] = values
+        else:
+            parts.append(values)
+        n += len(rows)
+    if out is not None and n != len(out):
+        raise LabelError(f"has {n} rows, video has {n_frames} frames", path)
+    if out is None:
+        out = np.concatenate(parts) if parts else np.zeros((0, len(order)), np.int8)
+    return Labels(order, out)
 
 
 def read_labels(
@@ -332,17 +411,20 @@ def read_labels(
     path = Path(path)
     if behaviors is not None:
         behaviors = _check_names(behaviors)
-    table = _read_rows(path)
-    bout_cols = find_bout_columns(table.header)
-    if (
-        bout_cols is not None
-        and not set(_BACKGROUND_NAMES) & set(table.header)
-        and not (behaviors and all(table.header[i] in behaviors for i in bout_cols))
-    ):
-        raise LabelError(
-            "is a bout table (start/stop/behavior), not per-frame labels: use import_labels", path
-        )
-    return _labels_from_rows(path, table, behaviors, n_frames)
+    with _Csv(path) as table:
+        bout_cols = find_bout_columns(table.header)
+        if (
+            bout_cols is not None
+            and not set(_BACKGROUND_NAMES) & set(table.header)
+            and not (behaviors and all(table.header[i] in behaviors for i in bout_cols))
+        ):
+            raise LabelError(
+                "is a bout table (start/stop/behavior), not per-frame labels: use import_labels",
+                path,
+            )
+        if n_frames is not None:
+            table.check_size(n_frames)
+        return _labels_from_csv(path, table, behaviors, n_frames)
 
 
 def import_labels(
@@ -365,13 +447,13 @@ def import_labels(
     """
     path = Path(path)
     behaviors = _check_names(behaviors)
-    table = _read_rows(path)
-    cols = find_bout_columns(table.header)
-    if cols is None:
-        return _labels_from_rows(path, table, behaviors, n_frames)
-    array = parse_bout_rows(
-        path, cols, table.rows, table.linenos, behaviors, n_frames, unlabeled_outside_bouts
-    )
+    with _Csv(path) as table:
+        table.check_size(n_frames)
+        cols = find_bout_columns(table.header)
+        if cols is None:
+            return _labels_from_csv(path, table, behaviors, n_frames)
+        rows = (pair for lines, chunk in table.chunks() for pair in zip(lines, chunk, strict=True))
+        array = parse_bout_rows(path, cols, rows, behaviors, n_frames, unlabeled_outside_bouts)
     return Labels(behaviors, array)
 
 

@@ -29,10 +29,10 @@ from deg_core.fileio import (
     atomic_write_text,
     clean_temporaries,
     fault_point,
-    naming,
     normal_mode,
     not_writable,
     owner_alive,
+    raise_naming,
 )
 
 TXN_DIR = ".deg_txn"
@@ -80,7 +80,7 @@ class Change:
                 os.fsync(f.fileno())
         except BaseException as e:  # a full disk: nothing decided, nothing left behind
             self.abandon()
-            raise naming(e, Path(target))
+            raise_naming(e, Path(target))
         os.chmod(staged, normal_mode(Path(target)))
         self.steps.append({"op": "replace", "src": staged.name, "dst": self._rel(target)})
 
