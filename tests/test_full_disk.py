@@ -135,7 +135,7 @@ def test_every_writing_command_is_one_line_on_a_full_disk(trained, tmp_path):
         ok = (
             r["rc"] == 1
             and len(errors) == 1
-            and "no space left" in errors[0]
+            and "space left on the device" in errors[0]
             and not any("Traceback" in x for x in lines)
             and not r["changed"]
             and not r["leftovers"]

@@ -7,7 +7,7 @@ Layout: each command is a ``cmd_<name>`` function next to the ``add_<name>_parse
 registers its arguments, in the module of the part of deg it wraps:
 
 - ``project_cmds``: init, add-videos, remove-video, split, behaviors, status, config
-- ``pipeline_cmds``: train, infer, show-flow
+- ``pipeline_cmds``: train, infer, show-flow, tracks
 - ``evaluation_cmds``: evaluate, agreement
 - ``interop_cmds``: import-labels (DEG CSV, bout tables, BORIS), import-predictions,
   export, weights
@@ -54,6 +54,7 @@ _PARSERS = (
     interop_cmds.add_export_parser,
     interop_cmds.add_import_predictions_parser,
     pipeline_cmds.add_show_flow_parser,
+    pipeline_cmds.add_tracks_parser,
     project_cmds.add_config_parser,
     workflow_cmds.add_demo_parser,
     workflow_cmds.add_retrain_parser,

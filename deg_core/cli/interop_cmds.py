@@ -40,7 +40,22 @@ def add_import_labels_parser(sub: Subparsers) -> None:
         "events or behaviors binary table (CSV/TSV, UTF-8 or UTF-16); auto: BORIS files are "
         "recognised by their header",
     )
-    p.add_argument("--subject", default=None, help="BORIS: the subject whose events to import")
+    p.add_argument(
+        "--animal",
+        type=int,
+        default=None,
+        metavar="I",
+        help="a video of several animals: import as animal I's labels (0..N-1; "
+        "DATA/<key>/animals/animal<I>/). Without it, a bout table with an animal column "
+        "(animal, subject or individual: I or animal<I>) fills every animal it names, and a "
+        "BORIS file's subjects become animals 0..N-1 in order of first appearance when they "
+        "are as many as the animals",
+    )
+    p.add_argument(
+        "--subject",
+        default=None,
+        help="BORIS: the subject whose events to import (with --animal: into that animal)",
+    )
     p.add_argument(
         "--map",
         action="append",
@@ -58,8 +73,11 @@ def add_import_labels_parser(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_import_labels)
 
 
-def _import_boris(project: Project, args: argparse.Namespace) -> Labels | None:
-    """The labels of a BORIS export (``--format boris``, or auto-detected), else None."""
+def _import_boris(
+    project: Project, args: argparse.Namespace
+) -> dict[int | None, tuple[str, Labels]] | None:
+    """The labels of a BORIS export (``--format boris``, or auto-detected) by animal (None:
+    a one-animal video) with their subjects, else None."""
     from deg_core.interop import boris
 
     kind = args.format if args.format != "auto" else ("boris" if boris.sniff(args.csv) else "deg")
@@ -71,38 +89,49 @@ def _import_boris(project: Project, args: argparse.Namespace) -> Labels | None:
                 "--subject, --map and --media apply to BORIS files only (--format boris)"
             )
         return None
-    result = boris.import_boris(
-        project,
-        args.video,
-        args.csv,
-        labeler=args.labeler,
+    options = dict(
         subject=args.subject,
         mapping=boris.parse_mapping(args.map),
         media=args.media,
         unlabeled_outside_bouts=args.unlabeled_outside_bouts,
     )
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
-    return result.labels
+    key = project.resolve_key(args.video)
+    if args.animal is not None or project.n_animals(key) == 1:
+        result = boris.import_boris(
+            project, key, args.csv, labeler=args.labeler, animal=args.animal, **options
+        )
+        read = {args.animal: (args.subject or "", result)}
+    else:  # subjects onto animals 0..N-1
+        read = dict(boris.import_boris_animals(project, key, args.csv, args.labeler, **options))
+    for _, result in read.values():
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
+    return {i: (subject, result.labels) for i, (subject, result) in read.items()}
 
 
 def cmd_import_labels(args: argparse.Namespace) -> int:
     project = open_project(args.project)
-    labels = _import_boris(project, args)  # None: a DEG label CSV or a bout table
-    if labels is None:
-        labels = project.import_labels(
-            args.video,
-            args.csv,
-            labeler=args.labeler,
-            unlabeled_outside_bouts=args.unlabeled_outside_bouts,
-        )
-    frac = labels.labeled_fraction()
-    pos = (labels.array == 1).sum(axis=0)
-    whose = f", labeler {args.labeler}" if args.labeler else ""
     key = project.resolve_key(args.video)
-    print(f"imported {args.csv} -> {key} ({labels.n_frames} frames{whose})")
-    for b, f, p in zip(labels.behaviors, frac, pos, strict=True):
-        print(f"  {b}: {p} positive frames, {f:.0%} labeled")
+    if args.animal is not None:  # a bad index fails before anything is read
+        project.check_animal(key, args.animal)
+    imported = _import_boris(project, args)  # None: a DEG label CSV or a bout table
+    if imported is None:
+        common = dict(labeler=args.labeler, unlabeled_outside_bouts=args.unlabeled_outside_bouts)
+        if args.animal is None and project.n_animals(key) > 1:
+            per = project.import_labels_per_animal(key, args.csv, **common)
+            imported = {i: ("", labels) for i, labels in per.items()}
+        else:
+            labels = project.import_labels(key, args.csv, animal=args.animal, **common)
+            imported = {args.animal: ("", labels)}
+    whose = f", labeler {args.labeler}" if args.labeler else ""
+    for animal, (subject, labels) in imported.items():
+        frac = labels.labeled_fraction()
+        pos = (labels.array == 1).sum(axis=0)
+        into = key if animal is None else f"{key} animal{animal}"
+        of = f", subject {subject}" if subject and animal is not None else ""
+        print(f"imported {args.csv} -> {into} ({labels.n_frames} frames{whose}{of})")
+        for b, f, p in zip(labels.behaviors, frac, pos, strict=True):
+            print(f"  {b}: {p} positive frames, {f:.0%} labeled")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Pipeline commands: train, infer, show-flow."""
+"""Pipeline commands: train, infer, show-flow, tracks."""
 
 from __future__ import annotations
 
@@ -170,3 +170,133 @@ def cmd_show_flow(args: argparse.Namespace) -> int:
     path = flow_preview(open_project(args.project), args.run, args.video, args.frame, args.out)
     print(f"wrote {path}")
     return 0
+
+
+def add_tracks_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "tracks",
+        help="several animals in a video: show, import (SLEAP, DeepLabCut, CSV), compute, "
+        "draw or fix (swap two identities) its tracks",
+    )
+    p.add_argument("project")
+    p.add_argument("video", help="the video's key (or file name)")
+    act = p.add_mutually_exclusive_group()
+    act.add_argument(
+        "--import",
+        dest="import_file",
+        metavar="FILE",
+        default=None,
+        help="read a SLEAP .slp/analysis .h5, DeepLabCut .h5/.csv or a CSV frame,animal,x,y[,w,h]",
+    )
+    act.add_argument(
+        "--compute", action="store_true", help="track the animals with deg's own tracker"
+    )
+    act.add_argument(
+        "--swap",
+        nargs=2,
+        metavar=("A", "B"),
+        default=None,
+        help="exchange two animals' identities (index or name) from --from on",
+    )
+    p.add_argument(
+        "--format", choices=["auto", "sleap", "dlc", "csv"], default="auto", help="with --import"
+    )
+    p.add_argument("--from", dest="from_frame", type=int, default=0, metavar="FRAME")
+    p.add_argument("--png", default=None, metavar="OUT", help="draw the tracks into this PNG")
+    p.set_defaults(func=cmd_tracks)
+
+
+def _animal_index(tracks, text: str) -> int:
+    if text in tracks.names:
+        return int(tracks.names.index(text))
+    if text.isdigit() and int(text) < tracks.n_animals:
+        return int(text)
+    raise ConfigError(
+        f"--swap: no animal {text!r} (0..{tracks.n_animals - 1} or {', '.join(tracks.names)})"
+    )
+
+
+def cmd_tracks(args: argparse.Namespace) -> int:
+    from deg_core.errors import ProjectError
+    from deg_core.tracking.project_tracks import (
+        animal_tracks,
+        import_animal_tracks,
+        save_animal_tracks,
+        tracks_path,
+    )
+
+    project = open_project(args.project)
+    key = project.resolve_key(args.video)
+    if args.format != "auto" and args.import_file is None:
+        raise ConfigError("--format goes with --import FILE")
+    if args.import_file is not None:
+        tracks = import_animal_tracks(project, key, args.import_file, args.format)
+        print(f"imported {args.import_file} -> {tracks_path(project, key)}")
+    elif args.compute:
+        from deg_core.tracking.multi import track_animals
+
+        video = project.record(key).video
+        if video is None:
+            raise ProjectError(f"video {key} has no video file", project.data_dir / key)
+        tracks = track_animals(video, project.n_animals(key), progress=True)
+        save_animal_tracks(project, key, tracks)
+        print(f"tracked {tracks.n_animals} animals -> {tracks_path(project, key)}")
+    else:
+        stored = animal_tracks(project, key)
+        if stored is None:
+            raise ProjectError(
+                f"video {key} has no animal tracks yet (deg tracks {args.project} {key} "
+                "--import FILE, or --compute)",
+                tracks_path(project, key),
+            )
+        tracks = stored
+        if args.swap is not None:
+            a, b = (_animal_index(tracks, t) for t in args.swap)
+            if a == b or not 0 <= args.from_frame < tracks.n_frames:
+                raise ConfigError(
+                    f"--swap needs two different animals and --from in 0..{tracks.n_frames - 1}"
+                )
+            tracks = tracks.swap(a, b, args.from_frame)
+            save_animal_tracks(project, key, tracks)
+            print(f"swapped {tracks.names[a]} and {tracks.names[b]} from frame {args.from_frame}")
+    _print_tracks_summary(tracks)
+    if args.png:
+        _tracks_png(project, key, tracks, args.png)
+    return 0
+
+
+def _print_tracks_summary(tracks) -> None:
+    found = tracks.found()
+    print(
+        f"{tracks.n_animals} animals, {tracks.n_frames} frames, source {tracks.source}, "
+        f"{int(tracks.merged.sum())} merged frames"
+    )
+    for a, name in enumerate(tracks.names):
+        n = int(found[:, a].sum())
+        print(f"  {name}: known in {n}/{tracks.n_frames} frames ({tracks.n_frames - n} unknown)")
+    try:
+        from deg_core.tracking.multi import swap_candidates
+    except ImportError:
+        print("possible identity swaps: (deg_core.tracking.multi not available)")
+        return
+    frames = swap_candidates(tracks)
+    shown = ", ".join(str(f) for f in frames[:50]) + (" ..." if len(frames) > 50 else "")
+    print(f"possible identity swaps at {len(frames)} frames: {shown or 'none'}")
+
+
+def _tracks_png(project: Project, key: str, tracks, out: str) -> None:
+    from deg_core.errors import VideoError
+    from deg_core.report.tracks_png import tracks_png
+
+    background = None
+    video = project.record(key).video
+    if video is not None and video.exists():
+        from deg_core.video import open_video
+
+        try:
+            with open_video(video) as reader:
+                background = reader.get_batch([0])[0]
+        except VideoError:
+            background = None
+    path = tracks_png(tracks, background).save(out)
+    print(f"wrote {path}")

@@ -154,6 +154,8 @@ RESUMABLE = frozenset(
         "compute.fp16",
         "project.name",
         "project.labeler",
+        "project.animals",  # no stage reads them yet
+        "project.animals_per_video",
         *(f"project.subject.{k}" for k in ("subject_id", "species", "sex", "age", "videos")),
     }
 )

@@ -131,6 +131,13 @@ class SubjectSection:
     )
 
 
+def _animals_videos_problem(value: Any, key: str) -> str | None:
+    for video, n in value.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            return f"{key}.{video} must be a number of animals >= 1, got {n!r}"
+    return None
+
+
 @dataclass
 class ProjectSection:
     """Who and what the project is about."""
@@ -145,6 +152,16 @@ class ProjectSection:
         "behaviour per frame",
     )
     subject: SubjectSection = field(default_factory=SubjectSection)
+    animals: int = _f(
+        1,
+        "animals in each video (several: their tracks in DATA/<key>/<key>_animals.h5, deg tracks)",
+        POSITIVE_INT,
+    )
+    animals_per_video: dict[str, int] = _f(
+        {},
+        "per video key, its number of animals over project.animals, e.g. {pair3: 3}",
+        Range(check=_animals_videos_problem),
+    )
 
     # DEG writes these; deg derives them from the folder so a moved project still works.
     deg_ignored: ClassVar[frozenset[str]] = frozenset(

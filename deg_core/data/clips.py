@@ -29,12 +29,15 @@ class VideoItem:
     """One video for a dataset. ``labels``: (T, K) int8 in {1, 0, -1}, or None (flow).
 
     ``boxes``: (T, 4) per-frame crop boxes (deg_core.tracking.crop), or None for whole frames.
+    ``animal``: which animal of a several-animal video the item follows (its labels, a window
+    on it); None for a one-animal video.
     """
 
     path: Path
     n_frames: int
     labels: np.ndarray | None = None
     boxes: np.ndarray | None = None
+    animal: int | None = None
 
 
 def clip_indices(center: int, num_frames: int, n_frames: int) -> np.ndarray:

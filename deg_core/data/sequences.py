@@ -4,6 +4,11 @@ A video's input is ``[spatial_features ‖ flow_features]`` of one feature-extra
 run: (T, 1024) float32. Training windows are ``sequence_length`` frames long; the
 last window of a video is padded with zeros (features) and -1 (labels), which the
 masked loss ignores.
+
+A video of N > 1 animals is N inputs, one per animal (its stream,
+:mod:`deg_core.data.streams`): animal i's features are read from ``<run>/animal<i>``, and
+dicts of features are keyed by :func:`~deg_core.data.streams.stream_name`
+(``<key>#animal<i>``; a one-animal video's stream is named by its key, as before).
 """
 
 from __future__ import annotations
@@ -15,14 +20,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from deg_core.data.streams import stream_name, video_streams
 from deg_core.errors import DegError, ProjectError
 from deg_core.project.outputs import read_group
 from deg_core.project.project import Project
 
 
-def read_features(path: Path, group: str) -> np.ndarray:
-    """(T, 1024) float32: spatial ‖ flow features of ``group`` in an outputs file."""
-    g = read_group(path, group, ("spatial_features", "flow_features"))
+def read_features(path: Path, group: str, animal: int | None = None) -> np.ndarray:
+    """(T, 1024) float32: spatial ‖ flow features of ``group`` in an outputs file
+    (``animal``: that animal's, of a several-animal video)."""
+    g = read_group(path, group, ("spatial_features", "flow_features"), animal=animal)
     return np.concatenate([g["spatial_features"], g["flow_features"]], axis=1)
 
 
@@ -40,26 +47,37 @@ def features_or_explain(
     (T, 1024 + F) instead of (T, 1024). ``track_position`` False: without the first two
     (where the animal is in the frame): (T, 1024 + F - 2). ``standardise``: every column
     z-scored over its video (:func:`standardise_columns`).
+
+    Keyed by stream name: a video of several animals gives one entry per animal
+    (``<key>#animal<i>``, :mod:`deg_core.data.streams`).
     """
     out, missing = {}, []
     for key in keys:
         path = project.record(key).outputs_path
+        streams = video_streams(project, key)
         try:
-            out[key] = read_features(path, feature_run)
+            got = {stream_name(s): read_features(path, feature_run, s[1]) for s in streams}
         except DegError:
             missing.append(key)
             continue
-        if track:
-            from deg_core.tracking.crop import (
-                track_features,  # lazy: crop imports the project store
+        if track and len(streams) > 1:
+            raise ProjectError(
+                f"sequence.track_features is not available yet for videos of several animals "
+                f"(video {key}): set sequence.track_features=false"
             )
+        for name, feats in got.items():
+            if track:
+                from deg_core.tracking.crop import (
+                    track_features,  # lazy: crop imports the project store
+                )
 
-            tf = track_features(project, key)
-            if not track_position:  # columns 0, 1: x, y as fractions of the frame
-                tf = tf[:, 2:]
-            out[key] = np.concatenate([out[key], tf], axis=1)
-        if standardise:
-            out[key] = standardise_columns(out[key])
+                tf = track_features(project, key)
+                if not track_position:  # columns 0, 1: x, y as fractions of the frame
+                    tf = tf[:, 2:]
+                feats = np.concatenate([feats, tf], axis=1)
+            if standardise:
+                feats = standardise_columns(feats)
+            out[name] = feats
     if missing:
         raise ProjectError(
             f"videos without features of run {feature_run}: {', '.join(missing)}; make them "

@@ -14,6 +14,8 @@ JSON output), never 0. Scores that are NaN rank below every number (never "prese
 * :func:`bout_f1` - bouts matched one-to-one by intersection-over-union.
 * :func:`confusion` - (K+1) x (K+1) with background as class 0.
 * :func:`evaluate` - all of the above per behaviour, JSON-ready.
+* :func:`evaluate_animals` - :func:`evaluate` of streams of several-animal videos: pooled
+  over every stream, and per animal index.
 * :func:`overprediction_notes` - one line per behaviour an :func:`evaluate` result shows
   predicted on most frames while rarely labelled (the decision does not separate it).
 """
@@ -47,6 +49,7 @@ __all__ = [
     "bout_f1",
     "confusion",
     "evaluate",
+    "evaluate_animals",
     "overprediction_notes",
 ]
 
@@ -418,6 +421,47 @@ def evaluate(
         m: finite_or_none(nan_mean(np.asarray(v)[has_pos])) for m, v in per_class.items()
     }
     out["confusion"] = {"classes": [BACKGROUND, *names], "matrix": cm.tolist()}
+    return out
+
+
+def evaluate_animals(
+    probs: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    animals: Sequence[int | None],
+    thresholds: Any,
+    class_names: Sequence[str],
+    min_lengths: Any = None,
+    min_overlap: float = 0.5,
+    *,
+    pred: Sequence[np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """:func:`evaluate` of streams: one ``(T, K)`` array per stream, ``animals[j]`` the animal
+    stream j follows in a several-animal video (None: a one-animal video's whole stream).
+
+    Returns :func:`evaluate` over every stream pooled (each stream counts as a video: bouts
+    never cross streams), plus, when any stream is an animal's, ``"per_animal": {"animal<i>":
+    evaluate of the streams of animal i}`` (animal i of every several-animal video).
+    """
+    if not len(probs) == len(labels) == len(animals):
+        raise ValueError(
+            f"{len(probs)} probability arrays, {len(labels)} label arrays, {len(animals)} animals"
+        )
+    out = evaluate(probs, labels, thresholds, class_names, min_lengths, min_overlap, pred=pred)
+    indices = sorted({a for a in animals if a is not None})
+    if indices:
+        per: dict[str, Any] = {}
+        for i in indices:
+            sel = [j for j, a in enumerate(animals) if a == i]
+            per[f"animal{i}"] = evaluate(
+                [probs[j] for j in sel],
+                [labels[j] for j in sel],
+                thresholds,
+                class_names,
+                min_lengths,
+                min_overlap,
+                pred=None if pred is None else [pred[j] for j in sel],
+            )
+        out["per_animal"] = per
     return out
 
 

@@ -18,6 +18,10 @@ Layout, one group per feature-extractor run (named after the run folder)::
                                              softmax over background (logit 0) + logits
     <run>/thresholds        (K,) float32     fitted on validation
     <run>/class_names       (K,) str         the behaviours (background is derived)
+
+A video of N > 1 animals gets those per-frame datasets once per animal, each computed on a
+window following that animal (deg_core.tracking.crop.animal_crop_boxes), in subgroups
+``<run>/animal<i>/`` (attribute ``animals`` = N on ``<run>``; see deg_core.project.outputs).
 """
 
 from __future__ import annotations
@@ -40,10 +44,10 @@ from deg_core.config import to_dict
 from deg_core.errors import DegError, ProjectError
 from deg_core.models.feature import HiddenTwoStream
 from deg_core.models.flow import PairFlowStream, build_flow_generator
-from deg_core.project.outputs import has_group, writing_group
+from deg_core.project.outputs import animal_group, has_group, writing_group
 from deg_core.project.project import Project
 from deg_core.project.runs import load_run
-from deg_core.tracking.crop import crop_boxes, open_frames
+from deg_core.tracking.crop import animal_crop_boxes, crop_boxes, open_frames
 from deg_core.train.loop import pick_device
 
 DATASETS = ("spatial_features", "flow_features", "logits", "P")
@@ -374,10 +378,13 @@ def write_video_outputs(
     progress=None,
     opts: InferenceOptions = InferenceOptions(),
     boxes: np.ndarray | None = None,
+    animal_boxes: list[np.ndarray] | None = None,
 ) -> None:
     """Compute one video's features and add them atomically as group ``fm.run.name``.
 
     ``boxes``: (T, 4) crop boxes of the video when the run crops (deg_core.tracking.crop).
+    ``animal_boxes``: a several-animal video's per-animal (T, 4) boxes: each animal's
+    outputs go to subgroup ``animal<i>`` (``boxes`` is then ignored), all in one group.
     Batches are gathered to ``opts.write_frames`` frames and written as one slice per
     dataset (HDF5 per-write overhead dominates small writes); memory stays O(that).
     ``batch`` ``auto``: the largest that fits the GPU (16 on CPU). Out of device memory
@@ -389,51 +396,61 @@ def write_video_outputs(
         if progress is not None and hasattr(progress, "reset"):
             progress.reset()
 
+    streams: list[np.ndarray | None] = list(animal_boxes) if animal_boxes else [boxes]
     with_fallback(
-        lambda b: _write_outputs(fm, key, video, n_frames, out_path, b, progress, opts, boxes),
+        lambda b: _write_outputs(
+            fm, key, video, n_frames, out_path, b, progress, opts, streams, bool(animal_boxes)
+        ),
         size,
         f"{video.name}: feature inference",
         on_halve=restart,
     )
 
 
-def _write_outputs(fm, key, video, n_frames, out_path, batch, progress, opts, boxes) -> None:
+def _write_outputs(
+    fm, key, video, n_frames, out_path, batch, progress, opts, streams, per_animal
+) -> None:
+    attrs = {"animals": len(streams)} if per_animal else {}
+    with writing_group(out_path, fm.run.name, fm.behaviors, fm.thresholds, video=key, **attrs) as g:
+        for i, boxes in enumerate(streams):
+            target = g.create_group(animal_group(i)) if per_animal else g
+            _write_stream(fm, target, video, n_frames, batch, progress, opts, boxes)
+
+
+def _write_stream(fm, g, video, n_frames, batch, progress, opts, boxes) -> None:
     k = len(fm.behaviors)
-    with writing_group(out_path, fm.run.name, fm.behaviors, fm.thresholds, video=key) as g:
-        dims = {"spatial_features": 512, "flow_features": 512}
-        ds = {
-            name: g.create_dataset(
-                name,
-                (n_frames, dims.get(name, k)),
-                dtype="float32",
-                chunks=(min(n_frames, 4096), dims.get(name, k)),
-            )
-            for name in DATASETS
-        }
-        pending: list[dict[str, np.ndarray]] = []
-        first, held = 0, 0
+    dims = {"spatial_features": 512, "flow_features": 512}
+    ds = {
+        name: g.create_dataset(
+            name,
+            (n_frames, dims.get(name, k)),
+            dtype="float32",
+            chunks=(min(n_frames, 4096), dims.get(name, k)),
+        )
+        for name in DATASETS
+    }
+    pending: list[dict[str, np.ndarray]] = []
+    first, held = 0, 0
 
-        def flush() -> None:
-            nonlocal pending, first, held
-            if not pending:
-                return
-            for name in DATASETS:
-                parts = [p[name] for p in pending]
-                ds[name][first : first + held] = (
-                    parts[0] if len(parts) == 1 else np.concatenate(parts)
-                )
-            first, held, pending = first + held, 0, []
+    def flush() -> None:
+        nonlocal pending, first, held
+        if not pending:
+            return
+        for name in DATASETS:
+            parts = [p[name] for p in pending]
+            ds[name][first : first + held] = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        first, held, pending = first + held, 0, []
 
-        for start, arrays in video_features(fm, video, n_frames, batch, opts, boxes):
-            if start != first + held:  # batches arrive in order; anything else is a bug
-                raise DegError(f"{video}: batch at frame {start}, expected {first + held}")
-            pending.append(arrays)
-            held += len(arrays["P"])
-            if held >= opts.write_frames:
-                flush()
-            if progress is not None:
-                progress.update(len(arrays["P"]))
-        flush()
+    for start, arrays in video_features(fm, video, n_frames, batch, opts, boxes):
+        if start != first + held:  # batches arrive in order; anything else is a bug
+            raise DegError(f"{video}: batch at frame {start}, expected {first + held}")
+        pending.append(arrays)
+        held += len(arrays["P"])
+        if held >= opts.write_frames:
+            flush()
+        if progress is not None:
+            progress.update(len(arrays["P"]))
+    flush()
 
 
 def infer_features(
@@ -458,14 +475,27 @@ def infer_features(
             result[key] = "skipped"
             continue
         n = rec.n_frames()
+        several = project.n_animals(key) > 1  # one stream per animal, each in its window
+        per_animal = animal_crop_boxes(project, key, fm.augs) if several else None
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=n, desc=key, unit="frame", leave=False)
+            total = n * (len(per_animal) if per_animal else 1)
+            bar = tqdm(total=total, desc=key, unit="frame", leave=False)
         try:
-            boxes = crop_boxes(project, key, fm.augs)
-            write_video_outputs(fm, key, rec.video, n, out, batch_size, bar, boxes=boxes)  # type: ignore[arg-type]
+            boxes = None if several else crop_boxes(project, key, fm.augs)
+            write_video_outputs(
+                fm,
+                key,
+                rec.video,  # type: ignore[arg-type]
+                n,
+                out,
+                batch_size,
+                bar,
+                boxes=boxes,
+                animal_boxes=per_animal,
+            )
         finally:
             if bar is not None:
                 bar.close()

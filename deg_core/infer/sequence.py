@@ -6,6 +6,11 @@ Per video this adds the run's group to ``<key>_outputs.h5`` (``logits`` (T, K),
 thresholds, bouts shorter than each behaviour's minimum removed, background derived.
 Whole videos run in chunks with enough overlap for the model's receptive field, so
 an hour-long video needs memory for one chunk only.
+
+A video of N > 1 animals is predicted per animal, from that animal's features: the run's
+group gets subgroups ``animal<i>`` (``logits``, ``P`` and that animal's ``thresholds``;
+deg_core.project.outputs) and each animal its own ``<key>_animal<i>_predictions.csv``
+(:func:`predictions_path`).
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ import torch
 
 from deg_core.compute import distributed
 from deg_core.data.sequences import features_or_explain
+from deg_core.data.streams import stream_name, video_streams
 from deg_core.errors import ProjectError
 from deg_core.evaluation.decisions import Decision, decision_of, probabilities
 from deg_core.labels.labels import Labels, read_labels, write_labels
 from deg_core.models.sequence import sequence_model_from_config
-from deg_core.project.outputs import has_group, writing_group
+from deg_core.project.outputs import animal_group, has_group, writing_group
 from deg_core.project.project import Project
 from deg_core.project.runs import load_run
 from deg_core.train.loop import pick_device
@@ -139,19 +145,55 @@ def infer_sequence(
         track_position=sm.track_position,
         standardise=sm.standardise_inputs,
     )
+    decision = sm.decision or Decision.thresholded(sm.thresholds, sm.min_lengths)
     for key in todo:
         rec = project.record(key)
-        logits = sequence_logits(sm.model, feats[key])
-        decision = sm.decision or Decision.thresholded(sm.thresholds, sm.min_lengths)
-        probs = probabilities(logits, decision.exclusive)
-        # this video's thresholds on P (per-video normalised scores shift them per video)
-        thresholds = decision.video_thresholds(logits)
-        with writing_group(rec.outputs_path, sm.run.name, sm.behaviors, thresholds, video=key) as g:
-            g.create_dataset("logits", data=logits.astype(np.float32))
-            g.create_dataset("P", data=probs.astype(np.float32))
-        pred = decision.decide(logits)
-        write_labels(rec.predictions_path, Labels(sm.behaviors, pred.astype(np.int8)))
+        streams = video_streams(project, key)
+        if len(streams) == 1:
+            logits = sequence_logits(sm.model, feats[key])
+            probs = probabilities(logits, decision.exclusive)
+            # this video's thresholds on P (per-video normalised scores shift them per video)
+            thresholds = decision.video_thresholds(logits)
+            with writing_group(
+                rec.outputs_path, sm.run.name, sm.behaviors, thresholds, video=key
+            ) as g:
+                g.create_dataset("logits", data=logits.astype(np.float32))
+                g.create_dataset("P", data=probs.astype(np.float32))
+            pred = decision.decide(logits)
+            write_labels(rec.predictions_path, Labels(sm.behaviors, pred.astype(np.int8)))
+            continue
+        # several animals: one stream each, all in one group (subgroups animal<i>)
+        logits_a = [sequence_logits(sm.model, feats[stream_name(s)]) for s in streams]
+        with writing_group(
+            rec.outputs_path,
+            sm.run.name,
+            sm.behaviors,
+            decision.thresholds,
+            video=key,
+            animals=len(streams),
+        ) as g:
+            for i, logits in enumerate(logits_a):
+                sub = g.create_group(animal_group(i))
+                sub.create_dataset("logits", data=logits.astype(np.float32))
+                sub.create_dataset(
+                    "P", data=probabilities(logits, decision.exclusive).astype(np.float32)
+                )
+                sub.create_dataset(
+                    "thresholds", data=np.asarray(decision.video_thresholds(logits), np.float32)
+                )
+        for i, logits in enumerate(logits_a):
+            pred = decision.decide(logits)
+            write_labels(
+                predictions_path(project, key, i), Labels(sm.behaviors, pred.astype(np.int8))
+            )
     return {k: ("done" if k in todo else "skipped") for k in keys}
+
+
+def predictions_path(project: Project, key: str, animal: int | None = None) -> Path:
+    """Where the sequence model's predictions of a video go: ``<key>_predictions.csv``, or
+    for animal ``i`` of a several-animal video ``<key>_animal<i>_predictions.csv``."""
+    path = project.record(key).predictions_path
+    return path if animal is None else path.with_name(f"{key}_animal{animal}_predictions.csv")
 
 
 def import_predictions(project: Project, video: str, overwrite: bool = False) -> Labels:

@@ -48,11 +48,14 @@ import numpy as np
 from deg_core.errors import DegError, LabelError
 from deg_core.fileio import atomic_write_text, output_folder
 from deg_core.interop.boris_aggregated import (
+    _choose_media,
+    _Table,
     aggregated_header,
     boris_aggregated_text,
     read_aggregated,
 )
 from deg_core.interop.boris_tables import (
+    NO_FOCAL_SUBJECT,
     BorisLabels,
     events_header,
     frame_to_seconds,
@@ -162,24 +165,99 @@ def read_boris(
     )
 
 
-def import_boris(
-    project: Project, video: str, path: str | Path, labeler: str | None = None, **kwargs
-) -> BorisLabels:
-    """Read a BORIS file for ``video`` (at its fps and frame count) and store the labels
-    as the training label file (:meth:`Project.save_labels`) or as ``labeler``'s set,
-    under the project lock; nothing is written on error. ``kwargs``: :func:`read_boris`'s."""
-    rec = project.record(project.resolve_key(video))
-    if labeler is not None:
-        project.annotator_labels_path(rec.key, labeler)  # a bad name fails before reading
-    n_frames = rec.n_frames()
+def boris_subjects(
+    path: str | Path, media: str | None = None, video: Sequence[str] = ()
+) -> list[str]:
+    """The subjects of a BORIS export in order of first appearance (events without one:
+    "No focal subject"); of ``media``'s rows (default: the video's) in an aggregated
+    export; [] for a behaviors binary table (one subject's, unnamed). Never writes."""
+    path = Path(path)
+    rows = read_table(path)
+    if aggregated_header(rows) is not None:
+        table = _Table(path, rows)
+        all_media = list(dict.fromkeys(m for _, r in table.data if (m := table.media(r))))
+        chosen = _choose_media(path, all_media, media, video)
+        picked = [r for _, r in table.data if chosen is None or table.media(r) == chosen]
+        return list(dict.fromkeys(table.cell(r, "Subject") or NO_FOCAL_SUBJECT for r in picked))
+    h = events_header(rows)
+    if h is None:
+        return []
+    header = [c.strip() for c in rows[h]]
+    if "Subject" not in header:
+        return [NO_FOCAL_SUBJECT]
+    j = header.index("Subject")
+    subjects = (
+        (row[j].strip() if j < len(row) else "") or NO_FOCAL_SUBJECT
+        for row in rows[h + 1 :]
+        if any(c.strip() for c in row)
+    )
+    return list(dict.fromkeys(subjects))
+
+
+def _read_for(project: Project, key: str, path: str | Path, **kwargs) -> BorisLabels:
+    """:func:`read_boris` of ``path`` at video ``key``'s fps and frame count."""
+    rec = project.record(key)
     names = [rec.key, *([rec.video_name, Path(rec.video_name).stem] if rec.video_name else [])]
     kwargs.setdefault("video", names)  # to find its rows in an aggregated export
-    result = read_boris(path, project.behaviors, n_frames, rec.clock(), **kwargs)
-    if labeler is None:
-        project.save_labels(rec.key, result.labels)
-    else:
-        project.save_annotator_labels(rec.key, labeler, result.labels)
+    return read_boris(path, project.behaviors, rec.n_frames(), rec.clock(), **kwargs)
+
+
+def import_boris(
+    project: Project,
+    video: str,
+    path: str | Path,
+    labeler: str | None = None,
+    animal: int | None = None,
+    **kwargs,
+) -> BorisLabels:
+    """Read a BORIS file for ``video`` (at its fps and frame count) and store the labels
+    as the training label file (:meth:`Project.save_labels`) or as ``labeler``'s set, of
+    ``animal`` in a video of several (``subject`` chooses the BORIS subject), under the
+    project lock; nothing is written on error. ``kwargs``: :func:`read_boris`'s."""
+    key = project.resolve_key(video)
+    project.annotator_labels_path(key, labeler, animal)  # bad names fail before reading
+    result = _read_for(project, key, path, **kwargs)
+    project.save_annotator_labels(key, labeler, result.labels, animal=animal)
     return result
+
+
+def import_boris_animals(
+    project: Project,
+    video: str,
+    path: str | Path,
+    labeler: str | None = None,
+    **kwargs,
+) -> dict[int, tuple[str, BorisLabels]]:
+    """Import every subject of a BORIS file into a video of several animals: the subjects,
+    in order of first appearance, become animals 0..N-1, which needs as many subjects as
+    the video has animals (else a one-line error listing them: choose with ``subject`` and
+    :func:`import_boris`'s ``animal``). All are read before the first file is written.
+    Returns {animal: (subject, labels)}."""
+    key = project.resolve_key(video)
+    n = project.n_animals(key)
+    if kwargs.get("subject") is not None or n == 1:
+        project.check_animal(key, None)  # one subject: say which animal (one-line error)
+        return {
+            0: (kwargs.get("subject") or "", import_boris(project, key, path, labeler, **kwargs))
+        }
+    project.annotator_labels_path(key, labeler, 0)  # a bad name fails before reading
+    rec = project.record(key)
+    names = [rec.key, *([rec.video_name, Path(rec.video_name).stem] if rec.video_name else [])]
+    subjects = boris_subjects(path, kwargs.get("media"), kwargs.get("video", names))
+    if len(subjects) != n:
+        held = f"subjects {', '.join(subjects)}" if subjects else "no named subjects"
+        raise DegError(
+            f"holds {held}, video {key} has {n} animals: import one subject at a time "
+            "with --subject S --animal I",
+            path,
+        )
+    read = {
+        i: (s, _read_for(project, key, path, **{**kwargs, "subject": s}))
+        for i, s in enumerate(subjects)
+    }
+    for i, (_, result) in read.items():
+        project.save_annotator_labels(key, labeler, result.labels, animal=i)
+    return read
 
 
 # --------------------------------------------------------------------------- writing

@@ -20,6 +20,8 @@ from deg_core.fileio import atomic_open
 _START_NAMES = ("start",)
 _STOP_NAMES = ("stop", "end")
 _BEHAVIOR_NAMES = ("behavior", "behaviour", "label", "class")
+# a bout table's optional column naming the animal of each bout (several animals per video)
+ANIMAL_COLUMN_NAMES = ("animal", "subject", "individual")
 
 
 def bouts_from_vector(v: np.ndarray) -> list[tuple[int, int]]:
@@ -99,6 +101,14 @@ def find_bout_columns(header: list[str]) -> tuple[int, int, int] | None:
             return None
         found.append(hits[0])
     return found[0], found[1], found[2]
+
+
+def find_animal_column(header: list[str]) -> int | None:
+    """Position of a bout table's animal column (``animal``, ``subject`` or ``individual``,
+    case-insensitive; the first of these found), else None."""
+    lower = [h.strip().lower() for h in header]
+    hits = [lower.index(s) for s in ANIMAL_COLUMN_NAMES if s in lower]
+    return hits[0] if hits else None
 
 
 def _parse_frame(text: str) -> int | None:

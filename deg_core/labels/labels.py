@@ -33,6 +33,7 @@ import numpy as np
 from deg_core.errors import LabelError
 from deg_core.fileio import atomic_open
 from deg_core.labels.bouts import (
+    find_animal_column,
     find_bout_columns,
     parse_bout_rows,
 )
@@ -40,6 +41,7 @@ from deg_core.labels.bouts import (
 __all__ = [
     "BACKGROUND",
     "Labels",
+    "import_bout_animals",
     "import_labels",
     "read_labels",
     "write_labels",
@@ -455,6 +457,42 @@ def import_labels(
         rows = (pair for lines, chunk in table.chunks() for pair in zip(lines, chunk, strict=True))
         array = parse_bout_rows(path, cols, rows, behaviors, n_frames, unlabeled_outside_bouts)
     return Labels(behaviors, array)
+
+
+def import_bout_animals(
+    path: str | Path,
+    behaviors: list[str],
+    n_frames: int,
+    *,
+    unlabeled_outside_bouts: bool = False,
+) -> dict[str, Labels] | None:
+    """{animal id: Labels} of a bout table with an animal column (``animal``, ``subject`` or
+    ``individual``), one entry per id (as written, stripped) in order of first appearance,
+    each built from that animal's rows as :func:`import_labels` builds a table's; None when
+    the file is not a bout table with such a column. One-line LabelError as there; a row
+    with an empty animal cell is an error."""
+    path = Path(path)
+    behaviors = _check_names(behaviors)
+    with _Csv(path) as table:
+        cols = find_bout_columns(table.header)
+        animal_col = find_animal_column(table.header)
+        if cols is None or animal_col is None:
+            return None
+        table.check_size(n_frames)
+        groups: dict[str, list[tuple[int, list[str]]]] = {}
+        for lines, chunk in table.chunks():
+            for lineno, row in zip(lines, chunk, strict=True):
+                who = row[animal_col].strip()
+                if not who:
+                    raise LabelError(f"line {lineno}: the animal cell is empty", path)
+                groups.setdefault(who, []).append((lineno, row))
+    return {
+        who: Labels(
+            behaviors,
+            parse_bout_rows(path, cols, rows, behaviors, n_frames, unlabeled_outside_bouts),
+        )
+        for who, rows in groups.items()
+    }
 
 
 # --------------------------------------------------------------------------- writing

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from deg_core.errors import ProjectError
 from deg_core.fileio import dump_yaml, load_yaml
-from deg_core.labels.annotators import annotator_of, list_annotator_files
+from deg_core.labels.annotators import annotator_of
 from deg_core.labels.labels import Labels, labels_text, read_labels
-from deg_core.project.records import VideoRecord
+from deg_core.project.records import ANIMALS_DIR, VideoRecord
 from deg_core.project.transaction import Change
 
 RESERVED = frozenset({"background", "none", "other", "misc"})
@@ -70,14 +70,13 @@ class BehaviorsMixin:
         def _config_change(self, **project_values: Any) -> tuple[dict, str]: ...
         def video_keys(self) -> list[str]: ...
         def record(self, key: str) -> VideoRecord: ...
+        def label_set_files(self, video: str | Path) -> list[Path]: ...
 
     def _label_files(self) -> list[tuple[Path, Labels]]:
         """Every label set (training files and other annotators'), read and checked."""
         out: list[tuple[Path, Labels]] = []
-        for key in self.video_keys():
-            rec = self.record(key)
-            paths = [rec.labels_path, *list_annotator_files(rec.labels_path).values()]
-            out.extend((p, read_labels(p, self.behaviors)) for p in paths if p.exists())
+        for key in self.video_keys():  # every animal's too, in a video of several
+            out.extend((p, read_labels(p, self.behaviors)) for p in self.label_set_files(key))
         return out
 
     def _change_behaviors(
@@ -101,7 +100,7 @@ class BehaviorsMixin:
                     col = labels.array[:, labels.behaviors.index(name)]
                     text = name + "\n" + "".join(f"{int(v)}\n" for v in col)
                     who = annotator_of(path.name)  # one trash file per video and annotator
-                    stem = path.parent.name + (f".{who}" if who else "")
+                    stem = _trash_stem(path) + (f".{who}" if who else "")
                     txn.write_text(folder / f"{stem}.csv", text)
             for path, labels in files:
                 txn.write_text(path, labels_text(change(labels)))
@@ -187,3 +186,11 @@ class BehaviorsMixin:
                 lambda lab: lab.rename_behavior(old, new),
                 renamed=(old, new),
             )
+
+
+def _trash_stem(path: Path) -> str:
+    """A removed column's trash file name for a label file: its video's key, and
+    ``.animal<i>`` for an animal's file (``DATA/<key>/animals/animal<i>/...``)."""
+    if path.parent.parent.name == ANIMALS_DIR:
+        return f"{path.parent.parent.parent.name}.{path.parent.name}"
+    return path.parent.name

@@ -5,6 +5,24 @@ no lock held); when it is complete, under a lock on the outputs file, the curren
 file is copied, the group copied in, and the copy replaces the file. So a crash
 leaves the previous file, two processes writing different runs' groups of one video
 both keep theirs, and a group is trusted only if it carries ``complete=True``.
+
+Several animals in a video (``project.animals`` > 1, issue 24): a run's group holds the
+per-frame datasets of each animal in a subgroup ``animal<i>`` (:func:`animal_group`), and
+its attribute ``animals`` = N; what holds for the whole video stays on the run's group::
+
+    <run>/animal0/spatial_features  (T, 512)  feature runs     }
+    <run>/animal0/flow_features     (T, 512)  feature runs     } one subgroup per animal,
+    <run>/animal0/logits            (T, K)                     } the same datasets as a
+    <run>/animal0/P                 (T, K)                     } one-animal group
+    <run>/animal0/thresholds        (K,)      sequence runs: this animal's (per-stream
+                                              normalised scores shift them), else absent
+    <run>/animal1/...
+    <run>/thresholds, <run>/class_names, attrs complete, video, animals=N
+
+A one-animal video's group is exactly as before (datasets directly in ``<run>``, no
+``animals`` attribute). All animals of a video are written in one group, atomically:
+``complete`` means every animal is there. :func:`read_group` with ``animal=i`` reads a
+name from ``animal<i>`` where it is there, else from the run's group.
 """
 
 from __future__ import annotations
@@ -78,15 +96,41 @@ def has_group(path: Path, group: str) -> bool:
         return False
 
 
-def read_group(path: Path, group: str, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Datasets ``names`` of a complete group; a one-line DegError if absent or unreadable."""
+def animal_group(animal: int) -> str:
+    """The subgroup of a run's group that holds animal ``animal``'s outputs."""
+    return f"animal{int(animal)}"
+
+
+def read_group(
+    path: Path, group: str, names: Sequence[str], animal: int | None = None
+) -> dict[str, np.ndarray]:
+    """Datasets ``names`` of a complete group; a one-line DegError if absent or unreadable.
+
+    ``animal``: read animal ``animal``'s outputs of a several-animal video (its subgroup
+    first, then the run's group; see the module docstring); None: a one-animal group.
+    """
     try:
         with h5py.File(path, "r") as f:
             if group not in f or not f[group].attrs.get("complete", False):
                 raise DegError(f"has no complete outputs of run {group!r}", path)
+            g = f[group]
+            sub = None
+            if animal is not None:
+                sub = g.get(animal_group(animal))
+                if sub is None:
+                    raise DegError(f"has no outputs of animal {animal} in run {group!r}", path)
             out = {}
             for n in names:
-                data = f[group][n][()]
+                if sub is not None and n in sub:
+                    data = sub[n][()]
+                elif n in g:
+                    data = g[n][()]
+                elif animal is None and int(g.attrs.get("animals", 1)) > 1:
+                    raise DegError(
+                        f"run {group!r} holds per-animal outputs: read them per animal", path
+                    )
+                else:
+                    raise DegError(f"run {group!r} has no {n!r}", path)
                 if n == "class_names":
                     data = np.array([s.decode() if isinstance(s, bytes) else s for s in data])
                 out[n] = data

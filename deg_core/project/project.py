@@ -182,6 +182,12 @@ class Project(VideosMixin, LabelSetsMixin, BehaviorsMixin):
         """One behaviour (or background) per frame (``project.exclusive``)."""
         return bool(self.config.project.exclusive)
 
+    def n_animals(self, key: str) -> int:
+        """Animals in video ``key``: ``project.animals_per_video[key]``, else
+        ``project.animals`` (1 unless set)."""
+        section = self.config.project
+        return int(section.animals_per_video.get(key, section.animals))
+
     @property
     def config_path(self) -> Path:
         return self.root / CONFIG_FILE

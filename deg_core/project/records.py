@@ -27,6 +27,13 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".w
 _NOT_RAW = ("flow", "label", "output", "score", "prediction")
 
 RECORD_FILE = "record.yaml"
+# a video of several animals keeps animal i's label sets in DATA/<key>/animals/animal<i>/
+ANIMALS_DIR = "animals"
+
+
+def animal_name(animal: int) -> str:
+    """The folder (and bout-table) name of animal ``animal``: ``animal0``, ``animal1``..."""
+    return f"animal{int(animal)}"
 
 
 def strip_background(class_names: list[str] | None) -> list[str]:
@@ -109,6 +116,23 @@ class VideoRecord:
             and not is_annotator_file(p.name)  # another annotator's set never trains
         )
         return found[0] if len(found) == 1 else own
+
+    def animal_labels_path(self, animal: int) -> Path:
+        """Animal ``animal``'s training label file in a video of several animals:
+        ``animals/animal<i>/<key>_labels.csv`` (DEG's format); no range check here."""
+        return self.folder / ANIMALS_DIR / animal_name(animal) / f"{self.key}_labels.csv"
+
+    def animal_folders(self) -> dict[int, Path]:
+        """{i: folder} of the ``animals/animal<i>/`` folders on disk, by index."""
+        base = self.folder / ANIMALS_DIR
+        if not base.is_dir():
+            return {}
+        found = {}
+        for p in base.iterdir():
+            m = re.fullmatch(r"animal(\d+)", p.name)
+            if m and p.is_dir():
+                found[int(m.group(1))] = p
+        return dict(sorted(found.items()))
 
     @property
     def outputs_path(self) -> Path:

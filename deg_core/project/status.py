@@ -13,8 +13,9 @@ import numpy as np
 
 from deg_core.errors import DegError
 from deg_core.labels.bouts import count_bouts
-from deg_core.labels.labels import read_labels
+from deg_core.labels.labels import Labels, read_labels
 from deg_core.project.project import Project
+from deg_core.project.records import ANIMALS_DIR, VideoRecord, animal_name
 
 
 def output_groups(path: Path) -> list[str] | str:
@@ -28,6 +29,70 @@ def output_groups(path: Path) -> list[str] | str:
             return sorted(f.keys())
     except OSError as e:
         return f"unreadable ({' '.join(str(e).split())})"
+
+
+def _read_counted(
+    path: Path, behaviors: list[str], frames: int | None, totals: dict[str, dict[str, int]]
+) -> Labels | str:
+    """The labels of ``path``, their positive/labelled frames and bouts added to ``totals``;
+    the one-line problem instead if the file cannot be read."""
+    try:
+        labels = read_labels(path, behaviors, frames)
+    except DegError as e:
+        return str(e)
+    bouts = count_bouts(labels.array)
+    for i, b in enumerate(behaviors):
+        col = labels.array[:, i]
+        totals[b]["positive_frames"] += int(np.sum(col == 1))
+        totals[b]["labeled_frames"] += int(np.sum(col != -1))
+        totals[b]["bouts"] += int(bouts[i])
+    return labels
+
+
+def _animal_labels(
+    entry: dict[str, Any],
+    rec: VideoRecord,
+    n_animals: int,
+    behaviors: list[str],
+    totals: dict[str, dict[str, int]],
+) -> list[str]:
+    """Fill ``entry`` for a video of several animals: ``animals``, a row per animal
+    ({"animal", "labels_file", "labeled_frames", "labeled_fraction"}), and over them all
+    ``labels_file`` (any) and ``labeled_fraction`` (of animal-frames). Returns warnings."""
+    warnings = []
+    if rec.labels_path.exists():
+        warnings.append(
+            f"video {rec.key!r} has {n_animals} animals: its label file {rec.labels_path.name} "
+            f"is not used (each animal's labels are in DATA/{rec.key}/{ANIMALS_DIR}/"
+            "animal<i>/): move it into an animal's folder, or remove it"
+        )
+    extra = [i for i in rec.animal_folders() if i >= n_animals]
+    if extra:
+        warnings.append(
+            f"video {rec.key!r} has {n_animals} animals (0..{n_animals - 1}), not the "
+            f"folder(s) {', '.join(animal_name(i) for i in extra)} of its labels"
+        )
+    rows, fractions = [], []
+    for i in range(n_animals):
+        path = rec.animal_labels_path(i)
+        row: dict[str, Any] = {"animal": i, "labels_file": path.exists(), "labeled_frames": 0}
+        fraction = np.zeros(len(behaviors))
+        if path.exists():
+            labels = _read_counted(path, behaviors, rec.frames, totals)
+            if isinstance(labels, str):
+                row["error"] = labels
+                warnings.append(labels)
+            else:
+                fraction = labels.labeled_fraction()
+                row["labeled_frames"] = int((labels.array != -1).any(axis=1).sum())
+        row["labeled_fraction"] = dict(zip(behaviors, fraction.tolist(), strict=True))
+        rows.append(row)
+        fractions.append(fraction)
+    entry["animals"] = rows
+    entry["labels_file"] = any(r["labels_file"] for r in rows)
+    mean = np.mean(fractions, axis=0) if behaviors else np.zeros(0)
+    entry["labeled_fraction"] = dict(zip(behaviors, mean.tolist(), strict=True))
+    return warnings
 
 
 def project_status(project: Project) -> dict[str, Any]:
@@ -53,23 +118,20 @@ def project_status(project: Project) -> dict[str, Any]:
         entry.update(frames=rec.frames, fps=rec.fps, width=rec.width, height=rec.height)
         if entry["split"] is None:
             warnings.append(f"video {key!r} has no split yet (the next add-videos assigns one)")
-        labeled = dict.fromkeys(behaviors, 0.0)
-        if rec.labels_path.exists():
-            try:
-                labels = read_labels(rec.labels_path, behaviors, rec.frames)
-            except DegError as e:
-                entry["error"] = str(e)
-                warnings.append(str(e))
-            else:
-                labeled = dict(zip(behaviors, labels.labeled_fraction().tolist(), strict=True))
-                bouts = count_bouts(labels.array)
-                for i, b in enumerate(behaviors):
-                    col = labels.array[:, i]
-                    totals[b]["positive_frames"] += int(np.sum(col == 1))
-                    totals[b]["labeled_frames"] += int(np.sum(col != -1))
-                    totals[b]["bouts"] += int(bouts[i])
-        entry["labels_file"] = rec.labels_path.exists()
-        entry["labeled_fraction"] = labeled
+        n_animals = project.n_animals(key)
+        if n_animals > 1:
+            warnings += _animal_labels(entry, rec, n_animals, behaviors, totals)
+        else:
+            labeled = dict.fromkeys(behaviors, 0.0)
+            if rec.labels_path.exists():
+                labels = _read_counted(rec.labels_path, behaviors, rec.frames, totals)
+                if isinstance(labels, str):
+                    entry["error"] = labels
+                    warnings.append(labels)
+                else:
+                    labeled = dict(zip(behaviors, labels.labeled_fraction().tolist(), strict=True))
+            entry["labels_file"] = rec.labels_path.exists()
+            entry["labeled_fraction"] = labeled
         entry["outputs"] = output_groups(rec.outputs_path)
         entry["predictions"] = rec.predictions_path.exists()
         videos.append(entry)
@@ -92,20 +154,21 @@ def project_status(project: Project) -> dict[str, Any]:
 
 
 def _single_behavior_frames(project: Project) -> int | None:
-    """Labelled frames (any 0/1 entry) over the videos' label files, or None as soon as
-    a frame holds two behaviours or a file cannot be read (it might hold anything)."""
+    """Labelled frames (any 0/1 entry) over the videos' label files (each animal's), or
+    None as soon as a frame holds two behaviours or a file cannot be read (it might hold
+    anything)."""
     labelled = 0
     for key in project.video_keys():
         try:
-            path = project.record(key).labels_path
-            if not path.exists():
-                continue
-            array = read_labels(path, project.behaviors).array
+            rec, n = project.record(key), project.n_animals(key)
+            paths = [rec.labels_path] if n == 1 else [rec.animal_labels_path(i) for i in range(n)]
+            arrays = [read_labels(p, project.behaviors).array for p in paths if p.exists()]
         except DegError:  # status lists the problem; no suggestion on unknown labels
             return None
-        if ((array == 1).sum(axis=1) > 1).any():
-            return None
-        labelled += int((array != -1).any(axis=1).sum())
+        for array in arrays:
+            if ((array == 1).sum(axis=1) > 1).any():
+                return None
+            labelled += int((array != -1).any(axis=1).sum())
     return labelled
 
 
@@ -157,6 +220,13 @@ def format_status(status: dict[str, Any]) -> str:
                 f"  {v['key']:<{width}} {v['frames']:>7} {fps:>6} {split:<5}  {lab}"
                 + (f"  [{'; '.join(extra)}]" if extra else "")
             )
+            for a in v.get("animals", []):
+                frac = a["labeled_fraction"]
+                lab = " ".join(f"{b}:{frac[b]:.0%}" for b in behaviors)
+                what = a.get("error") or (
+                    f"{a['labeled_frames']} frames labeled  {lab}" if a["labels_file"] else "-"
+                )
+                lines.append(f"    {animal_name(a['animal'])}: {what}")
     lines += ["", f"  {'behaviour':<20} {'positive':>9} {'bouts':>6} {'labeled':>9}"]
     for b, t in status["behavior_totals"].items():
         lines.append(

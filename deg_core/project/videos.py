@@ -115,6 +115,14 @@ class VideosMixin:
         table.assign_new([plan[1] for plan in plans], self._rng(), split=split)
         # copy and measure outside the lock (minutes for a long video), into a folder whose
         # name no other process uses; then land it with its split under the lock
+        need = sum(src.stat().st_size for src, *_ in plans)
+        free = shutil.disk_usage(self.data_dir).free
+        if need > free:  # say it before copying gigabytes that cannot land
+            raise ProjectError(
+                f"not enough space left on the device: the videos need {_size(need)}, "
+                f"{_size(free)} free there; free some space and run it again",
+                self.data_dir,
+            )
         added: list[str] = []
         for src, key, checksum, info in plans:
             tmp = self.data_dir / f".{key}.{os.getpid()}{PARTIAL}"
@@ -213,3 +221,7 @@ def keep_frame_times(video: Path, key: str) -> str:
     name = frame_times_name(key)
     write_frame_times(video.parent / name, times)
     return name
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"

@@ -9,6 +9,14 @@ video and cached beside it (``DATA/<key>/<key>_track.npz``).
 
 The track itself (position, speed, body extent, motion) is also per-frame evidence
 for the sequence model (``sequence.track_features``).
+
+Several animals in a video (``project.animals`` > 1): every animal is a stream of its own,
+seen through a fixed-size square window that follows it (:func:`animal_crop_boxes`, from
+the video's :class:`~deg_core.tracking.animals.AnimalTracks`, whatever ``augs.crop`` says):
+the window side is ``augs.crop_scale`` x the 90th percentile of the animal's size, as for
+one animal; frames where its position is unknown take it interpolated between the known
+ones (held before the first and after the last), then the centres are smoothed as one
+animal's track is.
 """
 
 from __future__ import annotations
@@ -21,7 +29,17 @@ import numpy as np
 
 from deg_core.errors import ProjectError
 from deg_core.project.project import Project
-from deg_core.tracking.track import Track, crop_frames, load_track
+from deg_core.tracking.animals import AnimalTracks
+from deg_core.tracking.project_tracks import animal_tracks
+from deg_core.tracking.track import (
+    Track,
+    _fill_missing,
+    _smooth,
+    _window,
+    crop_frames,
+    load_track,
+    window_boxes,
+)
 from deg_core.video import Size, VideoReader, open_video
 
 CROP_MODES = ("full", "animal")
@@ -57,6 +75,50 @@ def crop_boxes(project: Project, key: str, augs: Any) -> np.ndarray | None:
     if mode != "animal":  # config validation refuses this earlier; a hand-edited run
         raise ProjectError(f"augs.crop must be one of {', '.join(CROP_MODES)}, got {mode!r}")
     return video_track(project, key, float(_augs_value(augs, "crop_scale", 1.5))).boxes()
+
+
+def animal_boxes(tracks: AnimalTracks, animal: int, scale: float = 1.5, fps: float = 25.0):
+    """(T, 4) int64 crop boxes of a fixed square window centred on animal ``animal`` of
+    ``tracks`` (see the module docstring): side ``scale`` x its size, unknown centres
+    interpolated (held at the ends; the frame's centre if never known), smoothed over
+    ~0.2 s like one animal's track."""
+    if not 0 <= animal < tracks.n_animals:
+        raise ValueError(f"animal must be in 0..{tracks.n_animals - 1}, got {animal}")
+    h, w = tracks.frame_size
+    center = tracks.center[:, animal].astype(np.float64)
+    found = np.asarray(~np.isnan(center).any(axis=1), bool)
+    center = _fill_missing(
+        np.nan_to_num(center), found, np.array([(w - 1) / 2, (h - 1) / 2], np.float64)
+    )
+    mean = max(1, round(0.2 * (fps if fps > 0 else 25.0))) | 1
+    center = _smooth(center, 5, mean)
+    extent = tracks.extent[:, animal]
+    known = extent[~np.isnan(extent).any(axis=1)]
+    window = _window(known, scale, h, w)
+    return window_boxes(center, window, (h, w))
+
+
+def animal_crop_boxes(project: Project, key: str, augs: Any = None) -> list[np.ndarray]:
+    """Per-animal (T, 4) crop boxes of video ``key`` (``project.n_animals(key)`` of them),
+    from its stored tracks; ``augs`` gives ``crop_scale`` (default 1.5). A video without
+    tracks is a one-line ProjectError naming the command that makes them."""
+    n = project.n_animals(key)
+    tracks = animal_tracks(project, key)
+    if tracks is None:
+        raise ProjectError(
+            f"video {key} has {n} animals but no animal tracks: make them with "
+            f"`deg tracks {project.root} {key} --compute` (or --import FILE)"
+        )
+    rec = project.record(key)
+    if tracks.n_animals != n or tracks.n_frames != rec.n_frames():
+        raise ProjectError(
+            f"video {key}: tracks hold {tracks.n_animals} animals x {tracks.n_frames} frames, "
+            f"the video has {n} x {rec.n_frames()}: redo them with "
+            f"`deg tracks {project.root} {key} --compute` (or --import FILE)"
+        )
+    scale = float(_augs_value(augs, "crop_scale", 1.5)) if augs is not None else 1.5
+    fps = float(rec.fps or 25.0)
+    return [animal_boxes(tracks, i, scale, fps) for i in range(n)]
 
 
 class CroppedReader(VideoReader):

@@ -20,7 +20,14 @@ import torch.nn.functional as F
 from deg_core.fileio import atomic_open
 from deg_core.video import open_video, resize_frames
 
-__all__ = ["TRACK_VERSION", "Track", "compute_track", "crop_frames", "load_track"]
+__all__ = [
+    "TRACK_VERSION",
+    "Track",
+    "compute_track",
+    "crop_frames",
+    "load_track",
+    "window_boxes",
+]
 
 TRACK_VERSION = 2
 
@@ -52,19 +59,7 @@ class Track:
         Shifted to stay inside the frame; where ``window`` exceeds a frame dimension the
         box is centred on the frame in that dimension (and extends beyond it).
         """
-        n = self.window
-        h, w = self.frame_size
-        out = np.empty((len(self.center), 4), np.int64)
-        for axis, size in ((0, w), (1, h)):
-            if n <= size:
-                # pixel-centre convention: a box [x0, x0 + n) is centred on x0 + (n - 1) / 2
-                lo = np.rint(self.center[:, axis] - (n - 1) / 2).astype(np.int64)
-                lo = np.clip(lo, 0, size - n)
-            else:
-                lo = np.full(len(self.center), (size - n) // 2, np.int64)
-            out[:, axis] = lo
-            out[:, axis + 2] = lo + n
-        return out
+        return window_boxes(self.center, self.window, self.frame_size)
 
     @staticmethod
     def feature_names() -> list[str]:
@@ -132,6 +127,24 @@ class Track:
         left, right = g[..., : GRID // 2], g[..., ::-1][..., : GRID // 2]
         folded = np.concatenate([left + right, np.abs(left - right)], axis=-1)
         return folded.reshape(t, -1)
+
+
+def window_boxes(center: np.ndarray, window: int, frame_size: tuple[int, int]) -> np.ndarray:
+    """(T, 4) int64 x0, y0, x1, y1 of ``window``-sided squares centred on ``center`` (T, 2)
+    (x, y, full-frame px, no NaN); ``frame_size``: (height, width). See :meth:`Track.boxes`."""
+    n = window
+    h, w = frame_size
+    out = np.empty((len(center), 4), np.int64)
+    for axis, size in ((0, w), (1, h)):
+        if n <= size:
+            # pixel-centre convention: a box [x0, x0 + n) is centred on x0 + (n - 1) / 2
+            lo = np.rint(center[:, axis] - (n - 1) / 2).astype(np.int64)
+            lo = np.clip(lo, 0, size - n)
+        else:
+            lo = np.full(len(center), (size - n) // 2, np.int64)
+        out[:, axis] = lo
+        out[:, axis + 2] = lo + n
+    return out
 
 
 def _small_size(height: int, width: int, max_side: int) -> tuple[int, int]:

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from deg_core.compute import distributed
 from deg_core.config import AugsSection, DegConfig, to_dict
 from deg_core.data.clips import EpochBatchSampler, VideoItem
+from deg_core.data.streams import stream_has_labels, stream_labels, video_streams
 from deg_core.errors import ConfigError, DegError, ProjectError
 from deg_core.fileio import FULL_DISK, save_yaml
 from deg_core.project.project import Project
@@ -28,7 +29,7 @@ from deg_core.project.runs import (
     resumable_run,
     resume_config,
 )
-from deg_core.tracking.crop import crop_boxes
+from deg_core.tracking.crop import animal_crop_boxes, crop_boxes
 
 
 def video_items(
@@ -37,12 +38,19 @@ def video_items(
     """Dataset items for ``keys``; with labels, videos without any labelled frame are dropped.
 
     ``augs``: its ``crop`` decides the crop boxes of each item (None: full frames).
+    A video of N > 1 animals gives N items, one per animal (a stream,
+    :mod:`deg_core.data.streams`): animal i's labels, crop boxes of a fixed window following
+    it (:func:`deg_core.tracking.crop.animal_crop_boxes`; needs the video's animal tracks);
+    with labels, animals without any labelled frame are dropped.
     """
     items = []
     for key in keys:
         rec = project.record(key)
         if rec.video is None:
             raise ProjectError("no video file found in this folder", rec.folder)
+        if project.n_animals(key) > 1:
+            items += _animal_items(project, key, rec.video, rec.n_frames(), with_labels, augs)
+            continue
         labels = None
         if with_labels:
             if not rec.labels_path.exists():
@@ -52,6 +60,28 @@ def video_items(
                 continue
         boxes = crop_boxes(project, key, augs) if augs is not None else None
         items.append(VideoItem(path=rec.video, n_frames=rec.n_frames(), labels=labels, boxes=boxes))
+    return items
+
+
+def _animal_items(
+    project: Project,
+    key: str,
+    video: Path,
+    n_frames: int,
+    with_labels: bool,
+    augs: AugsSection | None,
+) -> list[VideoItem]:
+    streams = video_streams(project, key)
+    if with_labels:
+        streams = [s for s in streams if stream_has_labels(project, s)]
+        if not streams:
+            return []
+    boxes = animal_crop_boxes(project, key, augs)
+    items = []
+    for stream in streams:
+        animal = int(stream[1] or 0)
+        labels = stream_labels(project, stream) if with_labels else None
+        items.append(VideoItem(video, n_frames, labels=labels, boxes=boxes[animal], animal=animal))
     return items
 
 

@@ -69,8 +69,13 @@ def train_flow(
     keys = split["train"] + split["val"] + split["test"]
     if not keys:
         raise ProjectError("no videos yet: add some with `deg add-videos`", project.root)
-    items = common.video_items(project, keys, with_labels=False, augs=cfg.augs)
-    train_s, val_s = _samples(items, [k in split["val"] for k in keys])
+    items: list[VideoItem] = []
+    is_val: list[bool] = []  # per item (a video of several animals gives one per animal)
+    for k in keys:
+        got = common.video_items(project, [k], with_labels=False, augs=cfg.augs)
+        items += got
+        is_val += [k in split["val"]] * len(got)
+    train_s, val_s = _samples(items, is_val)
     if not len(train_s):
         raise ProjectError(
             "every video is in the val split: move one to train (`deg split PROJECT VIDEO "

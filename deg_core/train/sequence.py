@@ -28,6 +28,13 @@ import torch
 from deg_core.compute import autobatch
 from deg_core.config import DegConfig
 from deg_core.data.sequences import SequenceItem, WindowDataset, features_or_explain
+from deg_core.data.streams import (
+    Stream,
+    stream_has_labels,
+    stream_labels,
+    stream_name,
+    video_streams,
+)
 from deg_core.errors import ConfigError, ProjectError
 from deg_core.evaluation.decisions import Decision, fit_decision, probabilities
 from deg_core.evaluation.postprocess import min_bout_lengths
@@ -42,27 +49,41 @@ from deg_core.train.losses import label_counts, stage_loss
 MAX_DECISION_FOLDS = 5  # k of the k-fold by video that fits the decisions
 
 
+def labelled_streams(project: Project, keys: list[str]) -> list[Stream]:
+    """The labelled streams of ``keys`` (already :func:`_labelled_keys`): a one-animal
+    video's stream, and each animal of a several-animal video that has labels."""
+    out: list[Stream] = []
+    for key in keys:
+        streams = video_streams(project, key)
+        if len(streams) == 1:
+            out += streams
+        else:
+            out += [s for s in streams if stream_has_labels(project, s)]
+    return out
+
+
 def labelled_items(
     project: Project, keys: list[str], feats: dict[str, np.ndarray]
 ) -> list[SequenceItem]:
+    """One item per labelled stream of ``keys`` (:func:`labelled_streams`): a video of
+    several animals gives one per labelled animal."""
     items = []
-    for key in keys:
-        labels = project.labels(key).array
-        if len(labels) != len(feats[key]):
+    for stream in labelled_streams(project, keys):
+        name = stream_name(stream)
+        labels = stream_labels(project, stream)
+        if len(labels) != len(feats[name]):
             raise ProjectError(
-                f"video {key!r}: features have {len(feats[key])} rows, labels {len(labels)}"
+                f"video {name!r}: features have {len(feats[name])} rows, labels {len(labels)}"
             )
-        items.append(SequenceItem(feats[key], labels))
+        items.append(SequenceItem(feats[name], labels))
     return items
 
 
 def _labelled_keys(project: Project, keys: list[str]) -> list[str]:
-    out = []
-    for k in keys:
-        rec = project.record(k)
-        if rec.labels_path.exists() and (project.labels(k).array != -1).any():
-            out.append(k)
-    return out
+    """The videos of ``keys`` with a labelled frame (any animal's, for several animals)."""
+    return [
+        k for k in keys if any(stream_has_labels(project, s) for s in video_streams(project, k))
+    ]
 
 
 def train_sequence(
@@ -192,7 +213,8 @@ def train_sequence(
     if decision is not None:
         save_yaml(run / "decision.yaml", decision.to_dict())
         with atomic_open(run / "oof_logits.npz", "wb") as f:  # to refit or inspect decisions
-            arrays: dict[str, Any] = dict(zip(train_keys + val_keys, oof, strict=True))
+            names = [stream_name(st) for st in labelled_streams(project, train_keys + val_keys)]
+            arrays: dict[str, Any] = dict(zip(names, oof, strict=True))
             np.savez(f, **arrays)
     train_set = WindowDataset(fit_items, scfg.sequence_length, stride=scfg.sequence_length // 2)
     start = decision or Decision.thresholded([0.5] * len(behaviors), min_lengths)
@@ -364,21 +386,19 @@ def self_training_items(
     ``feature_run``; not in ``skip``): a teacher trained on ``labelled`` (:func:`fit_fixed`)
     labels its confident frames (``sequence.pseudo_confidence``, :func:`pseudo_labels`)."""
     scfg = cfg.sequence
-    others = []
+    others: list[np.ndarray] = []
     for key in project.video_keys():
         if key in skip:
             continue
         try:
-            others.append(
-                features_or_explain(
-                    project,
-                    [key],
-                    feature_run,
-                    track=scfg.track_features,
-                    track_position=scfg.track_position,
-                    standardise=scfg.standardise_inputs,
-                )[key]
-            )
+            others += features_or_explain(  # every stream (animal) of the video
+                project,
+                [key],
+                feature_run,
+                track=scfg.track_features,
+                track_position=scfg.track_position,
+                standardise=scfg.standardise_inputs,
+            ).values()
         except ProjectError:  # no features of this run yet: nothing to learn from
             continue
     if not others:

@@ -186,7 +186,15 @@ class RetrainPlan:
     def _labels(self) -> dict[str, str | None]:
         split = self.project.splits().assignment
         keys = [k for k in self.project.video_keys() if split.get(k) in ("train", "val")]
-        return {k: _sha1(self.project.record(k).labels_path) for k in keys}
+        out = {}
+        for k in keys:  # a video of several animals: each animal's file
+            n = self.project.n_animals(k)
+            if n == 1:
+                out[k] = _sha1(self.project.record(k).labels_path)
+            else:
+                for i in range(n):
+                    out[f"{k}/animal{i}"] = _sha1(self.project.animal_labels_path(k, i))
+        return out
 
     def inputs(self, stage: str) -> dict[str, Any]:
         """What ``stage`` would read if it ran now (JSON-ready)."""

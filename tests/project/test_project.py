@@ -429,3 +429,19 @@ def test_save_labels_checks_shape(project, make_video):
     path = project.save_labels("a", Labels.empty(20, project.behaviors))
     assert read_labels(path, project.behaviors, 20).n_frames == 20
     write_labels(path, Labels.empty(20, project.behaviors))
+
+
+def test_videos_larger_than_the_free_space_are_refused_before_copying(
+    project, make_video, monkeypatch
+):
+    import shutil as shutil_module
+    from collections import namedtuple
+
+    video = make_video("big.mp4")
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda p: usage(10**9, 10**9, 100))
+    before = snapshot(project.root)
+    need = r"not enough space left on the device: the videos need \d+.\d kB, 0.1 kB free"
+    with pytest.raises(ProjectError, match=need):
+        project.add_videos([video])
+    assert snapshot(project.root) == before

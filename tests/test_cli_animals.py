@@ -1,0 +1,132 @@
+"""``deg import-labels --animal`` and ``deg status`` on videos of several animals: DEG CSVs,
+bout tables with an animal column, BORIS subjects onto animals; a bad animal -> one line,
+exit 1, nothing changed."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from deg_core.cli import main
+from deg_core.labels.labels import Labels, write_labels
+from deg_core.project.project import Project
+from tests.conftest import snapshot
+
+B = ["groom", "rear"]
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def duo(tmp_path, make_video):
+    """A project of 2 animals per video with one 30-frame video m1."""
+    p = Project.create(tmp_path, "duo", B)
+    p.add_videos([make_video("m1.mp4", n=30)])
+    raw = yaml.safe_load(p.config_path.read_text())
+    raw["project"]["animals"] = 2
+    p.config_path.write_text(yaml.safe_dump(raw))
+    p.reload()
+    return p
+
+
+def _boris(tmp_path, rows, name="ev.csv"):
+    """BORIS 8 tabular events: rows of (subject, behaviour, type, seconds)."""
+    path = tmp_path / name
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["Observation id", "FPS", "Subject", "Behavior", "Behavior type", "Time"])
+        w.writerows(["obs", "30.000", *r] for r in rows)
+    return path
+
+
+def test_import_a_deg_csv_into_one_animal(duo, tmp_path, capsys):
+    a = np.zeros((30, 2), np.int8)
+    a[4:8, 1] = 1
+    write_labels(tmp_path / "in.csv", Labels(B, a))
+    code, out, _ = run(capsys, "import-labels", duo.root, "m1", tmp_path / "in.csv", "--animal", 1)
+    assert code == 0 and "-> m1 animal1 (30 frames)" in out
+    path = duo.root / "DATA" / "m1" / "animals" / "animal1" / "m1_labels.csv"
+    assert path.is_file() and duo.labels("m1", animal=1).array[4:8, 1].tolist() == [1] * 4
+
+
+def test_bout_table_with_animals_fills_each(duo, tmp_path, capsys):
+    src = tmp_path / "bouts.csv"
+    src.write_text("animal,behavior,start,stop\nanimal0,groom,0,3\n1,rear,5,9\n")
+    code, out, _ = run(capsys, "import-labels", duo.root, "m1", src, "--labeler", "bob")
+    assert code == 0 and "-> m1 animal0" in out and "-> m1 animal1" in out
+    assert duo.annotator_labels("m1", "bob", animal=0).array[:3, 0].tolist() == [1, 1, 1]
+    assert duo.annotator_labels("m1", "bob", animal=1).array[5:9, 1].tolist() == [1] * 4
+
+
+@pytest.mark.parametrize(
+    ("extra", "text", "problem"),
+    [
+        (["--animal", "2"], "behavior,start,stop\ngroom,0,3\n", "video m1 has 2 animals (0..1)"),
+        ([], "behavior,start,stop\ngroom,0,3\n", "--animal I"),
+        ([], "animal,behavior,start,stop\n0,groom,0,3\nanimal3,groom,1,2\n", "not in video m1"),
+    ],
+)
+def test_a_bad_animal_is_one_line_and_changes_nothing(duo, tmp_path, capsys, extra, text, problem):
+    src = tmp_path / "bouts.csv"
+    src.write_text(text)
+    before = snapshot(duo.root)
+    code, _, err = run(capsys, "import-labels", duo.root, "m1", src, *extra)
+    assert code == 1 and problem in err and len(err.strip().splitlines()) == 1
+    assert snapshot(duo.root) == before
+
+
+def test_boris_subjects_map_onto_animals(duo, tmp_path, capsys):
+    src = _boris(
+        tmp_path,
+        [("Bo", "groom", "START", "0.1"), ("Al", "rear", "START", "0.2"),
+         ("Bo", "groom", "STOP", "0.3"), ("Al", "rear", "STOP", "0.5")],
+    )  # fmt: skip
+    code, out, _ = run(capsys, "import-labels", duo.root, "m1", src)
+    assert code == 0 and "animal0 (30 frames, subject Bo)" in out and "subject Al" in out
+    assert duo.labels("m1", animal=0).array[3:9, 0].tolist() == [1] * 6  # Bo: first seen
+    assert duo.labels("m1", animal=1).array[6:15, 1].tolist() == [1] * 9
+    # one subject onto a chosen animal
+    code, out, _ = run(
+        capsys, "import-labels", duo.root, "m1", src, "--subject", "Al", "--animal", "0"
+    )
+    assert code == 0 and duo.labels("m1", animal=0).array[6:15, 1].tolist() == [1] * 9
+    assert duo.labels("m1", animal=0).array[:, 0].max() == 0
+
+
+def test_boris_subjects_not_as_many_as_animals(duo, tmp_path, capsys):
+    src = _boris(
+        tmp_path,
+        [("A", "groom", "START", "0.1"), ("B", "groom", "START", "0.1"),
+         ("C", "groom", "START", "0.1"), ("A", "groom", "STOP", "0.3"),
+         ("B", "groom", "STOP", "0.3"), ("C", "groom", "STOP", "0.3")],
+    )  # fmt: skip
+    before = snapshot(duo.root)
+    code, _, err = run(capsys, "import-labels", duo.root, "m1", src)
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "subjects A, B, C" in err and "--subject S --animal I" in err
+    code, _, err = run(capsys, "import-labels", duo.root, "m1", src, "--subject", "A")
+    assert code == 1 and "say which" in err
+    code, _, err = run(
+        capsys, "import-labels", duo.root, "m1", src, "--subject", "C", "--animal", "5"
+    )
+    assert code == 1 and "video m1 has 2 animals (0..1)" in err
+    assert snapshot(duo.root) == before
+
+
+def test_status_shows_labelled_frames_per_animal(duo, capsys):
+    a = np.full((30, 2), -1, np.int8)
+    a[:12] = 0
+    duo.save_labels("m1", Labels(B, a), animal=1)
+    code, out, _ = run(capsys, "status", duo.root)
+    assert code == 0 and "animal0: -" in out and "animal1: 12 frames labeled" in out
+    code, out, _ = run(capsys, "status", duo.root, "--json")
+    animals = json.loads(out)["videos"][0]["animals"]
+    assert [(r["animal"], r["labeled_frames"]) for r in animals] == [(0, 0), (1, 12)]
