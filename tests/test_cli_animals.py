@@ -130,3 +130,75 @@ def test_status_shows_labelled_frames_per_animal(duo, capsys):
     code, out, _ = run(capsys, "status", duo.root, "--json")
     animals = json.loads(out)["videos"][0]["animals"]
     assert [(r["animal"], r["labeled_frames"]) for r in animals] == [(0, 0), (1, 12)]
+
+
+# ----------------------------------------------------------------- exports, predictions, scores
+
+
+def _two_labelled(duo) -> None:
+    for a in (0, 1):
+        lab = Labels(B, np.zeros((30, 2), np.int8))
+        lab.array[3 + 10 * a : 9 + 10 * a, a] = 1
+        duo.save_labels("m1", lab, animal=a)
+
+
+@pytest.mark.parametrize("layout", ["tabular", "aggregated"])
+def test_export_boris_of_animals_reads_back(duo, tmp_path, capsys, layout):
+    _two_labelled(duo)
+    want = [duo.labels("m1", animal=a) for a in (0, 1)]
+    out = tmp_path / "exp"
+    code, text, _ = run(capsys, "export", "boris", duo.root, "--out", out, "--layout", layout)
+    [path] = sorted(out.iterdir())
+    assert code == 0 and f"wrote {path}" in text
+    for a in (0, 1):
+        duo.save_labels("m1", Labels.empty(30, B), animal=a)
+    code, text, _ = run(capsys, "import-labels", duo.root, "m1", path)
+    assert code == 0 and "m1 animal1 (30 frames, subject animal1)" in text
+    assert [duo.labels("m1", animal=a) for a in (0, 1)] == want
+
+
+def test_export_nwb_of_animals(duo, tmp_path, capsys):
+    pytest.importorskip("pynwb")
+    _two_labelled(duo)
+    out = tmp_path / "nwb"
+    code, text, _ = run(capsys, "export", "nwb", duo.root, "--out", out, "--subject-id", "c1")
+    assert code == 0 and f"wrote {out / 'm1.nwb'}" in text
+
+
+def test_import_predictions_needs_the_animal(duo, capsys):
+    from deg_core.infer.sequence import predictions_path
+
+    pred = Labels(B, np.ones((30, 2), np.int8))
+    write_labels(predictions_path(duo, "m1", 1), pred)
+    code, _, err = run(capsys, "import-predictions", duo.root, "m1")
+    assert code == 1 and "say which one" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "import-predictions", duo.root, "m1", "--animal", "2")
+    assert code == 1 and "video m1 has 2 animals (0..1)" in err
+    code, out, _ = run(capsys, "import-predictions", duo.root, "m1", "--animal", "1")
+    assert code == 0 and out.strip() == "m1 animal1: predictions copied onto 30 frames"
+    assert duo.labels("m1", animal=1) == pred and not duo.label_path("m1", 0).exists()
+
+
+def test_evaluate_prints_each_animal_and_the_pool(duo, tmp_path, capsys, monkeypatch):
+    from deg_core.evaluation import scoring
+    from deg_core.evaluation.evaluate import evaluate_animals
+
+    rng = np.random.default_rng(0)
+    labels = [(rng.random((30, 2)) > 0.5).astype(np.int8) for _ in range(2)]
+    probs = [np.where(y == 1, 0.8, 0.2).astype(np.float32) for y in labels]
+    probs[1][:10] = 1 - probs[1][:10]  # animal 1 worse
+    result = evaluate_animals(probs, labels, [0, 1], np.full(2, 0.5), B)
+    result.update(run="r", videos=["m1"], streams=["m1#animal0", "m1#animal1"])
+    monkeypatch.setattr(scoring, "evaluate_project", lambda *a, **k: result)
+    out_json = tmp_path / "scores.json"
+    code, out, _ = run(capsys, "evaluate", duo.root, "--json", out_json)
+    assert code == 0
+    lines = {ln.split()[0]: ln.split() for ln in out.splitlines() if ln.strip()}
+    for name, part in [*result["per_animal"].items(), ("pooled", result)]:
+        assert lines[name][1:] == [f"{part['macro']['f1']:.3f}", str(part["n_frames"])]
+    assert lines["pooled"][2] == "60" and lines["animal1"][2] == "30"
+    saved = json.loads(out_json.read_text())
+    assert set(saved["per_animal"]) == {"animal0", "animal1"}
+    assert saved["per_animal"]["animal1"]["macro"]["f1"] == pytest.approx(
+        result["per_animal"]["animal1"]["macro"]["f1"]
+    )

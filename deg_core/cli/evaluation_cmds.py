@@ -36,6 +36,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{fmt(result['recall'][b])} {fmt(result['auroc'][b])}   {fmt(result['bout_f1'][b])}"
         )
     print(f"  macro F1 {fmt(result['macro']['f1'])}")
+    per_animal = result.get("per_animal") or {}
+    if per_animal:  # videos of several animals: each animal's streams, then all pooled
+        print(f"  {'animal':<20} {'macro F1':>8} {'frames':>8}")
+        for name, part in [*per_animal.items(), ("pooled", result)]:
+            print(f"  {name:<20}   {fmt(part['macro']['f1'])} {part.get('n_frames', 0):>8}")
     for note in overprediction_notes(result):
         print(f"  {note}")
     return 0

@@ -141,9 +141,11 @@ def add_export_parser(sub: Subparsers) -> None:
         help="labels/predictions for other tools: BORIS event tables, NWB files",
         description="boris: a BORIS tabular events file (CSV; aggregated events with --layout "
         "aggregated) per video, of the labels or, with --predictions, of the sequence run's "
-        "ethogram, with the video's subject_id (project.subject) as the subject. nwb: an NWB "
-        "file per video with the bouts as time intervals, the probabilities and the video "
-        "(needs pynwb: uv sync --extra nwb).",
+        "ethogram, with the video's subject_id (project.subject) as the subject (a video of "
+        "several animals: every animal a subject, named as its tracks name it, else "
+        "animal<i>). nwb: an NWB file per video with the bouts as time intervals, the "
+        "probabilities and the video (several animals: per-animal tables, "
+        "behavior_labels_animal<i>...; needs pynwb: uv sync --extra nwb).",
     )
     p.add_argument("format", choices=["boris", "nwb"])
     p.add_argument("project")
@@ -224,6 +226,14 @@ def add_import_predictions_parser(sub: Subparsers) -> None:
     p.add_argument("project")
     p.add_argument("video")
     p.add_argument("--overwrite", action="store_true", help="also replace existing labels")
+    p.add_argument(
+        "--animal",
+        type=int,
+        default=None,
+        metavar="I",
+        help="a video of several animals: animal I's predictions into its labels (0..N-1; "
+        "required there)",
+    )
     p.set_defaults(func=cmd_import_predictions)
 
 
@@ -231,10 +241,15 @@ def cmd_import_predictions(args: argparse.Namespace) -> int:
     from deg_core.infer.sequence import import_predictions
 
     project = open_project(args.project)
-    before = project.labels(args.video).array
-    after = import_predictions(project, args.video, overwrite=args.overwrite)
+    key = project.resolve_key(args.video)
+    animal = project.check_animal(key, args.animal)  # one line: which animals there are
+    if project.n_animals(key) == 1:
+        animal = None
+    before = project.labels(key, animal=animal).array
+    after = import_predictions(project, key, overwrite=args.overwrite, animal=animal)
     changed = int((before != after.array).any(axis=1).sum())
-    print(f"{project.resolve_key(args.video)}: predictions copied onto {changed} frames")
+    into = key if animal is None else f"{key} animal{animal}"
+    print(f"{into}: predictions copied onto {changed} frames")
     return 0
 
 

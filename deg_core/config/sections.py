@@ -429,6 +429,12 @@ class SequenceSection:
         "track_features: include where the animal is in the frame (false: only speed, extent, "
         "shape and motion, which do not depend on the arena's layout)",
     )
+    social_features: bool = _f(
+        True,
+        "track_features on videos of several animals: add each animal's relation to the "
+        "nearest other one (distance in body sizes, approach speed, bearing); one-animal "
+        "projects are unchanged",
+    )
     standardise_inputs: bool = _f(
         False,
         "z-score every input feature over its video before the sequence model sees it "

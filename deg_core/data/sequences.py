@@ -40,6 +40,7 @@ def features_or_explain(
     track: bool = False,
     track_position: bool = True,
     standardise: bool = False,
+    social: bool = True,
 ) -> dict[str, np.ndarray]:
     """Features of every video in ``keys``; one error naming all videos that lack them.
 
@@ -48,10 +49,16 @@ def features_or_explain(
     (where the animal is in the frame): (T, 1024 + F - 2). ``standardise``: every column
     z-scored over its video (:func:`standardise_columns`).
 
+    In a project where some video holds several animals, ``track`` appends every stream's
+    per-animal track features instead (deg_core.tracking.crop.animal_track_features; for every
+    video of the project, one-animal ones too, so the columns agree), with ``social``: the
+    evidence between the animals (distance, approach, bearing of the nearest other one).
+
     Keyed by stream name: a video of several animals gives one entry per animal
     (``<key>#animal<i>``, :mod:`deg_core.data.streams`).
     """
     out, missing = {}, []
+    several = track and any(project.n_animals(k) > 1 for k in project.video_keys())
     for key in keys:
         path = project.record(key).outputs_path
         streams = video_streams(project, key)
@@ -60,18 +67,20 @@ def features_or_explain(
         except DegError:
             missing.append(key)
             continue
-        if track and len(streams) > 1:
-            raise ProjectError(
-                f"sequence.track_features is not available yet for videos of several animals "
-                f"(video {key}): set sequence.track_features=false"
+        per_animal: list[np.ndarray] = []
+        if several:
+            from deg_core.tracking.crop import (
+                animal_track_features,  # lazy: crop imports the project store
             )
-        for name, feats in got.items():
+
+            per_animal = animal_track_features(project, key, social=social)
+        for (name, feats), (_, animal) in zip(got.items(), streams, strict=True):
             if track:
                 from deg_core.tracking.crop import (
                     track_features,  # lazy: crop imports the project store
                 )
 
-                tf = track_features(project, key)
+                tf = per_animal[animal or 0] if several else track_features(project, key)
                 if not track_position:  # columns 0, 1: x, y as fractions of the frame
                     tf = tf[:, 2:]
                 feats = np.concatenate([feats, tf], axis=1)

@@ -47,6 +47,7 @@ class SequencePredictor:
     track_features: bool = False  # the run's inputs end with the animal-track features
     track_position: bool = True  # ... including where the animal is in the frame
     standardise_inputs: bool = False  # ... each column z-scored over its video
+    social_features: bool = True  # several animals: ... with the evidence between them
     decision: Decision | None = None  # None: thresholds and min_lengths decide
 
     @classmethod
@@ -74,6 +75,7 @@ class SequencePredictor:
             track_features=info.config.sequence.track_features,
             track_position=info.config.sequence.track_position,
             standardise_inputs=info.config.sequence.standardise_inputs,
+            social_features=info.config.sequence.social_features,
         )
 
 
@@ -144,6 +146,7 @@ def infer_sequence(
         track=sm.track_features,
         track_position=sm.track_position,
         standardise=sm.standardise_inputs,
+        social=sm.social_features,
     )
     decision = sm.decision or Decision.thresholded(sm.thresholds, sm.min_lengths)
     for key in todo:
@@ -196,20 +199,27 @@ def predictions_path(project: Project, key: str, animal: int | None = None) -> P
     return path if animal is None else path.with_name(f"{key}_animal{animal}_predictions.csv")
 
 
-def import_predictions(project: Project, video: str, overwrite: bool = False) -> Labels:
-    """Copy a video's predictions into its labels: by default only onto unlabelled frames."""
+def import_predictions(
+    project: Project, video: str, overwrite: bool = False, animal: int | None = None
+) -> Labels:
+    """Copy a video's predictions into its labels: by default only onto unlabelled frames.
+    A video of several animals: animal ``animal``'s predictions
+    (``<key>_animal<i>_predictions.csv``) into its labels; None there is a one-line error
+    saying which ones there are."""
     key = project.resolve_key(video)
-    rec = project.record(key)
-    if not rec.predictions_path.exists():
+    chosen = project.check_animal(key, animal)
+    if project.n_animals(key) == 1:
+        chosen = None  # animal 0 of a one-animal video: DeepEthogram's files
+    path = predictions_path(project, key, chosen)
+    if not path.exists():
         raise ProjectError(
-            f"no predictions for {key!r} yet: run `deg infer sequence {project.root}`",
-            rec.predictions_path,
+            f"no predictions for {key!r} yet: run `deg infer sequence {project.root}`", path
         )
-    pred = read_labels(rec.predictions_path, project.behaviors, rec.n_frames())
-    labels = project.labels(key)
+    pred = read_labels(path, project.behaviors, project.record(key).n_frames())
+    labels = project.labels(key, animal=chosen)
     merged = labels.array.copy()
     take = np.ones_like(merged, dtype=bool) if overwrite else merged == -1
     merged[take] = pred.array[take]
     new = Labels(project.behaviors, merged)
-    project.save_labels(key, new)
+    project.save_labels(key, new, animal=chosen)
     return new

@@ -32,6 +32,12 @@ or the aggregated events layout of BORIS 8.13+, one STATE row per bout; times in
 to the millisecond, the observation's date (when the video was added to the project) and
 the subject (the video's ``subject_id`` in ``project.subject``; without one, none: "" in
 the tabular layout, "No focal subject" in the aggregated one, as BORIS writes).
+
+A video of several animals (``project.animals``) is one file with every animal a subject,
+named as its tracks name it (else ``animal<i>``, :func:`~deg_core.interop.animals.animal_names`):
+animal 0's rows, then animal 1's, ... (an animal without bouts has no rows). Reading such a
+file back (:func:`import_boris_animals`) puts each subject named like one of the video's
+animals onto that animal, so the export round-trips.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ import numpy as np
 
 from deg_core.errors import DegError, LabelError
 from deg_core.fileio import atomic_write_text, output_folder
+from deg_core.interop.animals import animal_index, animal_names
 from deg_core.interop.boris_aggregated import (
     _choose_media,
     _Table,
@@ -228,11 +235,13 @@ def import_boris_animals(
     labeler: str | None = None,
     **kwargs,
 ) -> dict[int, tuple[str, BorisLabels]]:
-    """Import every subject of a BORIS file into a video of several animals: the subjects,
-    in order of first appearance, become animals 0..N-1, which needs as many subjects as
-    the video has animals (else a one-line error listing them: choose with ``subject`` and
-    :func:`import_boris`'s ``animal``). All are read before the first file is written.
-    Returns {animal: (subject, labels)}."""
+    """Import every subject of a BORIS file into a video of several animals. Subjects that
+    all name distinct animals of the video (their tracks' names or ``animal<i>``, as
+    :func:`export_boris` writes them) go onto those animals, however many (the others are
+    left as they are); otherwise the subjects, in order of first appearance, become animals
+    0..N-1, which needs as many subjects as the video has animals (else a one-line error
+    listing them: choose with ``subject`` and :func:`import_boris`'s ``animal``). All are
+    read before the first file is written. Returns {animal: (subject, labels)}."""
     key = project.resolve_key(video)
     n = project.n_animals(key)
     if kwargs.get("subject") is not None or n == 1:
@@ -244,6 +253,10 @@ def import_boris_animals(
     rec = project.record(key)
     names = [rec.key, *([rec.video_name, Path(rec.video_name).stem] if rec.video_name else [])]
     subjects = boris_subjects(path, kwargs.get("media"), kwargs.get("video", names))
+    known = animal_index(project, key)
+    named = {known[s]: s for s in subjects if s in known}
+    if subjects and len(named) == len(subjects):  # each subject names its own animal
+        return _import_subjects(project, key, path, labeler, dict(sorted(named.items())), kwargs)
     if len(subjects) != n:
         held = f"subjects {', '.join(subjects)}" if subjects else "no named subjects"
         raise DegError(
@@ -251,9 +264,21 @@ def import_boris_animals(
             "with --subject S --animal I",
             path,
         )
+    return _import_subjects(project, key, path, labeler, dict(enumerate(subjects)), kwargs)
+
+
+def _import_subjects(
+    project: Project,
+    key: str,
+    path: str | Path,
+    labeler: str | None,
+    subjects: dict[int, str],
+    kwargs: dict,
+) -> dict[int, tuple[str, BorisLabels]]:
+    """Read subject ``subjects[i]`` for each animal i, then store them all."""
     read = {
         i: (s, _read_for(project, key, path, **{**kwargs, "subject": s}))
-        for i, s in enumerate(subjects)
+        for i, s in subjects.items()
     }
     for i, (_, result) in read.items():
         project.save_annotator_labels(key, labeler, result.labels, animal=i)
@@ -313,33 +338,60 @@ def _subject_id(project: Project, key: str) -> str:
     return "" if value is None else str(value)
 
 
+def _video_arrays(
+    project: Project, key: str, predictions: bool, run: str, subject: str
+) -> tuple[list[tuple[str, np.ndarray]], str]:
+    """([(subject, (T, K) array)] of one video's labels or predictions, one per animal in a
+    video of several, and what they are)."""
+    rec = project.record(key)
+    n = project.n_animals(key)
+    animals: list[int | None] = [None] if n == 1 else list(range(n))
+    subjects = [subject] if n == 1 else animal_names(project, key)
+    if predictions:
+        from deg_core.interop.predictions import predicted
+
+        preds = [predicted(project, key, run, animal=a) for a in animals]
+        arrays = [p.ethogram for p in preds]
+        what = f"deg predictions of {preds[0].run}"
+    else:
+        paths = [project.label_path(key, a) for a in animals]
+        if not any(p.exists() for p in paths):
+            raise DegError(f"{key!r} has no labels to export", paths[0] if n == 1 else rec.folder)
+        arrays, what = [project.labels(key, animal=a).array for a in animals], "deg labels"
+    return list(zip(subjects, arrays, strict=True)), what
+
+
 def _video_events(
     project: Project, key: str, predictions: bool, run: str, layout: str, subject: str
 ) -> tuple[str, str]:
-    """(file name, BORIS events text in ``layout``) of one video's labels or predictions."""
+    """(file name, BORIS events text in ``layout``) of one video's labels or predictions;
+    a video of several animals: every animal a subject, one block of rows after another."""
     rec = project.record(key)
     fps = rec.clock()  # the mean rate, and a VFR video's frame times
     if fps <= 0:
         raise DegError(f"the fps of {key!r} is unknown: cannot write times", rec.folder)
-    if predictions:
-        from deg_core.interop.predictions import predicted
-
-        pred = predicted(project, key, run)
-        array, what = pred.ethogram, f"deg predictions of {pred.run}"
-        name = f"{key}_predictions_boris.csv"
-    else:
-        if not rec.labels_path.exists():
-            raise DegError(f"{key!r} has no labels to export", rec.labels_path)
-        array, what, name = project.labels(key).array, "deg labels", f"{key}_boris.csv"
+    arrays, what = _video_arrays(project, key, predictions, run, subject)
+    name = f"{key}_predictions_boris.csv" if predictions else f"{key}_boris.csv"
     media = rec.video_name or f"{key}.mp4"
     write = boris_aggregated_text if layout == "aggregated" else boris_events_text
     if layout == "aggregated":
         name = name.replace("_boris.csv", "_boris_aggregated.csv")
-    text = write(
-        array, project.behaviors, fps, observation=key, media=media, description=what,
-        date=_observation_date(rec.added), subject=subject,
-    )  # fmt: skip
-    return name, text
+    date = _observation_date(rec.added)
+    texts = [
+        write(
+            array,
+            project.behaviors,
+            fps,
+            observation=key,
+            media=media,
+            description=what,
+            date=date,
+            subject=who,
+        )
+        for who, array in arrays
+    ]
+    # one header: the blocks after the first without theirs
+    return name, texts[0] + "".join(t.partition("\n")[2] for t in texts[1:])
 
 
 def export_boris(
@@ -355,8 +407,9 @@ def export_boris(
     """Write ``<out_dir>/<key>_boris.csv`` (labels) or ``<key>_predictions_boris.csv``
     (the sequence run's cleaned ethogram) per video; default out_dir: ``PROJECT/exports``.
     ``layout``: BORIS's ``"tabular"`` events or ``"aggregated"`` events (then the names end
-    in ``_boris_aggregated.csv``); ``subject``: the subject of every video (default: each
-    video's ``subject_id`` in ``project.subject``, else none).
+    in ``_boris_aggregated.csv``); ``subject``: the subject of every one-animal video
+    (default: each video's ``subject_id`` in ``project.subject``, else none); a video of
+    several animals has its animals as subjects (see the module docstring).
     Returns (files written, "key: why" of each video skipped).
 
     Named ``videos`` must all have what is exported; without names, every video that has

@@ -19,6 +19,14 @@ One file per video, ``<out>/<key>.nwb``, readable with plain pynwb (no extension
   ``project.subject`` in project_config.yaml, ``project.subject.videos[<key>]`` over it, and
   the caller's values (``deg export nwb --subject-id/--species/--sex/--age``) over both.
   What is missing is listed in the notes; nwbinspector reports a file without all four.
+* a video of several animals (``project.animals``): one file per video still (the video,
+  its clock and session are shared), with the tables and the probabilities per animal,
+  ``behavior_labels_animal<i>``, ``behavior_predictions_animal<i>`` and
+  ``behavior_probabilities_animal<i>`` (the suffix is the animal's index, stable and a
+  valid NWB name; the animal's name, from its tracks, is in each one's description). NWB
+  holds one Subject per file: it describes the group (``subject_id`` from
+  ``project.subject`` names the pair or cage), and its ``description`` lists the animals by
+  index and name.
 * ``session_start_time``: the video's ``creation_time`` metadata when it holds a plausible
   one, else when the video was added to the project (else the export's time); the
   ``session_description`` says which. ``experimenter``: the project's labeler, whose label
@@ -48,6 +56,7 @@ import numpy as np
 from deg_core.config import SUBJECT_FIELDS, ConfigError, subject_problem
 from deg_core.errors import DegError
 from deg_core.fileio import fault_point, output_folder, raise_naming, temp_sibling
+from deg_core.interop.animals import animal_names
 from deg_core.labels.bouts import bout_table
 from deg_core.project.project import Project
 from deg_core.project.records import VideoRecord
@@ -130,9 +139,12 @@ def subject_values(
     return {f: str(v) for f, v in values.items() if v is not None}
 
 
-def _subject(pynwb: Any, values: dict[str, str], notes: list[str]) -> Any:
+def _subject(
+    pynwb: Any, values: dict[str, str], notes: list[str], animals: Sequence[str] = ()
+) -> Any:
     """NWB's Subject of ``values`` (None: nothing known); notes say what nwbinspector
-    would report."""
+    would report. ``animals``: the names of a video's several animals, listed in the
+    Subject's description (NWB has one Subject per file)."""
     missing = [f for f in SUBJECT_FIELDS if f not in values]
     if missing:
         notes.append(
@@ -145,8 +157,15 @@ def _subject(pynwb: Any, values: dict[str, str], notes: list[str]) -> Any:
             f"species {species!r} is neither a Latin binomial (Mus musculus) nor an NCBI "
             "taxonomy link"
         )
-    if len(missing) == len(SUBJECT_FIELDS):
+    if len(missing) == len(SUBJECT_FIELDS) and not animals:
         return None
+    if animals:
+        listed = ", ".join(f"animal{i} ({name})" for i, name in enumerate(animals))
+        values = {
+            **values,
+            "description": f"a group of {len(animals)} animals recorded together: {listed}; "
+            "each one's tables and probabilities end in _animal<i>",
+        }
     return pynwb.file.Subject(**values)
 
 
@@ -193,7 +212,10 @@ def video_nwb(
         raise DegError(f"the video or fps of {key!r} is unknown", rec.folder)
     notes: list[str] = []
     subject_notes: list[str] = []  # after the data's
-    has_labels = rec.labels_path.exists()
+    n = project.n_animals(key)
+    animals: list[int | None] = [None] if n == 1 else list(range(n))
+    names = animal_names(project, key) if n > 1 else []
+    has_labels = any(project.label_path(key, a).exists() for a in animals)
     labeler = project.config.project.labeler
     start, what_start = _start_time(rec, video)
     nwb = pynwb.NWBFile(
@@ -202,7 +224,7 @@ def video_nwb(
         identifier=str(uuid.uuid4()),
         session_start_time=start,
         experimenter=[labeler] if labeler and has_labels else None,
-        subject=_subject(pynwb, subject_values(project, key, subject), subject_notes),
+        subject=_subject(pynwb, subject_values(project, key, subject), subject_notes, names),
         source_script="deg export nwb",
         source_script_file_name="deg_core/interop/nwb.py",
     )
@@ -219,38 +241,50 @@ def video_nwb(
         )
     )
     behaviors = project.behaviors
-    if has_labels:
-        labels = project.labels(key).array
-        what = "bouts labelled by hand" + (f" (labeler {labeler})" if labeler else "")
-        if not _add_bouts(pynwb, nwb, "behavior_labels", what, labels, behaviors, clock):
-            notes.append("no labelled bouts")
-    else:
-        notes.append("no labels")
     from deg_core.interop.predictions import predicted
 
-    try:
-        pred = predicted(project, key, run)
-    except DegError as e:
-        notes.append(f"no predictions ({e.problem})")
-    else:
-        what = f"bouts predicted by {pred.run} (thresholded, short bouts removed)"
-        table = "behavior_predictions"
+    module = None
+    missing: dict[int | None, str] = {}  # animal: why it has no predictions
+    for a in animals:
+        suffix = "" if a is None else f"_animal{a}"  # table names: a valid NWB name
+        of = "" if a is None else f" of animal{a} ({names[a]})"
+        who = "" if a is None else f"animal{a}: "
+        if has_labels:
+            labels = project.labels(key, animal=a).array
+            what = f"bouts{of} labelled by hand" + (f" (labeler {labeler})" if labeler else "")
+            table = f"behavior_labels{suffix}"
+            if not _add_bouts(pynwb, nwb, table, what, labels, behaviors, clock):
+                notes.append(f"{who}no labelled bouts")
+        elif a in (None, 0):
+            notes.append("no labels")
+        try:
+            pred = predicted(project, key, run, animal=a)
+        except DegError as e:
+            missing[a] = e.problem
+            continue
+        what = f"bouts{of} predicted by {pred.run} (thresholded, short bouts removed)"
+        table = f"behavior_predictions{suffix}"
         if not _add_bouts(pynwb, nwb, table, what, pred.ethogram, behaviors, clock):
-            notes.append("no predicted bouts")
-        module = nwb.create_processing_module(name="behavior", description="deg's outputs")
+            notes.append(f"{who}no predicted bouts")
+        if module is None:
+            module = nwb.create_processing_module(name="behavior", description="deg's outputs")
         thresholds = ", ".join(
             f"{b}={t:.4g}" for b, t in zip(behaviors, pred.thresholds, strict=True)
         )
         module.add(
             pynwb.TimeSeries(
-                name="behavior_probabilities",
-                description=f"per-frame P(behaviour) of {pred.run}; thresholds {thresholds}",
+                name=f"behavior_probabilities{suffix}",
+                description=f"per-frame P(behaviour){of} of {pred.run}; thresholds {thresholds}",
                 comments=",".join(behaviors),
                 data=pred.probs,
                 unit="probability",
                 **series_timing(clock),
             )
         )
+    if len(set(missing.values())) == 1 and len(missing) == len(animals):  # the same for all
+        notes.append(f"no predictions ({next(iter(missing.values()))})")
+    else:
+        notes += [f"animal{a}: no predictions ({why})" for a, why in missing.items()]
     return nwb, notes + subject_notes
 
 

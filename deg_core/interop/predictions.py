@@ -3,7 +3,8 @@
 ``deg infer sequence`` writes a group named after the run into ``<key>_outputs.h5``
 (``P`` (T, K), ``thresholds`` (K,), ``class_names`` (K,)); the ethogram is those
 probabilities thresholded and cleaned with the run's minimum bout lengths, exactly as
-inference computes ``<key>_predictions.csv``.
+inference computes ``<key>_predictions.csv``. A video of several animals holds them per
+animal (``<run>/animal<i>``, :mod:`deg_core.project.outputs`): read with ``animal=i``.
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ class Predicted:
     thresholds: np.ndarray  # (K,)
 
 
-def predicted(project: Project, key: str, run: str = "latest") -> Predicted:
-    """The sequence run's probabilities and cleaned ethogram of video ``key``.
+def predicted(
+    project: Project, key: str, run: str = "latest", animal: int | None = None
+) -> Predicted:
+    """The sequence run's probabilities and cleaned ethogram of video ``key`` (of animal
+    ``animal`` in a video of several: its own probabilities and thresholds).
 
     Raises a one-line ProjectError naming the outputs file (and the command that makes
     them) when the video has no outputs of that run.
@@ -45,7 +49,8 @@ def predicted(project: Project, key: str, run: str = "latest") -> Predicted:
             f"`deg infer sequence {project.root} --run {info.name} --videos {key}`",
             rec.outputs_path,
         )
-    group = read_group(rec.outputs_path, info.name, ("P", "thresholds", "class_names"))
+    names_read = ("P", "thresholds", "class_names")
+    group = read_group(rec.outputs_path, info.name, names_read, animal=animal)
     probs = np.asarray(group["P"], dtype=np.float32)
     names = [str(n) for n in group["class_names"]]
     if names != project.behaviors or probs.shape[1:] != (len(names),):

@@ -8,7 +8,9 @@ chunks) read exactly the same pixels for a frame. The track is computed once per
 video and cached beside it (``DATA/<key>/<key>_track.npz``).
 
 The track itself (position, speed, body extent, motion) is also per-frame evidence
-for the sequence model (``sequence.track_features``).
+for the sequence model (``sequence.track_features``); with several animals, each animal's
+own track and its relation to the nearest other one (``sequence.social_features``:
+distance, approach, bearing; :mod:`deg_core.tracking.social`), :func:`animal_track_features`.
 
 Several animals in a video (``project.animals`` > 1): every animal is a stream of its own,
 seen through a fixed-size square window that follows it (:func:`animal_crop_boxes`, from
@@ -31,6 +33,7 @@ from deg_core.errors import ProjectError
 from deg_core.project.project import Project
 from deg_core.tracking.animals import AnimalTracks
 from deg_core.tracking.project_tracks import animal_tracks
+from deg_core.tracking.social import animal_features, as_tracks
 from deg_core.tracking.track import (
     Track,
     _fill_missing,
@@ -102,6 +105,16 @@ def animal_crop_boxes(project: Project, key: str, augs: Any = None) -> list[np.n
     """Per-animal (T, 4) crop boxes of video ``key`` (``project.n_animals(key)`` of them),
     from its stored tracks; ``augs`` gives ``crop_scale`` (default 1.5). A video without
     tracks is a one-line ProjectError naming the command that makes them."""
+    tracks = checked_tracks(project, key)
+    rec = project.record(key)
+    scale = float(_augs_value(augs, "crop_scale", 1.5)) if augs is not None else 1.5
+    fps = float(rec.fps or 25.0)
+    return [animal_boxes(tracks, i, scale, fps) for i in range(tracks.n_animals)]
+
+
+def checked_tracks(project: Project, key: str) -> AnimalTracks:
+    """The stored animal tracks of video ``key``, checked against its frames and animals;
+    a one-line ProjectError naming the command that makes them when absent or unfit."""
     n = project.n_animals(key)
     tracks = animal_tracks(project, key)
     if tracks is None:
@@ -116,9 +129,7 @@ def animal_crop_boxes(project: Project, key: str, augs: Any = None) -> list[np.n
             f"the video has {n} x {rec.n_frames()}: redo them with "
             f"`deg tracks {project.root} {key} --compute` (or --import FILE)"
         )
-    scale = float(_augs_value(augs, "crop_scale", 1.5)) if augs is not None else 1.5
-    fps = float(rec.fps or 25.0)
-    return [animal_boxes(tracks, i, scale, fps) for i in range(n)]
+    return tracks
 
 
 class CroppedReader(VideoReader):
@@ -164,7 +175,33 @@ def track_features(project: Project, key: str) -> np.ndarray:
     Per-video scaling keeps what changes within a video (rearing raises the animal's
     centre, grooming stops it) and drops what differs between cameras.
     """
-    f = video_track(project, key).features().astype(np.float64)
+    return _robust_z(video_track(project, key).features().astype(np.float64))
+
+
+def animal_track_features(project: Project, key: str, social: bool = True) -> list[np.ndarray]:
+    """Per-animal (T, F) float32 track features of ``key`` (one array per animal; the
+    columns of :func:`deg_core.tracking.social.animal_feature_names`), z-scored per video
+    and animal as :func:`track_features` is. ``social``: with the social evidence columns.
+
+    A video of several animals reads its stored tracks (:func:`checked_tracks`); a
+    one-animal video (in a project where other videos hold several) its one-animal track,
+    so every video of the project gives the same columns (the social ones 0).
+    """
+    rec = project.record(key)
+    fps = float(rec.fps or 25.0)
+    if project.n_animals(key) > 1:
+        tracks = checked_tracks(project, key)
+    else:
+        tracks = as_tracks(video_track(project, key))
+    return [
+        _robust_z(animal_features(tracks, i, social, fps).astype(np.float64))
+        for i in range(tracks.n_animals)
+    ]
+
+
+def _robust_z(f: np.ndarray) -> np.ndarray:
+    """(T, F) float64 -> float32: each column minus its median over its MAD (x 1.4826;
+    the sd where the MAD is 0), clipped to +-10."""
     med = np.median(f, axis=0)
     mad = np.median(np.abs(f - med), axis=0) * 1.4826
     scale = np.where(mad > 1e-6, mad, f.std(axis=0) + 1e-6)

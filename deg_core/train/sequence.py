@@ -123,6 +123,7 @@ def train_sequence(
         track=scfg.track_features,
         track_position=scfg.track_position,
         standardise=scfg.standardise_inputs,
+        social=scfg.social_features,
     )
     train_items = labelled_items(project, train_keys, feats)
     val_items = labelled_items(project, val_keys, feats)
@@ -398,6 +399,7 @@ def self_training_items(
                 track=scfg.track_features,
                 track_position=scfg.track_position,
                 standardise=scfg.standardise_inputs,
+                social=scfg.social_features,
             ).values()
         except ProjectError:  # no features of this run yet: nothing to learn from
             continue
