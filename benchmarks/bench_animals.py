@@ -125,7 +125,17 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=96)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--append", type=Path)
+    ap.add_argument("--budget", type=int, default=1, help="multiplies every stage's steps")
     args = ap.parse_args()
+    if args.budget != 1:  # later settings win in resolve_config
+        steps = 15 * args.budget
+        BASE.extend(
+            [
+                f"flow_generator.steps_per_epoch={steps}",
+                f"feature_extractor.steps_per_epoch={steps}",
+            ]
+        )
+        SEQ.append(f"sequence.steps_per_epoch={steps}")
     start = time.perf_counter()
     log: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
