@@ -25,16 +25,14 @@ import torch.nn.functional as F
 
 from deg_core.tracking.animals import AnimalTracks
 from deg_core.tracking.track import (
-    _FLOOR,
     _MIN_PIXELS,
-    _NOISE_K,
+    _background,
     _difference,
     _largest_component,
     _open,
-    _small_size,
+    _small_reader,
     _to_chw,
 )
-from deg_core.video import open_video
 
 __all__ = ["best_assignment", "identity_switches", "swap_candidates", "switch_frames",
            "track_animals"]  # fmt: skip
@@ -101,20 +99,13 @@ def _detect(
     Returns: blobs per frame, (height, width) of the video and of the working copy.
     """
     rng = np.random.default_rng(0)  # subsampling of blob pixels: deterministic
-    reader = open_video(video)
-    try:
-        info = reader.info
+    with _small_reader(video, max_side) as (reader, info, (h, w)):
         big_h, big_w = info.height, info.width
-        h, w = _small_size(big_h, big_w, max_side)
         t_all = info.frames
         out: list[list[_Blob]] = [[] for _ in range(t_all)]
         if t_all == 0:
             return out, (big_h, big_w), (h, w)
-        idx = np.unique(np.linspace(0, t_all - 1, max(1, min(200, t_all))).round())
-        bgs = _to_chw(reader.get_batch(idx.astype(np.int64), size=(h, w)))
-        bg = bgs.median(dim=0).values
-        thr = max(_FLOOR, _NOISE_K * 1.4826 * float(_difference(bgs, bg).median()))
-        del bgs
+        bg, thr = _background(reader, (h, w), 200)
         min_px = max(_MIN_PIXELS, round(1e-4 * h * w))
         bar = None
         if progress:
@@ -143,8 +134,6 @@ def _detect(
                     bar.update(len(f))
         if bar is not None:
             bar.close()
-    finally:
-        reader.close()
     for blobs in out:  # a component's core after the link may be smaller than the next one
         blobs.sort(key=lambda b: -b.area)
     return out, (big_h, big_w), (h, w)

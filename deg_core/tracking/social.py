@@ -28,11 +28,11 @@ from __future__ import annotations
 import numpy as np
 
 from deg_core.tracking.animals import AnimalTracks
-from deg_core.tracking.track import Track, _fill_missing, _smooth
+from deg_core.tracking.track import MOTION_NAMES, Track, _fill_missing, _smooth, motion_columns
 
 __all__ = ["OWN_NAMES", "SOCIAL_NAMES", "animal_feature_names", "animal_features", "as_tracks"]
 
-OWN_NAMES = ["x", "y", "vx", "vy", "speed", "w", "h", "aspect", "log_area", "found", "merged"]
+OWN_NAMES = [*MOTION_NAMES, "found", "merged"]
 SOCIAL_NAMES = [
     "near_distance",
     "approach",
@@ -98,7 +98,6 @@ def animal_features(
     social columns are 0."""
     if not 0 <= animal < tracks.n_animals:
         raise ValueError(f"animal must be in 0..{tracks.n_animals - 1}, got {animal}")
-    h, w = tracks.frame_size
     t = tracks.n_frames
     names = animal_feature_names(social)
     if t == 0:
@@ -106,18 +105,10 @@ def animal_features(
     center, extent = _filled(tracks, fps)
     size = _size(tracks, animal)
     c, ext = center[:, animal], extent[:, animal]
-    vel = np.diff(c, axis=0, prepend=c[:1]) / size
-    area = ext[:, 0] * ext[:, 1]
+    area = ext[:, 0] * ext[:, 1]  # of the box: an imported track has no foreground mask
+    log_area = np.log(area / max(float(np.median(area)), 1e-6))
     cols = [
-        c[:, 0] / w,
-        c[:, 1] / h,
-        vel[:, 0],
-        vel[:, 1],
-        np.hypot(vel[:, 0], vel[:, 1]),
-        ext[:, 0] / size,
-        ext[:, 1] / size,
-        np.log(ext[:, 1] / ext[:, 0]),
-        np.clip(np.log(area / max(float(np.median(area)), 1e-6)), -5.0, 5.0),
+        *motion_columns(c, ext, size, tracks.frame_size, log_area),
         tracks.found()[:, animal].astype(np.float64),
         tracks.merged.astype(np.float64),
     ]

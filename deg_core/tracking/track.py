@@ -10,6 +10,8 @@ window around the animal and use the track itself as per-frame features.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,14 +20,16 @@ import torch
 import torch.nn.functional as F
 
 from deg_core.fileio import atomic_open
-from deg_core.video import open_video, resize_frames
+from deg_core.video import VideoInfo, VideoReader, open_video, resize_frames
 
 __all__ = [
+    "MOTION_NAMES",
     "TRACK_VERSION",
     "Track",
     "compute_track",
     "crop_frames",
     "load_track",
+    "motion_columns",
     "window_boxes",
 ]
 
@@ -36,6 +40,38 @@ _NOISE_K = 6.0  # threshold in units of the robust noise level of the difference
 _MIN_PIXELS = 9  # at the working scale: one 3x3 opening kernel; smaller = not found
 _MIN_WINDOW = 32
 GRID = 4  # the silhouette and its motion in GRID x GRID cells of the animal's own box
+# the movement columns one animal's track gives, alone (Track) or among others (social.py)
+MOTION_NAMES = ["x", "y", "vx", "vy", "speed", "w", "h", "aspect", "log_area"]
+
+
+def motion_columns(
+    center: np.ndarray,
+    extent: np.ndarray,
+    size: float,
+    frame_size: tuple[int, int],
+    log_area: np.ndarray,
+) -> list[np.ndarray]:
+    """The :data:`MOTION_NAMES` columns, each (T,) float64, of one animal's track.
+
+    ``center``: (T, 2) float64 x, y in full-frame px (no NaN); ``extent``: (T, 2) float64
+    width, height of its box, at least 1 px; ``size``: its usual size in px (velocity and
+    extent are in these units, so they transfer across cameras); ``frame_size``: (height,
+    width); ``log_area``: (T,) log of its area over its usual area, clipped here to +-5
+    (an absent animal's area 0 would be -inf).
+    """
+    h, w = frame_size
+    vel = np.diff(center, axis=0, prepend=center[:1]) / size
+    return [
+        center[:, 0] / w,
+        center[:, 1] / h,
+        vel[:, 0],
+        vel[:, 1],
+        np.hypot(vel[:, 0], vel[:, 1]),
+        extent[:, 0] / size,
+        extent[:, 1] / size,
+        np.log(extent[:, 1] / extent[:, 0]),
+        np.clip(log_area, -5.0, 5.0),
+    ]
 
 
 @dataclass
@@ -70,20 +106,7 @@ class Track:
             for r in range(GRID)
             for part in ("outer", "inner", "outer_asym", "inner_asym")
         ]
-        return [
-            "x",
-            "y",
-            "vx",
-            "vy",
-            "speed",
-            "w",
-            "h",
-            "aspect",
-            "log_area",
-            "motion",
-            "found",
-            *grid,
-        ]
+        return [*MOTION_NAMES, "motion", "found", *grid]
 
     def features(self) -> np.ndarray:
         """(T, F) float32 scale-free per-frame features (see :meth:`feature_names`).
@@ -92,27 +115,17 @@ class Track:
         animal size (median over frames of the larger side of its box), so they transfer
         across cameras and resolutions; area as log of its ratio to the median area.
         """
-        h, w = self.frame_size
         t = len(self.center)
         if t == 0:
             return np.zeros((0, len(self.feature_names())), np.float32)
         c = self.center.astype(np.float64)
         ext = np.maximum(self.extent.astype(np.float64), 1.0)
         size = max(float(np.median(ext.max(axis=1))), 1.0)
-        vel = np.diff(c, axis=0, prepend=c[:1]) / size
         ok = self.found & (self.area > 0)
         med_area = float(np.median(self.area[ok])) if ok.any() else 1.0
         log_area = np.log(np.maximum(self.area, 1e-6) / max(med_area, 1e-6))
         cols = [
-            c[:, 0] / w,
-            c[:, 1] / h,
-            vel[:, 0],
-            vel[:, 1],
-            np.hypot(vel[:, 0], vel[:, 1]),
-            ext[:, 0] / size,
-            ext[:, 1] / size,
-            np.log(ext[:, 1] / ext[:, 0]),
-            np.clip(log_area, -5.0, 5.0),  # absent frames: area 0 would be -inf
+            *motion_columns(c, ext, size, self.frame_size, log_area),
             self.motion,
             self.found,
         ]
@@ -150,6 +163,35 @@ def window_boxes(center: np.ndarray, window: int, frame_size: tuple[int, int]) -
 def _small_size(height: int, width: int, max_side: int) -> tuple[int, int]:
     f = min(1.0, max_side / max(height, width))
     return max(1, round(height * f)), max(1, round(width * f))
+
+
+@contextmanager
+def _small_reader(
+    path: str | Path, max_side: int
+) -> Iterator[tuple[VideoReader, VideoInfo, tuple[int, int]]]:
+    """The video's reader (closed on leaving), its info and the (h, w) of the working copy
+    whose longest side is ``max_side`` px: how this tracker and multi.py's open a video."""
+    reader = open_video(path)
+    try:
+        info = reader.info
+        yield reader, info, _small_size(info.height, info.width, max_side)
+    finally:
+        reader.close()
+
+
+def _background(
+    reader: VideoReader, size: tuple[int, int], sample: int
+) -> tuple[torch.Tensor, float]:
+    """The per-pixel median of ``sample`` frames spread over the video (of >= 1 frame) at
+    working ``size`` (h, w), as a (3, h, w) float32 image, and the foreground threshold on
+    :func:`_difference` from it: a multiple of the robust noise level, at least _FLOOR."""
+    t_all = reader.info.frames
+    idx = np.unique(np.linspace(0, t_all - 1, max(1, min(sample, t_all))).round())
+    bgs = _to_chw(reader.get_batch(idx.astype(np.int64), size=size))
+    bg = bgs.median(dim=0).values
+    # robust noise level of |frame - background|: median abs deviation as sigma
+    sigma = 1.4826 * float(_difference(bgs, bg).median())
+    return bg, max(_FLOOR, _NOISE_K * sigma)
 
 
 def _to_chw(frames: np.ndarray) -> torch.Tensor:
@@ -271,11 +313,8 @@ def compute_track(
     larger side of its box). ``max_side``: longest side of the working copy in px.
     ``sample``: frames (evenly spread) whose per-pixel median is the background.
     """
-    reader = open_video(path)
-    try:
-        info = reader.info
+    with _small_reader(path, max_side) as (reader, info, (h, w)):
         big_h, big_w = info.height, info.width
-        h, w = _small_size(big_h, big_w, max_side)
         t_all = info.frames
         center = np.zeros((t_all, 2), np.float64)
         extent = np.zeros((t_all, 2), np.float64)
@@ -284,13 +323,7 @@ def compute_track(
         found = np.zeros(t_all, bool)
         shape = np.zeros((t_all, 2, GRID, GRID), np.float32)
         if t_all > 0:
-            idx = np.unique(np.linspace(0, t_all - 1, max(1, min(sample, t_all))).round())
-            bgs = _to_chw(reader.get_batch(idx.astype(np.int64), size=(h, w)))
-            bg = bgs.median(dim=0).values
-            # robust noise level of |frame - background|: median abs deviation as sigma
-            sigma = 1.4826 * float(_difference(bgs, bg).median())
-            thr = max(_FLOOR, _NOISE_K * sigma)
-            del bgs
+            bg, thr = _background(reader, (h, w), sample)
             xs = torch.arange(w, dtype=torch.float32)
             ys = torch.arange(h, dtype=torch.float32)
             prev: torch.Tensor | None = None
@@ -330,8 +363,6 @@ def compute_track(
                     motion[sl] = (mot * ok).numpy()
                     found[sl] = ok.numpy()
         fps = info.fps if info.fps > 0 else 25.0
-    finally:
-        reader.close()
 
     sx, sy = big_w / w, big_h / h
     # small-image pixel centres -> full-frame pixel centres
