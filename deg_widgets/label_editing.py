@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from deg_core.errors import ProjectError
 from deg_widgets.base import reported
-from deg_widgets.label_session import LabelConflict
+from deg_widgets.label_session import ExclusiveClash, LabelConflict
 
 if TYPE_CHECKING:
     from deg_core.project.project import Project
@@ -29,6 +29,7 @@ class LabelEditing:
         project: Project
         predictions: Predictions
         session: LabelSession | None
+        sessions: dict[int, LabelSession]
         autosave: bool
         _autosaver: Debouncer
         _closed: bool
@@ -44,6 +45,8 @@ class LabelEditing:
         def _sync(self) -> None: ...
 
         def _refresh_reference(self) -> None: ...
+
+        def _select(self, animal: int) -> None: ...
 
     # ------------------------------------------------------------------ editing
     def _edited(self, status: str | None = None) -> None:
@@ -99,14 +102,25 @@ class LabelEditing:
 
     # ------------------------------------------------------------------ saving
     def _save_session(self, force: bool) -> bool:
+        """Save the selected animal's labels (``force``: over a changed file), then every
+        other animal's with edits; a conflict there selects that animal before raising,
+        so the banner, reload() and save(force=True) act on it."""
+        selected = self._session
         try:
-            written = self._session.save(force=force)
+            written = selected.save(force=force)
+            for i, other in self.sessions.items():
+                if other is not selected and other.dirty:
+                    try:
+                        written = other.save(force=False) or written
+                    except (LabelConflict, ExclusiveClash):
+                        self._select(i)
+                        raise
         except LabelConflict:
             self.lock_conflict = True
             raise
         self.lock_conflict = False
         if written:  # a first save creates this annotator's set
-            self.annotators = self.project.annotators(self._session.key)
+            self.annotators = self.project.annotators(self._session.key, self._session.animal)
         self._sync()
         return written
 
@@ -118,7 +132,7 @@ class LabelEditing:
         self.status = f"saved {self.saved_at[11:]}" if written else "no changes to save"
 
     def _autosave(self) -> None:
-        if not self._closed and self.session is not None and self.session.dirty:
+        if not self._closed and any(s.dirty for s in self.sessions.values()):
             self.save()
 
     @reported

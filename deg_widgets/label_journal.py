@@ -132,6 +132,7 @@ class Journal:
     def _locked(self) -> Iterator[int]:
         """An O_APPEND fd on the current file, held under an exclusive lock."""
         with _LOCAL_LOCK:
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # an animal's folder, at need
             while True:
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 if fcntl is None:

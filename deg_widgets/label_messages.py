@@ -66,7 +66,11 @@ def route_message(w: Labeler, content: dict[str, Any]) -> None:
             w.seek_disagreement(direction)
         elif target == "annotators":
             w.seek_annotator_disagreement(direction)
+        elif target == "swap":
+            w.seek_swap(direction)
         else:
             raise ValueError(f"unknown seek target {target!r}")
+    elif kind == "swap_identities":
+        w.swap_identities(_field(c, "a"), _field(c, "b"), _field(c, "frame"))
     else:
         raise ValueError(f"unknown message type {kind!r}")

@@ -14,6 +14,8 @@ import numpy as np
 from deg_core.errors import ProjectError
 from deg_widgets.base import reported
 from deg_widgets.label_review import (
+    disagreement_starts,
+    next_animal_disagreement,
     next_annotator_disagreement,
     next_bout,
     next_disagreement,
@@ -34,6 +36,11 @@ class LabelNavigation:
     if TYPE_CHECKING:  # provided by the Labeler: its state and synced traits
         project: Project
         predictions: Predictions
+        all_predictions: dict[int, Predictions]
+        sessions: dict[int, LabelSession]
+        n_animals: int
+        animal: int
+        animal_names: list[str]
         frame: int
         status: str
         behaviors: list[str]
@@ -48,18 +55,22 @@ class LabelNavigation:
 
         def hold_sync(self) -> AbstractContextManager[Any]: ...
 
+        def _select(self, animal: int) -> None: ...
+
     # ------------------------------------------------------------------ annotators
     def _reference_bytes(self, key: str, name: str) -> bytes:
-        """(T, K) int8 bytes of ``name``'s labels of ``key``; b"" for none or no labels."""
-        if not name or name not in self.project.annotators(key):
+        """(T, K) int8 bytes of ``name``'s labels of ``key`` (of the selected animal's in a
+        video of several); b"" for none or no labels."""
+        animal = self._session.animal
+        if not name or name not in self.project.annotators(key, animal):
             return b""
-        return self.project.annotator_labels(key, name).array.tobytes()
+        return self.project.annotator_labels(key, name, animal).array.tobytes()
 
     def _set_reference(self, name: str | None) -> None:
         s = self._session
         name = name or ""
         if name:
-            self.project.annotator_labels_path(s.key, name)  # checks the name
+            self.project.annotator_labels_path(s.key, name, s.animal)  # checks the name
             if name == s.labeler:
                 raise ProjectError(f"{name!r} is the labeler here: pick another annotator")
         with self.hold_sync():  # one message: the name and its row together
@@ -75,7 +86,7 @@ class LabelNavigation:
         saved since they were read."""
         key = self._session.key
         with self.hold_sync():
-            self.annotators = self.project.annotators(key)
+            self.annotators = self.project.annotators(key, self._session.animal)
             self.reference_labels = self._reference_bytes(key, self.reference)
 
     @reported
@@ -124,7 +135,11 @@ class LabelNavigation:
 
     @reported
     def seek_disagreement(self, direction: int = 1) -> None:
-        """Go to the start of the next stretch where labels and predictions differ."""
+        """Go to the start of the next stretch where labels and predictions differ (on a
+        video of several animals, any animal's: that animal is selected)."""
+        if self.n_animals > 1:
+            self._seek_animal_disagreement(direction)
+            return
         pred = self.predictions.predicted
         if pred is None:
             self.status = "no predictions for this video"
@@ -132,6 +147,28 @@ class LabelNavigation:
         f = next_disagreement(self._session.array, pred, self.frame, direction)
         word = "next" if direction >= 0 else "previous"
         self._go(f, "labels and predictions differ from frame {frame}", f"no {word} disagreement")
+
+    def _seek_animal_disagreement(self, direction: int) -> None:
+        starts = {
+            i: disagreement_starts(self.sessions[i].array, p.predicted)
+            for i, p in self.all_predictions.items()
+            if p.predicted is not None
+        }
+        word = "next" if direction >= 0 else "previous"
+        if not starts:
+            self.status = "no predictions for this video"
+            return
+        found = next_animal_disagreement(starts, self.frame, self.animal, direction)
+        if found is None:
+            self.status = f"no {word} disagreement for any animal"
+            return
+        frame, animal = found
+        if animal != self.animal:
+            self._select(animal)
+        self.frame = frame
+        self.status = (
+            f"{self.animal_names[animal]}: labels and predictions differ from frame {frame}"
+        )
 
     @reported
     def seek_annotator_disagreement(self, direction: int = 1) -> None:

@@ -17,9 +17,12 @@ from deg_core.project.project import Project
 
 __all__ = [
     "Predictions",
+    "disagreement_starts",
+    "next_animal_disagreement",
     "next_annotator_disagreement",
     "next_bout",
     "next_disagreement",
+    "next_frame_of",
     "next_uncertain",
 ]
 
@@ -38,8 +41,9 @@ class Predictions:
     source: str = ""  # where they came from, for messages
 
     @classmethod
-    def load(cls, project: Project, key: str) -> Predictions:
-        """The latest sequence run's P and the predictions CSV (each may be missing)."""
+    def load(cls, project: Project, key: str, animal: int | None = None) -> Predictions:
+        """The latest sequence run's P and the predictions CSV (each may be missing);
+        ``animal``'s in a video of several (None: a one-animal video's)."""
         from deg_core.project.outputs import read_group
         from deg_core.project.status import output_groups
 
@@ -48,15 +52,18 @@ class Predictions:
         out = cls()
         group = _sequence_group(project, output_groups(rec.outputs_path))
         if group is not None:
-            got = read_group(rec.outputs_path, group, ("P", "thresholds", "class_names"))
+            got = read_group(
+                rec.outputs_path, group, ("P", "thresholds", "class_names"), animal=animal
+            )
             names = [c for c in got["class_names"].tolist() if c != "background"]
             if names == behaviors and got["P"].shape == (n, len(behaviors)):
                 out.probs = np.asarray(got["P"], np.float32)
                 out.thresholds = np.asarray(got["thresholds"], np.float32).reshape(-1)
                 out.source = f"run {group}"
-        if rec.predictions_path.exists():
-            out.predicted = read_labels(rec.predictions_path, behaviors, n).array
-            out.source = out.source or rec.predictions_path.name
+        csv = rec.predictions_path if animal is None else rec.animal_predictions_path(animal)
+        if csv.exists():
+            out.predicted = read_labels(csv, behaviors, n).array
+            out.source = out.source or csv.name
         elif out.probs is not None and out.thresholds is not None:
             out.predicted = (out.probs >= out.thresholds[None]).astype(np.int8)
         return out
@@ -150,16 +157,44 @@ def next_uncertain(
     return a + int(np.argmin(dist[a : b + 1]))
 
 
-def next_disagreement(
-    labels: np.ndarray, predicted: np.ndarray, frame: int, direction: int = 1
-) -> int | None:
-    """Start of the next (previous) stretch where labels and predictions differ, or None.
+def disagreement_starts(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Sorted frames where a stretch of label/prediction disagreement begins.
 
     A frame disagrees where some behaviour is labelled (not -1) with a value other than
     the prediction's. (T, K) int8 both.
     """
-    differ = ((labels != -1) & (labels != predicted)).any(axis=1)
-    return _pick(_starts(differ), frame, direction)
+    return _starts(((labels != -1) & (labels != predicted)).any(axis=1))
+
+
+def next_disagreement(
+    labels: np.ndarray, predicted: np.ndarray, frame: int, direction: int = 1
+) -> int | None:
+    """Start of the next (previous) stretch where labels and predictions differ, or None
+    (:func:`disagreement_starts`)."""
+    return _pick(disagreement_starts(labels, predicted), frame, direction)
+
+
+def next_animal_disagreement(
+    starts: dict[int, np.ndarray], frame: int, animal: int, direction: int = 1
+) -> tuple[int, int] | None:
+    """The next (previous) (frame, animal) where some animal's labels and predictions
+    start to differ, or None.
+
+    ``starts``: {animal: its :func:`disagreement_starts`}. Stretches are ordered by
+    (frame, animal), so two animals' stretches starting on one frame are both visited.
+    """
+    here = (frame, animal)
+    found = [(int(f), a) for a, fs in starts.items() for f in fs]
+    if direction >= 0:
+        after = [p for p in found if p > here]
+        return min(after) if after else None
+    before = [p for p in found if p < here]
+    return max(before) if before else None
+
+
+def next_frame_of(frames: list[int], frame: int, direction: int = 1) -> int | None:
+    """The first of sorted ``frames`` after ``frame`` (direction 1) or the last before it."""
+    return _pick(np.asarray(frames, np.int64), frame, direction)
 
 
 def next_annotator_disagreement(

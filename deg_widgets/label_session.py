@@ -99,6 +99,8 @@ class LabelSession:
         key: the video key.
         labeler: whose label set to edit (None: the project's labeler, whose file trains;
             another name: ``<key>_labels.<labeler>.csv`` with its own journal).
+        animal: which animal's set in a video of several (``animals/animal<i>/``, its own
+            journal beside it); None on a one-animal video.
         max_undo: undo steps kept (oldest dropped first).
 
     Attributes:
@@ -110,7 +112,13 @@ class LabelSession:
     """
 
     def __init__(
-        self, project: Project, key: str, *, labeler: str | None = None, max_undo: int = 500
+        self,
+        project: Project,
+        key: str,
+        *,
+        labeler: str | None = None,
+        animal: int | None = None,
+        max_undo: int = 500,
     ):
         self.project = project
         self.key = project.resolve_key(key)
@@ -118,13 +126,15 @@ class LabelSession:
         self.behaviors = list(project.behaviors)
         self.exclusive = project.exclusive  # one behaviour (or background) per frame
         self.n_frames = self.record.n_frames()
-        self.path = project.annotator_labels_path(self.key, labeler)  # checks the name
+        self.animal = project.check_animal(self.key, animal)
+        # checks the name (and the animal: None on a video of several is refused)
+        self.path = project.annotator_labels_path(self.key, labeler, self.animal)
         self.labeler = project.primary_labeler if labeler is None else labeler
-        primary = self.path == self.record.labels_path
+        primary = self.path == project.label_path(self.key, self.animal)
         self.max_undo = max_undo
         self.session = uuid.uuid4().hex[:12]
         self.journal = Journal(  # one journal per label set: annotators never replay each other
-            self.record.folder
+            self.path.parent
             / (f".{self.key}_labels.journal" if primary else f".{self.path.stem}.journal"),
             self.session,
             self.behaviors,
@@ -145,7 +155,7 @@ class LabelSession:
     def _read_file(self) -> tuple[np.ndarray, Fingerprint]:
         for _ in range(3):  # a writer may replace the file between stat and read
             fp = fingerprint(self.path)
-            labels = self.project.annotator_labels(self.key, self.labeler).array
+            labels = self.project.annotator_labels(self.key, self.labeler, self.animal).array
             if same_file(fp, fingerprint(self.path)):
                 return labels, fp
         return labels, fingerprint(self.path)
@@ -416,7 +426,10 @@ class LabelSession:
                 self._check_exclusive()  # only when writing: opening and switching stay free
                 snapshot = self.array.copy()
                 self.project.save_annotator_labels(
-                    self.key, self.labeler, Labels(list(self.behaviors), snapshot)
+                    self.key,
+                    self.labeler,
+                    Labels(list(self.behaviors), snapshot),
+                    animal=self.animal,
                 )
                 self._saved = snapshot
                 self._fp = fingerprint(self.path)

@@ -11,7 +11,8 @@ Contract (Python <-> front end)
 jpeg_quality=85, autosave=True)``; ``project`` is a Project or a path; ``video`` a key
 (None: the first video); ``labeler`` whose label set is edited and saved (None: the
 project's labeler, whose file trains; another name: ``<key>_labels.<labeler>.csv``);
-``reference`` another annotator shown read-only (None: none).
+``reference`` another annotator shown read-only (None: none); ``animal`` the animal to
+label first in a video of several (None: animal 0).
 
 Synced traits:
 
@@ -32,6 +33,15 @@ Synced traits:
 - ``labeler`` Unicode whose labels these are; ``annotators`` List[str] who has labels for
   this video; ``reference`` Unicode the annotator shown read-only ("" none);
   ``reference_labels`` Bytes: (n_frames, K) int8 their labels (b"" when none).
+- ``n_animals`` Int animals in the video (1: a one-animal video, DeepEthogram's layout,
+  and nothing below shows). ``animal`` Int the animal being labelled (the front end may set
+  it): ``labels``, ``probs``, ``predicted``, ``thresholds``, ``annotators``,
+  ``reference_labels``, ``can_undo``/``can_redo`` and every edit are that animal's.
+  ``animal_names`` List[str]; ``animal_labels`` Bytes: (N, n_frames, K) int8 every
+  animal's labels as of the last load, animal switch or reload (b"" for one animal);
+  ``tracks`` Bytes: (n_frames, N, 4) float32 x, y (centre), w, h (box) in source pixels,
+  NaN where unknown (b"" without tracks); ``swap_frames`` List[int] frames where
+  identities may have swapped; ``follow`` Bool the frame view follows the selected animal.
 - ``playing`` Bool; ``speed`` Float (1.0 = real time).
 - ``dirty`` Bool edits not yet in the CSV; ``saved_at`` Unicode ISO time of the last save
   or ""; ``can_undo``, ``can_redo`` Bool; ``status`` Unicode one line for the status bar;
@@ -53,11 +63,15 @@ Messages front end -> Python (``model.send(obj)``), each routed to a public meth
 - ``{type: "seek", target: "next_bout" | "prev_bout" | "uncertain" | "disagree" |
   "annotators", behavior: int | null, direction: 1 | -1}`` -> :meth:`seek_bout`,
   :meth:`seek_uncertain`, :meth:`seek_disagreement`, :meth:`seek_annotator_disagreement`;
-  when nothing is found ``status`` says so and ``frame`` stays.
+  when nothing is found ``status`` says so and ``frame`` stays. On a video of several
+  animals "disagree" walks every animal's disagreements (selecting the animal), and target
+  "swap" (:meth:`seek_swap`) the frames where identities may have swapped.
+- ``{type: "swap_identities", a, b, frame}`` -> :meth:`swap_identities`.
 - ``{type: "reference", labeler: str | null}`` -> :meth:`show_reference`.
 - ``{type: "reload"}`` -> :meth:`reload` (beyond the contract: for a conflict banner).
 
-Saving: every edit goes to the journal at once; autosave writes the CSV about
+Saving: every edit goes to the journal at once (one journal per animal); autosave writes
+every animal's edited CSV about
 ``autosave_delay`` seconds after the last edit, on a video switch and on :meth:`close`.
 A save is refused when the CSV changed on disk since it was loaded (``lock_conflict``,
 ``error`` explains): :meth:`reload` or ``save(force=True)``.
@@ -79,6 +93,7 @@ from deg_core.report.charts import PALETTE
 from deg_widgets.base import DegWidget, reported
 from deg_widgets.debounce import Debouncer
 from deg_widgets.frames import FrameServer
+from deg_widgets.label_animals import LabelAnimals, animal_ids
 from deg_widgets.label_editing import LabelEditing
 from deg_widgets.label_messages import route_message
 from deg_widgets.label_navigation import LabelNavigation
@@ -89,12 +104,14 @@ __all__ = ["Labeler"]
 log = logging.getLogger(__name__)
 
 
-class Labeler(LabelEditing, LabelNavigation, DegWidget):
+class Labeler(LabelEditing, LabelNavigation, LabelAnimals, DegWidget):
     """Label one video at a time; see the module docstring for the full contract.
 
     The edits and saves come from :class:`~deg_widgets.label_editing.LabelEditing`, the
-    reference row and the seeks from :class:`~deg_widgets.label_navigation.LabelNavigation`;
-    every synced trait is declared here, on the widget class anywidget syncs.
+    reference row and the seeks from :class:`~deg_widgets.label_navigation.LabelNavigation`,
+    the animals of a several-animal video from
+    :class:`~deg_widgets.label_animals.LabelAnimals`; every synced trait is declared here,
+    on the widget class anywidget syncs.
 
     Args:
         project: a Project or the path of one.
@@ -102,6 +119,7 @@ class Labeler(LabelEditing, LabelNavigation, DegWidget):
         labeler: who is labelling: saves go to that annotator's set (None: the project's
             labeler, whose label file trains).
         reference: another annotator whose labels are shown read-only (None: none).
+        animal: in a video of several animals, the one to label first (None: animal 0).
         frame_size: served frames fit in a square of this many pixels.
         jpeg_quality: 1..100.
         autosave: write the CSV ``autosave_delay`` s after the last edit.
@@ -138,9 +156,18 @@ class Labeler(LabelEditing, LabelNavigation, DegWidget):
     lock_conflict = traitlets.Bool(False).tag(sync=True)
     debug_timing = traitlets.Bool(False).tag(sync=True)
     palette = traitlets.List(traitlets.Unicode(), list(PALETTE)).tag(sync=True)  # behaviour colours
+    n_animals = traitlets.Int(1).tag(sync=True)
+    animal = traitlets.Int(0).tag(sync=True)
+    animal_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    animal_labels = traitlets.Bytes(b"").tag(sync=True)
+    tracks = traitlets.Bytes(b"").tag(sync=True)
+    swap_frames = traitlets.List(traitlets.Int()).tag(sync=True)
+    follow = traitlets.Bool(False).tag(sync=True)
 
     # set in __init__; class defaults keep close() safe if __init__ fails part way
-    session: LabelSession | None = None
+    session: LabelSession | None = None  # the selected animal's
+    sessions: dict[int, LabelSession] = {}  # noqa: RUF012 (replaced per video, never mutated)
+    all_predictions: dict[int, Predictions] = {}  # noqa: RUF012
     server: FrameServer | None = None
     _closed = False
     _quiet = False  # set while Python itself updates ``video``
@@ -153,6 +180,7 @@ class Labeler(LabelEditing, LabelNavigation, DegWidget):
         *,
         labeler: str | None = None,
         reference: str | None = None,
+        animal: int | None = None,
         frame_size: int = 512,
         jpeg_quality: int = 85,
         autosave: bool = True,
@@ -173,13 +201,17 @@ class Labeler(LabelEditing, LabelNavigation, DegWidget):
                     "no videos in this project yet: add some first", self.project.root
                 )
             key = self.project.resolve_key(video) if video is not None else keys[0]
-            # the name is checked before anything opens: a bad one fails here, in one line
-            self.project.annotator_labels_path(key, labeler)
+            # the name and animal are checked before anything opens: a bad one fails here
+            self.project.annotator_labels_path(key, labeler, animal_ids(self.project, key)[0])
+            if animal is not None:
+                self.project.check_animal(key, animal)
             self._labeler = labeler
             self._quiet = True
             try:
                 self.videos = keys
                 self._load(key)
+                if animal is not None:
+                    self._select(animal)
                 if reference:
                     self._set_reference(reference)
             finally:
@@ -192,27 +224,36 @@ class Labeler(LabelEditing, LabelNavigation, DegWidget):
 
     # ------------------------------------------------------------------ loading
     def _load(self, key: str) -> None:
-        """Open ``key``: session (replaying any journal), frame server, predictions."""
-        session = LabelSession(self.project, key, labeler=self._labeler)
-        for warning in session.warnings:  # the status line is soon overwritten: log it too
-            log.warning("%s: %s", session.key, warning)
+        """Open ``key``: a session per animal (replaying any journal), frame server,
+        predictions, tracks."""
+        ids = animal_ids(self.project, key)
+        sessions = [LabelSession(self.project, key, labeler=self._labeler, animal=a) for a in ids]
+        notes: list[str] = []
+        for s in sessions:
+            for warning in s.warnings:  # the status line is soon overwritten: log it too
+                log.warning("%s: %s", s.key, warning)
+            notes += [n if s.animal is None else f"animal{s.animal}: {n}" for n in s.notes]
+        session = sessions[0]
         rec = session.record
         if rec.video is None:
             raise ProjectError(f"video {key!r} has no video file", rec.folder)
         server = FrameServer(rec.video, self.frame_size, self.jpeg_quality)
-        try:
-            preds = Predictions.load(self.project, key)
-        except DegError as e:  # unreadable outputs must not keep the labels from opening
-            preds = Predictions()
-            session.notes.append(f"predictions not shown: {e}")
+        preds = {}
+        for a in ids:
+            try:
+                preds[a or 0] = Predictions.load(self.project, key, a)
+            except DegError as e:  # unreadable outputs must not keep the labels from opening
+                preds[a or 0] = Predictions()
+                notes.append(f"predictions not shown: {e}")
         old = self.server
-        self.session, self.server, self.predictions = session, server, preds
+        self.server = server
+        self.sessions = {s.animal or 0: s for s in sessions}
+        self.all_predictions = preds
+        self.session, self.predictions = session, preds[0]
         if old is not None:
             old.close()
+        tracks, note = self._load_tracks(key, len(ids), session.n_frames)
         k = len(session.behaviors)
-        probs = b""
-        if preds.probs is not None:
-            probs = np.rint(np.clip(preds.probs, 0, 1) * 255).astype(np.uint8).tobytes()
         with self.hold_sync():
             self.video = key
             self.behaviors = list(session.behaviors)
@@ -222,6 +263,28 @@ class Labeler(LabelEditing, LabelNavigation, DegWidget):
             self.frame_width = int(rec.width or server.info.width)
             self.frame_height = int(rec.height or server.info.height)
             self.frame = 0
+            self.labeler = session.labeler
+            self.n_animals = len(ids)
+            self.animal = 0
+            self._set_tracks(tracks, len(ids))
+            self.follow = tracks is not None
+            self.animal_labels = self._all_labels_bytes()
+            self.lock_conflict = False
+            self.saved_at = ""
+            self._show_animal()
+            several = f", {len(ids)} animals" if len(ids) > 1 else ""
+            self.status = "; ".join(notes + ([note] if note else [])) or (
+                f"{key}: {session.n_frames} frames, {k} behaviours{several}"
+            )
+        server.hint(0)
+
+    def _show_animal(self) -> None:
+        """The selected animal's traits: labels, predictions, annotators, reference row."""
+        preds = self.predictions
+        probs = b""
+        if preds.probs is not None:
+            probs = np.rint(np.clip(preds.probs, 0, 1) * 255).astype(np.uint8).tobytes()
+        with self.hold_sync():
             self.probs = probs
             self.predicted = (
                 preds.predicted.astype(np.int8).tobytes() if preds.predicted is not None else b""
@@ -230,23 +293,16 @@ class Labeler(LabelEditing, LabelNavigation, DegWidget):
                 [float(t) for t in preds.thresholds] if preds.thresholds is not None else []
             )
             self.has_predictions = preds.predicted is not None or preds.probs is not None
-            self.labeler = session.labeler
-            self.annotators = self.project.annotators(key)
-            self.reference_labels = self._reference_bytes(key, self.reference)
-            self.lock_conflict = False
-            self.saved_at = ""
-            self.status = (
-                "; ".join(session.notes) or f"{key}: {session.n_frames} frames, {k} behaviours"
-            )
+            self._refresh_reference()
             self._sync()
-        server.hint(0)
 
     def _sync(self) -> None:
-        """Push the session's state to the synced traits."""
+        """Push the selected session's state to the synced traits (``dirty``: any
+        animal's edits are unsaved)."""
         s = self._session
         with self.hold_sync():
             self.labels = s.array.tobytes()
-            self.dirty = s.dirty
+            self.dirty = any(x.dirty for x in self.sessions.values()) or s.dirty
             self.can_undo = s.can_undo
             self.can_redo = s.can_redo
             if s.saved_at is not None:
@@ -277,6 +333,24 @@ class Labeler(LabelEditing, LabelNavigation, DegWidget):
     def _on_video(self, change: dict[str, Any]) -> None:
         if not self._quiet:
             self._switch(change["old"], change["new"])
+
+    @traitlets.observe("animal")
+    def _on_animal(self, change: dict[str, Any]) -> None:
+        if not self._quiet and change["new"] != change["old"]:
+            self._pick_animal(change["old"], change["new"])
+
+    @reported
+    def _pick_animal(self, old: int, new: int) -> None:
+        """The front end picked animal ``new``: select it, or go back to ``old``."""
+        try:
+            self._select(new)
+        except Exception:
+            self._quiet = True
+            try:
+                self.animal = old
+            finally:
+                self._quiet = False
+            raise
 
     @reported
     def _switch(self, old: str, new: str) -> None:
@@ -350,7 +424,7 @@ class Labeler(LabelEditing, LabelNavigation, DegWidget):
         self._closed = True
         self._autosaver.cancel()
         try:
-            if self.session is not None and self.session.dirty:
+            if any(s.dirty for s in self.sessions.values()):
                 self._save_session(force=False)
         except (LabelConflict, ExclusiveClash) as e:
             log.error("Labeler closed with unsaved edits (kept in the journal): %s", e)

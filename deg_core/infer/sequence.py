@@ -195,8 +195,8 @@ def infer_sequence(
 def predictions_path(project: Project, key: str, animal: int | None = None) -> Path:
     """Where the sequence model's predictions of a video go: ``<key>_predictions.csv``, or
     for animal ``i`` of a several-animal video ``<key>_animal<i>_predictions.csv``."""
-    path = project.record(key).predictions_path
-    return path if animal is None else path.with_name(f"{key}_animal{animal}_predictions.csv")
+    rec = project.record(key)
+    return rec.predictions_path if animal is None else rec.animal_predictions_path(animal)
 
 
 def import_predictions(

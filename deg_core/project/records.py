@@ -146,6 +146,11 @@ class VideoRecord:
     def predictions_path(self) -> Path:
         return self.folder / f"{self.key}_predictions.csv"
 
+    def animal_predictions_path(self, animal: int) -> Path:
+        """Animal ``animal``'s predictions in a video of several animals:
+        ``<key>_animal<i>_predictions.csv`` beside the one-animal file."""
+        return self.folder / f"{self.key}_{animal_name(animal)}_predictions.csv"
+
     @property
     def record_path(self) -> Path:
         return self.folder / RECORD_FILE
