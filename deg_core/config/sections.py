@@ -95,10 +95,32 @@ def subject_problem(values: Mapping[Any, Any], name: Callable[[str], str]) -> st
     return None
 
 
+def _subject_animals_problem(value: Any, key: str) -> str | None:
+    """``{animal<i>: {subject fields}}``: each key an animal's name, each value fields."""
+    if not isinstance(value, Mapping):
+        return f"{key} must map animal names (animal0, animal1, ...) to subject fields"
+    for animal, values in value.items():
+        if not re.fullmatch(r"animal\d+", str(animal)):
+            return f"{key}.{animal}: animals are named animal0, animal1, ..."
+        if not isinstance(values, Mapping):
+            return f"{key}.{animal} must map subject fields to values, got {values!r}"
+        where = f"{key}.{animal}."
+        problem = subject_problem(values, where.__add__)
+        if problem:
+            return problem
+    return None
+
+
 def _subject_videos_problem(value: Any, key: str) -> str | None:
     for video, values in value.items():
+        if not isinstance(values, Mapping):
+            return f"{key}.{video} must map subject fields to values, got {values!r}"
+        values = dict(values)
+        animals = values.pop("animals", None)
         where = f"{key}.{video}."
         problem = subject_problem(values, where.__add__)
+        if problem is None and animals is not None:
+            problem = _subject_animals_problem(animals, f"{key}.{video}.animals")
         if problem:
             return problem
     return None
@@ -126,8 +148,15 @@ class SubjectSection:
     videos: dict[str, dict[str, Any]] = _f(
         {},
         "per video key, any of subject_id, species, sex, age over the values above, "
-        "e.g. {mouse1: {subject_id: m1, sex: F}}",
+        "e.g. {mouse1: {subject_id: m1, sex: F}}; in a video of several animals also "
+        "animals: {animal0: {subject_id: m12}, animal1: {...}}",
         Range(check=_subject_videos_problem),
+    )
+    animals: dict[str, dict[str, Any]] = _f(
+        {},
+        "in videos of several animals, per animal (animal0, animal1, ...) any of subject_id, "
+        "species, sex, age over the values above (videos.<key>.animals over these)",
+        Range(check=_subject_animals_problem),
     )
 
 
