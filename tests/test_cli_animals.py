@@ -9,32 +9,18 @@ import json
 
 import numpy as np
 import pytest
-import yaml
 
-from deg_core.cli import main
 from deg_core.labels.labels import Labels, write_labels
-from deg_core.project.project import Project
+from tests.animal_fixtures import run, two_animal_project
 from tests.conftest import snapshot
 
 B = ["groom", "rear"]
 
 
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
 def duo(tmp_path, make_video):
     """A project of 2 animals per video with one 30-frame video m1."""
-    p = Project.create(tmp_path, "duo", B)
-    p.add_videos([make_video("m1.mp4", n=30)])
-    raw = yaml.safe_load(p.config_path.read_text())
-    raw["project"]["animals"] = 2
-    p.config_path.write_text(yaml.safe_dump(raw))
-    p.reload()
-    return p
+    return two_animal_project(tmp_path, "duo", B, make_video("m1.mp4", n=30))
 
 
 def _boris(tmp_path, rows, name="ev.csv"):

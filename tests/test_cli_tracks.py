@@ -8,30 +8,18 @@ import numpy as np
 import pytest
 import yaml
 
-from deg_core.cli import main
 from deg_core.errors import ConfigError, DegError
 from deg_core.project.project import Project
 from deg_core.tracking.animals import AnimalTracks
 from deg_core.tracking.project_tracks import animal_tracks, save_animal_tracks
+from tests.animal_fixtures import run, two_animal_project
 from tests.conftest import snapshot
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
 def pair(tmp_path, make_video):
     """A project with one 20-frame 64x48 video of 2 animals."""
-    p = Project.create(tmp_path, "pair", ["groom"])
-    p.add_videos([make_video("m1.mp4", n=20)])
-    raw = yaml.safe_load(p.config_path.read_text())
-    raw["project"]["animals"] = 2
-    p.config_path.write_text(yaml.safe_dump(raw))
-    p.reload()
-    return p
+    return two_animal_project(tmp_path, "pair", ["groom"], make_video("m1.mp4", n=20))
 
 
 def _csv(tmp_path, rows) -> str:
@@ -136,11 +124,7 @@ def test_cli_compute_tracks_two_generated_animals(tmp_path, capsys):
 
     video = tmp_path / "two.mp4"
     truth = write_multi_video(video, MultiSpec(n_animals=2, n_frames=120, seed=1))
-    p = Project.create(tmp_path, "two", ["walk"])
-    p.add_videos([video])
-    raw = yaml.safe_load(p.config_path.read_text())
-    raw["project"]["animals"] = 2
-    p.config_path.write_text(yaml.safe_dump(raw))
+    p = two_animal_project(tmp_path, "two", ["walk"], video)
     code, out, err = run(capsys, "tracks", p.root, "two", "--compute")
     assert code == 0, err
     assert "animal0" in out and "animal1" in out

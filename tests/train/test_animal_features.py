@@ -17,8 +17,8 @@ from deg_core.tracking.social import (
     animal_features,
     as_tracks,
 )
+from tests.animal_fixtures import N_FRAMES, synthetic_pair_project
 from tests.pipeline import NO_AUGS, TINY
-from tests.train.test_animal_streams import N_FRAMES, _two_animal_project
 
 T = 40
 
@@ -153,7 +153,7 @@ def pair_features(tmp_path_factory):
     from deg_core.train.features import train_features
     from deg_core.train.flow import train_flow
 
-    project, _ = _two_animal_project(tmp_path_factory.mktemp("social"))
+    project, _ = synthetic_pair_project(tmp_path_factory.mktemp("social"))
     base = [*TINY, *NO_AUGS]
     cfg = project.resolve_config(
         [*base, "flow_generator.num_epochs=1", "flow_generator.steps_per_epoch=1"]

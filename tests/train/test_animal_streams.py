@@ -10,53 +10,27 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-import yaml
 
 from deg_core.errors import ProjectError
 from deg_core.labels.labels import Labels
 from deg_core.project.outputs import read_group
-from deg_core.project.project import Project
 from deg_core.tracking.animals import AnimalTracks
 from deg_core.tracking.crop import animal_boxes, animal_crop_boxes, crop_boxes
 from deg_core.tracking.project_tracks import save_animal_tracks
 from deg_core.train.common import video_items
+from tests.animal_fixtures import (
+    N_FRAMES,
+    SIZE,
+    synthetic_pair_project,
+    truth_tracks,
+    two_animal_project,
+)
 from tests.pipeline import NO_AUGS, TINY
-
-N_FRAMES, SIZE = 40, 64
-
-
-def _two_animal_project(root) -> tuple[Project, dict[str, np.ndarray]]:
-    """Three 2-animal synthetic videos (train, train, val) with tracks (the true centres)
-    and per-animal labels; returns the project and each video's true centres (T, 2, 2)."""
-    from deg_core.workflow.synthetic_multi import MULTI_BEHAVIORS, MultiSpec, write_multi_video
-
-    project = Project.create(root, "pair", list(MULTI_BEHAVIORS))
-    raw = yaml.safe_load(project.config_path.read_text())
-    raw["project"]["animals"] = 2
-    project.config_path.write_text(yaml.safe_dump(raw))
-    project.reload()
-    centres = {}
-    for i, split in enumerate(["train", "train", "val"]):
-        path = root / f"m{i}.mp4"
-        spec = MultiSpec(n_animals=2, n_frames=N_FRAMES, size=SIZE, seed=i, crf=18)
-        truth = write_multi_video(path, spec)
-        project.add_videos([path], split=split)
-        key = project.video_keys()[-1]
-        centre = truth.centers.astype(np.float32)
-        extent = np.full(centre.shape, 12.0, np.float32)
-        tracks = AnimalTracks(centre, extent, ["animal0", "animal1"], "csv", (SIZE, SIZE))
-        save_animal_tracks(project, key, tracks)
-        for a in range(2):
-            lab = Labels(project.behaviors, truth.labels[:, a].astype(np.int8))
-            lab.array[30:, 2] = -1  # partially labelled
-            project.save_labels(key, lab, animal=a)
-        centres[key] = centre
-    return project, centres
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    return _two_animal_project(tmp_path_factory.mktemp("pair"))
+    return synthetic_pair_project(tmp_path_factory.mktemp("pair"))
 
 
 def test_items_are_animal_streams(pair):
@@ -103,18 +77,10 @@ def test_unlabelled_animal_is_dropped(tmp_path):
 def _one_video_pair(root, tracks: bool = False):
     from deg_core.workflow.synthetic_multi import MultiSpec, write_multi_video
 
-    project = Project.create(root, "one", ["walk"])
-    raw = yaml.safe_load(project.config_path.read_text())
-    raw["project"]["animals"] = 2
-    project.config_path.write_text(yaml.safe_dump(raw))
-    project.reload()
     truth = write_multi_video(root / "x.mp4", MultiSpec(n_frames=N_FRAMES, size=SIZE))
-    project.add_videos([root / "x.mp4"])
+    project = two_animal_project(root, "one", ["walk"], root / "x.mp4")
     if tracks:
-        centre = truth.centers.astype(np.float32)
-        extent = np.full(centre.shape, 12.0, np.float32)
-        found = AnimalTracks(centre, extent, ["animal0", "animal1"], "csv", (SIZE, SIZE))
-        save_animal_tracks(project, "x", found)
+        save_animal_tracks(project, "x", truth_tracks(truth.centers))
     return project, truth
 
 
