@@ -145,7 +145,8 @@ def add_export_parser(sub: Subparsers) -> None:
         "several animals: every animal a subject, named as its tracks name it, else "
         "animal<i>). nwb: an NWB file per video with the bouts as time intervals, the "
         "probabilities and the video (several animals: per-animal tables, "
-        "behavior_labels_animal<i>...; needs pynwb: uv sync --extra nwb).",
+        "behavior_labels_animal<i>..., or with --per-animal a file per animal with its own "
+        "Subject; needs pynwb: uv sync --extra nwb).",
     )
     p.add_argument("format", choices=["boris", "nwb"])
     p.add_argument("project")
@@ -162,6 +163,12 @@ def add_export_parser(sub: Subparsers) -> None:
     )
     for field, meaning in _SUBJECT_OPTIONS.items():
         p.add_argument(_option(field), default=None, help=f"nwb: {meaning} (over project.subject)")
+    p.add_argument(
+        "--per-animal",
+        action="store_true",
+        help="nwb: a video of several animals gives one file per animal, <key>_animal<i>.nwb, "
+        "whose Subject is that animal (project.subject.animals / videos.<key>.animals)",
+    )
     p.set_defaults(func=cmd_export)
 
 
@@ -183,8 +190,8 @@ def _nwb_subject(args: argparse.Namespace) -> dict[str, str]:
     from deg_core.config import ConfigError, subject_problem
 
     given = {f: getattr(args, f) for f in _SUBJECT_OPTIONS if getattr(args, f) is not None}
-    if given and args.format != "nwb":
-        options = ", ".join(map(_option, _SUBJECT_OPTIONS))
+    if (given or args.per_animal) and args.format != "nwb":
+        options = ", ".join([*map(_option, _SUBJECT_OPTIONS), "--per-animal"])
         raise ConfigError(f"{options} apply to nwb only (deg export nwb)")
     problem = subject_problem(given, _option)
     if problem:
@@ -213,7 +220,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     from deg_core.interop.nwb import export_nwb
 
-    written = export_nwb(project, args.videos, args.out, run=args.run, subject=subject)
+    written = export_nwb(
+        project, args.videos, args.out, run=args.run, subject=subject, per_animal=args.per_animal
+    )
     for path, notes in written.items():
         print(f"wrote {path}" + (f" ({'; '.join(notes)})" if notes else ""))
     return 0

@@ -26,7 +26,11 @@ One file per video, ``<out>/<key>.nwb``, readable with plain pynwb (no extension
   valid NWB name; the animal's name, from its tracks, is in each one's description). NWB
   holds one Subject per file: it describes the group (``subject_id`` from
   ``project.subject`` names the pair or cage), and its ``description`` lists the animals by
-  index and name.
+  index and name with each one's own subject values (``project.subject.animals`` and
+  ``project.subject.videos[<key>].animals``, keyed ``animal<i>``), which each per-animal
+  table's description repeats. ``per_animal=True`` (``deg export nwb --per-animal``) writes
+  instead one file per animal, ``<key>_animal<i>.nwb``, whose Subject is that animal and
+  whose tables carry no suffix (NWB's and DANDI's one subject per file).
 * ``session_start_time``: the video's ``creation_time`` metadata when it holds a plausible
   one, else when the video was added to the project (else the export's time); the
   ``session_description`` says which. ``experimenter``: the project's labeler, whose label
@@ -59,7 +63,7 @@ from deg_core.fileio import fault_point, output_folder, raise_naming, temp_sibli
 from deg_core.interop.animals import animal_names
 from deg_core.labels.bouts import bout_table
 from deg_core.project.project import Project
-from deg_core.project.records import VideoRecord
+from deg_core.project.records import VideoRecord, animal_name
 from deg_core.video.clock import FrameClock
 
 INSTALL_HINT = (
@@ -128,23 +132,48 @@ def _start_time(rec: VideoRecord, video: Path) -> tuple[dt.datetime, str]:
 
 
 def subject_values(
-    project: Project, key: str, given: Mapping[str, Any] | None = None
+    project: Project,
+    key: str,
+    given: Mapping[str, Any] | None = None,
+    animal: int | None = None,
 ) -> dict[str, str]:
     """The NWB subject of video ``key``: ``project.subject``, over it
-    ``project.subject.videos[key]`` (null unsets a field), over that ``given``; as text."""
+    ``project.subject.videos[key]`` (null unsets a field), over that ``given``; as text.
+    ``animal``: one animal of a video of several: over all of those (which describe the
+    group), ``project.subject.animals[animal<i>]``, then ``videos[key].animals[animal<i>]``
+    (an animal's own id is never the cage's)."""
     cfg = project.config.project.subject
+    video = dict(cfg.videos.get(key) or {})
+    per_video = video.pop("animals", None) or {}
     values: dict[str, Any] = {f: getattr(cfg, f) for f in SUBJECT_FIELDS}
-    values.update(cfg.videos.get(key) or {})
+    values.update(video)
     values.update(given or {})
+    if animal is not None:
+        values.update(cfg.animals.get(animal_name(animal)) or {})
+        values.update(per_video.get(animal_name(animal)) or {})
     return {f: str(v) for f, v in values.items() if v is not None}
+
+
+def _animal_subjects(
+    project: Project, key: str, names: Sequence[str], given: Mapping[str, Any] | None
+) -> list[str]:
+    """Per animal, what its own subject values add to the group's ("" if nothing), e.g.
+    "subject_id M12, sex F"."""
+    group = subject_values(project, key, given)
+    out = []
+    for i in range(len(names)):
+        own = subject_values(project, key, given, animal=i)
+        out.append(", ".join(f"{f} {v}" for f, v in own.items() if group.get(f) != v))
+    return out
 
 
 def _subject(
     pynwb: Any, values: dict[str, str], notes: list[str], animals: Sequence[str] = ()
 ) -> Any:
     """NWB's Subject of ``values`` (None: nothing known); notes say what nwbinspector
-    would report. ``animals``: the names of a video's several animals, listed in the
-    Subject's description (NWB has one Subject per file)."""
+    would report. ``animals``: the names of a video's several animals (each with its own
+    subject values, if any), listed in the Subject's description (NWB has one Subject per
+    file)."""
     missing = [f for f in SUBJECT_FIELDS if f not in values]
     if missing:
         notes.append(
@@ -202,9 +231,12 @@ def video_nwb(
     out: Path,
     run: str = "latest",
     subject: Mapping[str, Any] | None = None,
+    animal: int | None = None,
 ) -> tuple[Any, list[str]]:
     """The NWBFile of one video (to be written into ``out``) and notes on what it lacks.
-    ``subject``: NWB subject fields over the project's (:func:`subject_values`)."""
+    ``subject``: NWB subject fields over the project's (:func:`subject_values`).
+    ``animal``: in a video of several animals, a file of that animal alone (its Subject,
+    tables without a suffix); None: every animal in one file."""
     pynwb = require_pynwb()
     rec = project.record(key).probe()
     clock, video = rec.clock(), rec.video
@@ -215,16 +247,31 @@ def video_nwb(
     n = project.n_animals(key)
     animals: list[int | None] = [None] if n == 1 else list(range(n))
     names = animal_names(project, key) if n > 1 else []
+    own = _animal_subjects(project, key, names, subject) if n > 1 else []
+    if animal is not None:
+        animals = [project.check_animal(key, animal)]
+        values = subject_values(project, key, subject, animal)
+        listed: list[str] = []
+        about = f", animal{animal} ({names[animal]})" if n > 1 else ""
+        if n > 1 and "subject_id" not in own[animal]:
+            subject_notes.append(
+                f"animal{animal} has no subject_id of its own (project.subject.animals or "
+                f"project.subject.videos.{key}.animals)"
+            )
+    else:
+        values = subject_values(project, key, subject)
+        listed = [f"{name}: {o}" if o else name for name, o in zip(names, own, strict=True)]
+        about = ""
     has_labels = any(project.label_path(key, a).exists() for a in animals)
     labeler = project.config.project.labeler
     start, what_start = _start_time(rec, video)
     nwb = pynwb.NWBFile(
-        session_description=f"deg project {project.name}, video {key}; session_start_time: "
-        f"{what_start}",
+        session_description=f"deg project {project.name}, video {key}{about}; "
+        f"session_start_time: {what_start}",
         identifier=str(uuid.uuid4()),
         session_start_time=start,
         experimenter=[labeler] if labeler and has_labels else None,
-        subject=_subject(pynwb, subject_values(project, key, subject), subject_notes, names),
+        subject=_subject(pynwb, values, subject_notes, listed),
         source_script="deg export nwb",
         source_script_file_name="deg_core/interop/nwb.py",
     )
@@ -246,16 +293,17 @@ def video_nwb(
     module = None
     missing: dict[int | None, str] = {}  # animal: why it has no predictions
     for a in animals:
-        suffix = "" if a is None else f"_animal{a}"  # table names: a valid NWB name
-        of = "" if a is None else f" of animal{a} ({names[a]})"
-        who = "" if a is None else f"animal{a}: "
+        alone = a is None or animal is not None
+        suffix = "" if alone else f"_animal{a}"  # table names: a valid NWB name
+        of = "" if a is None else f" of animal{a} ({names[a]}{'; ' + own[a] if own[a] else ''})"
+        who = "" if alone else f"animal{a}: "
         if has_labels:
             labels = project.labels(key, animal=a).array
             what = f"bouts{of} labelled by hand" + (f" (labeler {labeler})" if labeler else "")
             table = f"behavior_labels{suffix}"
             if not _add_bouts(pynwb, nwb, table, what, labels, behaviors, clock):
                 notes.append(f"{who}no labelled bouts")
-        elif a in (None, 0):
+        elif a is None or a == animals[0]:
             notes.append("no labels")
         try:
             pred = predicted(project, key, run, animal=a)
@@ -295,12 +343,15 @@ def export_nwb(
     *,
     run: str = "latest",
     subject: Mapping[str, Any] | None = None,
+    per_animal: bool = False,
 ) -> dict[Path, list[str]]:
     """Write ``<out_dir>/<key>.nwb`` per video (default ``PROJECT/exports``), each atomically;
     {path: notes}. Every file is built in memory before the first is written.
 
     ``subject``: {field: value} of subject_id, species, sex (M, F, U, O) and age (ISO 8601
     duration, e.g. P90D) for every video, over the project's ``project.subject``.
+    ``per_animal``: a video of several animals gives one file per animal,
+    ``<key>_animal<i>.nwb``, each with that animal's Subject; a one-animal video one file.
 
     Raises:
         ConfigError: one line naming a bad subject value, before anything is written.
@@ -311,7 +362,16 @@ def export_nwb(
         raise ConfigError(problem)
     keys = [project.resolve_key(v) for v in videos] if videos else project.video_keys()
     out = (Path(out_dir) if out_dir is not None else project.root / "exports").absolute()
-    built = {out / f"{key}.nwb": video_nwb(project, key, out, run, subject) for key in keys}
+    built = {}
+    for key in keys:
+        n = project.n_animals(key)
+        if per_animal and n > 1:
+            for i in range(n):
+                built[out / f"{key}_{animal_name(i)}.nwb"] = video_nwb(
+                    project, key, out, run, subject, animal=i
+                )
+        else:
+            built[out / f"{key}.nwb"] = video_nwb(project, key, out, run, subject)
     with output_folder(out):  # no empty exports/ after a failure, no dead writers' temporaries
         for path, (nwb, _) in built.items():
             tmp = temp_sibling(path)

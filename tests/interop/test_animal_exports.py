@@ -178,3 +178,101 @@ def test_import_predictions_per_animal(pair):
         import_predictions(pair, "m1", animal=0)
     assert import_predictions(pair, "m1", animal=1) == pred
     assert pair.labels("m1", animal=1) == pred
+
+
+def _animal_subjects(project) -> Project:
+    raw = load_yaml(project.config_path)
+    raw["project"]["subject"]["animals"] = {"animal0": {"sex": "M"}}
+    raw["project"]["subject"]["videos"] = {
+        "m1": {
+            "subject_id": "cage3",
+            "animals": {
+                "animal0": {"subject_id": "m12"},
+                "animal1": {"subject_id": "m15", "age": "P80D"},
+            },
+        }
+    }
+    save_yaml(project.config_path, raw)
+    return Project.open(project.root)
+
+
+def test_nwb_names_each_animals_own_subject(pair, tmp_path):
+    pynwb = pytest.importorskip("pynwb")
+    pair = _animal_subjects(pair)
+    [(path, notes)] = export_nwb(pair, ["m1"], tmp_path).items()
+    assert len(notes) == 1 and notes[0].startswith("no predictions (")
+    with pynwb.NWBHDF5IO(str(path), "r") as io:
+        nwb = io.read()
+        assert nwb.subject.subject_id == "cage3" and nwb.subject.sex == "F"
+        assert "animal0 (animal0: subject_id m12, sex M)" in nwb.subject.description
+        assert "animal1 (animal1: subject_id m15, age P80D)" in nwb.subject.description
+        assert "subject_id m15" in nwb.intervals["behavior_labels_animal1"].description
+
+
+def test_nwb_per_animal_files_each_with_its_subject_pass_nwbinspector(pair, tmp_path):
+    pynwb = pytest.importorskip("pynwb")
+    pair = _animal_subjects(pair)
+    written = export_nwb(pair, ["m1", "solo"], tmp_path, per_animal=True)
+    assert sorted(p.name for p in written) == ["m1_animal0.nwb", "m1_animal1.nwb", "solo.nwb"]
+    expected = {
+        0: ("m12", "M", "P90D", [(3, "groom"), (50, "rear")]),
+        1: ("m15", "F", "P80D", [(20, "rear"), (50, "groom")]),
+    }
+    for a, (sid, sex, age, bouts) in expected.items():
+        path = tmp_path / f"m1_animal{a}.nwb"
+        assert _inspect(path) == []
+        with pynwb.NWBHDF5IO(str(path), "r") as io:
+            nwb = io.read()
+            s = nwb.subject
+            assert (s.subject_id, s.sex, s.age, s.species) == (sid, sex, age, "Mus musculus")
+            assert list(nwb.intervals) == ["behavior_labels"]  # no suffix: one animal
+            table = nwb.intervals["behavior_labels"].to_dataframe()
+            got = [
+                (round(t * 30), b)
+                for t, b in zip(table["start_time"], table["behavior"], strict=True)
+            ]
+            assert got == bouts
+            assert f"animal{a}" in nwb.session_description
+
+
+def test_per_animal_file_without_its_own_id_says_so(pair, tmp_path):
+    pytest.importorskip("pynwb")
+    written = export_nwb(pair, ["m1"], tmp_path, per_animal=True, subject={"subject_id": "c3"})
+    notes = written[tmp_path / "m1_animal1.nwb"]
+    assert any("animal1 has no subject_id of its own" in n for n in notes)
+
+
+@pytest.mark.parametrize(
+    ("animals", "problem"),
+    [
+        ({"mouse": {"sex": "M"}}, "project.subject.animals.mouse: animals are named animal0"),
+        ({"animal0": {"sex": "X"}}, "project.subject.animals.animal0.sex must be one of"),
+        (
+            {"animal0": {"weight": 3}},
+            "unknown subject field 'project.subject.animals.animal0.weight'",
+        ),
+    ],
+)
+def test_bad_animal_subjects_are_one_line(pair, animals, problem):
+    from deg_core.config import ConfigError
+
+    raw = load_yaml(pair.config_path)
+    raw["project"]["subject"]["animals"] = animals
+    save_yaml(pair.config_path, raw)
+    with pytest.raises(ConfigError, match=problem):
+        Project.open(pair.root)
+
+
+def test_cli_export_nwb_per_animal(pair, tmp_path, capsys):
+    pytest.importorskip("pynwb")
+    from deg_core.cli import main
+
+    pair = _animal_subjects(pair)
+    assert (
+        main(["export", "nwb", str(pair.root), "m1", "--out", str(tmp_path), "--per-animal"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "m1_animal0.nwb" in out and "m1_animal1.nwb" in out
+    assert main(["export", "boris", str(pair.root), "--per-animal"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--per-animal apply to nwb only" in err
