@@ -23,6 +23,11 @@
  * - `KEYS`: the one key table, read by both the key handler and the "?" help overlay
  * - `Timing`: keypress-to-paint samples (`debug_timing`)
  *
+ * A video of several animals (`n_animals` > 1; see deg_widgets/labeler.py) adds an animal
+ * picker, every animal's box on the frame (follow mode centres and zooms on the selected one) and
+ * one block of label rows per animal; edits still go as before: Python applies them to the
+ * selected animal (`animal`). A one-animal video shows none of it.
+ *
  * The JSDoc types are checked: `npx tsc -p tsconfig.json` at the repository root (.ci/run).
  */
 
@@ -37,6 +42,8 @@
  *   can_redo: boolean, status: string, error: string, lock_conflict: boolean,
  *   debug_timing: boolean, palette: string[], labeler: string, annotators: string[],
  *   reference: string, reference_labels: unknown,
+ *   n_animals: number, animal: number, animal_names: string[], animal_labels: unknown,
+ *   tracks: unknown, swap_frames: number[], follow: boolean,
  * }} Traits
  */
 
@@ -61,6 +68,10 @@
  *   replyAt?: number, decodedAt?: number}} PendingTiming
  */
 /** @typedef {"uncertain" | "disagree" | "annotators" | "next_bout" | "prev_bout"} SeekTarget */
+/**
+ * An animal's box at a frame, in source video px: centre x, y, width, height.
+ * @typedef {[number, number, number, number]} Box
+ */
 
 const CACHE_SIZE = 300; // ImageBitmaps kept (LRU)
 const AHEAD = 30; // frames requested ahead of the playhead ...
@@ -89,6 +100,15 @@ const GAP = 6;
 const GUTTER = 124;
 const RIGHT_PAD = 8;
 
+// Several animals: each one's colour (its box on the frame, its name in the timeline), the
+// timeline's heading row above each animal's block, and the swap candidates' marks on the ruler.
+const ANIMAL_COLOURS = ["#00e5ff", "#ffd600", "#ff4081", "#76ff03", "#ff9100", "#b388ff"];
+const ANIMAL_H = 16;
+const BLOCK_GAP = 4; // between two animals' blocks
+const SWAP = "#ff6d00";
+const NO_TRACKS = "no tracks: deg tracks PROJECT VIDEO --compute";
+const MAX_ZOOM = 32; // the frame view's
+
 // ==================================================================== helpers
 
 /**
@@ -104,6 +124,12 @@ function typedCopy(v, Ctor) {
   if (v instanceof ArrayBuffer) buf = v.slice(0);
   else if (ArrayBuffer.isView(v)) buf = new Uint8Array(v.buffer, v.byteOffset, v.byteLength).slice().buffer;
   return /** @type {InstanceType<C>} */ (new Ctor(buf));
+}
+
+/** Copy of a Bytes trait of float32 values (empty unless a whole number of them). */
+function float32Copy(/** @type {unknown} */ v) {
+  const b = typedCopy(v, Uint8Array);
+  return b.length % 4 ? new Float32Array(0) : new Float32Array(b.buffer);
 }
 
 /** 32-bit FNV-1a of the bytes (exposed as `data-labels-hash` so tests can compare labels). */
@@ -182,6 +208,11 @@ function sizeCanvas(
   c.style.height = `${hgt}px`;
 }
 
+/** Animal a's colour (its box on the frame, its name in the timeline). */
+function animalColour(/** @type {number} */ a) {
+  return ANIMAL_COLOURS[a % ANIMAL_COLOURS.length];
+}
+
 /** The 2-D context of a canvas (always there for a canvas we created). */
 function ctx2d(/** @type {HTMLCanvasElement} */ c) {
   return /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
@@ -198,8 +229,11 @@ function ctx2d(/** @type {HTMLCanvasElement} */ c) {
  *   help: string,
  *   keys: string[],
  *   noAlt?: boolean,
+ *   animals?: boolean,
  *   run: (v: LabelerView, e: KeyboardEvent) => void,
  * }} KeyBinding
+ * `animals`: only on a video of several animals (elsewhere the key does nothing and the help
+ * overlay leaves it out).
  */
 
 /** @type {KeyBinding[]} Every shortcut; the "?" overlay lists them in this order. */
@@ -239,6 +273,13 @@ const KEYS = [
   { label: "a / Shift+A", keys: ["a", "A"],
     help: "next / previous disagreement between annotators (you and the reference row)",
     run: (v, e) => v.seekTarget("annotators", e.key === "a" ? 1 : -1) },
+  { label: "[ / ]", keys: ["[", "]"], help: "previous / next animal", animals: true,
+    run: (v, e) => v.stepAnimal(e.key === "]" ? 1 : -1) },
+  { label: "c", keys: ["c"], help: "follow the selected animal (centre and zoom on it) on / off",
+    animals: true, run: (v) => v.toggleFollow() },
+  { label: "s / Shift+S", keys: ["s", "S"],
+    help: "next / previous frame where the animals' identities may have swapped", animals: true,
+    run: (v, e) => v.seekSwap(e.key === "s" ? 1 : -1) },
   { label: "i", keys: ["i"], help: "import predictions onto unlabelled frames",
     run: (v) => v.recorder.importPredictions(false) },
   { label: "Shift+F", keys: ["F"], help: "finalize: unlabelled → absent for the whole video (asks first)",
@@ -249,9 +290,14 @@ const KEYS = [
   { label: "?", keys: ["?"], help: "this help", run: (v) => v.toggleHelp() },
 ];
 
-/** Mouse gestures (FrameView's and Timeline's pointer handlers), listed after the keys. */
+/**
+ * Mouse gestures (FrameView's and Timeline's pointer handlers), listed after the keys; a third
+ * item `true`: only on a video of several animals.
+ * @type {[string, string, boolean?][]}
+ */
 const MOUSE_HELP = [
   ["timeline click", "seek"],
+  ["click another animal's rows, or its box on the frame", "select that animal", true],
   ["drag on a label row", "label the range present (Alt: absent; right button or e held: erase)"],
   ["Shift+click on a label row", "label from the playhead to the click"],
   ["Ctrl/⌘+click on a label row", "toggle that frame"],
@@ -283,15 +329,24 @@ function findKey(e) {
   return b && !(b.noAlt && e.altKey) ? b : undefined;
 }
 
-/** The "?" overlay: every row of KEYS, then the mouse gestures. */
+/**
+ * The "?" overlay: every row of KEYS, then the mouse gestures. Rows about animals carry the
+ * class `deg-lab-multi-only` (the stylesheet hides them unless the root has `deg-lab-multi`).
+ */
 function helpOverlay() {
-  const rows = [...KEYS.map((b) => [b.label, b.help]), ...MOUSE_HELP];
+  /** @type {[string, string, boolean?][]} */
+  const rows = [...KEYS.map((b) => /** @type {[string, string, boolean?]} */ ([b.label, b.help, b.animals]))];
+  rows.push(...MOUSE_HELP);
+  const only = (/** @type {boolean | undefined} */ a) => (a ? " deg-lab-multi-only" : "");
   return h("div", { class: "deg-lab-help", style: { display: "none" } }, [
     h("div", { class: "deg-lab-help-title" }, ["Shortcuts (while the labeler has focus)"]),
     h(
       "div",
       { class: "deg-lab-help-grid" },
-      rows.flatMap(([k, v]) => [h("span", { class: "deg-lab-key" }, [k]), h("span", {}, [v])]),
+      rows.flatMap(([k, v, a]) => [
+        h("span", { class: `deg-lab-key${only(a)}` }, [k]),
+        h("span", a ? { class: only(a).trim() } : {}, [v]),
+      ]),
     ),
   ]);
 }
@@ -502,6 +557,14 @@ class Labels {
     this.reference = new Int8Array(0); // another annotator's labels, read-only (or empty)
     /** @type {LocalEdit[]} */
     this.localEdits = [];
+    // several animals: `labels` above are the selected animal's
+    this.nAnimals = 1;
+    this.animal = 0;
+    this.animalLabels = new Int8Array(0); // (nAnimals, n, K): every animal's (or empty)
+    this.tracks = new Float32Array(0); // (n, nAnimals, 4): x, y, w, h in source px (or empty)
+    /** @type {number[]} */
+    this.swaps = []; // frames where identities may have swapped, sorted
+    this.unlabelled = new Int8Array(0); // all -1: an animal whose labels are not here
   }
 
   /** Label of behaviour k at frame f. */
@@ -557,6 +620,53 @@ class Labels {
   local(behavior, start, stop, value) {
     this.localEdits.push({ behavior, start, stop, value, t: performance.now() });
     this.apply(behavior, start, stop, value);
+  }
+
+  /** Every animal's labels (a Bytes trait, (nAnimals, n, K); empty: none). */
+  readAnimalLabels(/** @type {unknown} */ bytes) {
+    const a = typedCopy(bytes, Int8Array);
+    this.animalLabels = a.length === this.nAnimals * this.n * this.K ? a : new Int8Array(0);
+  }
+
+  /** The animals' boxes (a Bytes trait, (n, nAnimals, 4) float32; empty: no tracks). */
+  readTracks(/** @type {unknown} */ bytes) {
+    const t = float32Copy(bytes);
+    this.tracks = t.length === this.n * this.nAnimals * 4 && t.length > 0 ? t : new Float32Array(0);
+  }
+
+  /** Animal a's labels: the selected one's live copy, the others' as Python last sent them. */
+  labelsOf(/** @type {number} */ a) {
+    if (a === this.animal) return this.labels;
+    const size = this.n * this.K;
+    if (this.animalLabels.length === this.nAnimals * size) {
+      return this.animalLabels.subarray(a * size, (a + 1) * size);
+    }
+    if (this.unlabelled.length !== size) this.unlabelled = new Int8Array(size).fill(-1);
+    return this.unlabelled;
+  }
+
+  /**
+   * Select animal i at once (Python is told through the `animal` trait and answers with its
+   * labels): the old animal's block keeps what it showed, the new one's labels start from its
+   * last copy. The optimistic edits were the old animal's: dropped.
+   */
+  switchAnimal(/** @type {number} */ i) {
+    const size = this.n * this.K;
+    if (this.animalLabels.length === this.nAnimals * size && this.labels.length === size) {
+      this.animalLabels.set(this.labels, this.animal * size);
+      this.labels = this.animalLabels.slice(i * size, (i + 1) * size);
+    }
+    this.animal = i;
+    this.localEdits = [];
+  }
+
+  /** Animal a's box at frame f, or null (no tracks, or not known there). @returns {Box | null} */
+  box(/** @type {number} */ f, /** @type {number} */ a) {
+    const t = this.tracks;
+    const i = (f * this.nAnimals + a) * 4;
+    if (!t.length || f < 0 || f >= this.n || a < 0 || a >= this.nAnimals) return null;
+    const b = /** @type {Box} */ ([t[i], t[i + 1], t[i + 2], t[i + 3]]);
+    return b.every(Number.isFinite) ? b : null;
   }
 
   labeledCount() {
@@ -708,6 +818,13 @@ class Recorder {
     this.show();
   }
 
+  /** Forget the recording without sending the rest of it (Python chose another animal). */
+  cancel() {
+    if (!this.rec) return;
+    this.rec = null;
+    this.show();
+  }
+
   show() {
     this.v.controls.showRecording(this.rec);
   }
@@ -796,6 +913,16 @@ class Controls {
       v.send({ type: "reference", labeler: this.refSelect.value || null });
       v.root.focus();
     });
+    // several animals only (hidden otherwise): the selected animal and follow mode
+    this.animalSelect = h("select", { class: "deg-lab-animal", title: "the animal you label ([ / ])" });
+    this.animalSelect.style.display = "none";
+    this.animalSelect.addEventListener("change", () => {
+      v.selectAnimal(Number(this.animalSelect.value));
+      v.root.focus();
+    });
+    this.followBtn = button("follow", "centre and zoom on the selected animal (c)", () => v.toggleFollow());
+    this.followBtn.classList.add("deg-lab-follow");
+    this.followBtn.style.display = "none";
     this.playBtn = button("▶", "play / pause (Space)", () => v.player.toggle());
     this.speedSelect = h("select", { class: "deg-lab-speed", title: "playback speed" });
     this.speedSelect.addEventListener("change", () => {
@@ -821,6 +948,8 @@ class Controls {
     const helpBtn = button("?", "keyboard and mouse shortcuts (?)", () => v.toggleHelp());
     this.toolbar = h("div", { class: "deg-lab-toolbar" }, [
       this.videoSelect,
+      this.animalSelect,
+      this.followBtn,
       this.whoText,
       this.refSelect,
       this.playBtn,
@@ -903,6 +1032,27 @@ class Controls {
     this.speedSelect.value = String(speed);
   }
 
+  /** The animal picker and the follow button (a video of several animals only). */
+  showAnimals() {
+    const v = this.v;
+    const d = v.data;
+    const multi = d.nAnimals > 1;
+    const names = multi ? Array.from({ length: d.nAnimals }, (_, a) => v.animalName(a)) : [];
+    const sel = this.animalSelect;
+    if (sel.options.length !== names.length || [...sel.options].some((o, i) => o.textContent !== names[i])) {
+      sel.replaceChildren(...names.map((name, a) => h("option", { value: String(a) }, [name])));
+    }
+    if (multi) sel.value = String(d.animal);
+    sel.style.display = multi ? "" : "none";
+    sel.style.borderLeft = multi ? `6px solid ${animalColour(d.animal)}` : "";
+    this.followBtn.style.display = multi ? "" : "none";
+    this.followBtn.classList.toggle("deg-lab-on", v.frameView.follow);
+    const ds = v.root.dataset;
+    ds.nAnimals = String(d.nAnimals);
+    ds.animal = String(d.animal);
+    v.root.classList.toggle("deg-lab-multi", multi);
+  }
+
   /** The playhead: frame number, time and scrub bar. */
   showFrame(/** @type {number} */ frame, /** @type {number} */ n, /** @type {number} */ fps) {
     this.frameText.textContent = `frame ${frame} / ${n}`;
@@ -961,7 +1111,12 @@ class Controls {
 
 // ==================================================================== frame view
 
-/** The frame canvas: the playhead's frame (or the nearest cached one meanwhile), zoom and pan. */
+/**
+ * The frame canvas: the playhead's frame (or the nearest cached one meanwhile), zoom and pan.
+ * On a video of several animals with tracks it outlines every animal's box and, in follow mode
+ * (the `follow` trait), centres and zooms on the selected animal; the user's own zoom or pan
+ * ends follow mode.
+ */
 class FrameView {
   constructor(/** @type {LabelerView} */ v) {
     this.v = v;
@@ -970,15 +1125,125 @@ class FrameView {
     this.zoom = 1;
     this.panX = 0;
     this.panY = 0;
-    /** @type {{x: number, y: number, panX: number, panY: number} | null} a pan drag */
+    /** @type {{x: number, y: number, panX: number, panY: number, moved: boolean} | null} a pan drag */
     this.pan = null;
     this.painted = -1; // the frame on the canvas (-1: none)
+    this.follow = false; // the `follow` trait, as last read
+    /**
+     * Where the image lies at zoom 1 (device px), as last drawn.
+     * @type {{ox: number, oy: number, dw: number, dh: number} | null}
+     */
+    this.image = null;
     this.bind();
   }
 
   resetZoom() {
     this.zoom = 1;
     this.panX = this.panY = 0;
+  }
+
+  /** Whether follow mode moves the view: on, several animals, and tracks to follow. */
+  following() {
+    const d = this.v.data;
+    return this.follow && d.nAnimals > 1 && d.tracks.length > 0;
+  }
+
+  /** The user zooms or pans: follow mode ends, the view stays where it was. */
+  takeOver() {
+    if (!this.following()) return;
+    this.follow = false; // before the trait, so that its handler keeps the view
+    this.v.setFollow(false);
+  }
+
+  /**
+   * The source frame's size (`frame_width` x `frame_height`) and the device px per source px
+   * of the image drawn dw x dh at zoom 1.
+   */
+  scale(/** @type {number} */ dw, /** @type {number} */ dh) {
+    const m = this.v.model;
+    const fw = m.get("frame_width") || 0;
+    const fh = m.get("frame_height") || 0;
+    return { fw: fw || dw, fh: fh || dh, sx: fw ? dw / fw : 1, sy: fh ? dh / fh : 1 };
+  }
+
+  /**
+   * Follow mode: centre on the selected animal's box at frame f and zoom so that a square of
+   * side max(3 * max(w, h), min(frame_w, frame_h) / 3) source px fills the view (zoom >= 1;
+   * the view stays on the image). Where the animal is not known the view stays as it was.
+   * @param {number} f @param {number} W @param {number} H canvas device px
+   * @param {{ox: number, oy: number, dw: number, dh: number}} img
+   */
+  followAnimal(f, W, H, img) {
+    const d = this.v.data;
+    const b = d.box(f, d.animal);
+    if (!b) return;
+    const { fw, fh, sx, sy } = this.scale(img.dw, img.dh);
+    const side = Math.max(3 * Math.max(b[2], b[3]), Math.min(fw, fh) / 3);
+    const z = Math.min(MAX_ZOOM, Math.max(1, Math.min(W, H) / (side * Math.min(sx, sy))));
+    /** The pan that puts canvas point c (at zoom 1) in the middle, kept on the image. */
+    /** @param {number} c @param {number} o image start @param {number} len its length @param {number} V view */
+    const pan = (c, o, len, V) => {
+      if (z * len <= V) return V / 2 - z * (o + len / 2); // the image is narrower: centred
+      return Math.min(-z * o, Math.max(V - z * (o + len), V / 2 - z * c));
+    };
+    this.zoom = z;
+    this.panX = pan(img.ox + (b[0] + 0.5) * sx, img.ox, img.dw, W);
+    this.panY = pan(img.oy + (b[1] + 0.5) * sy, img.oy, img.dh, H);
+  }
+
+  /**
+   * Every animal's box at frame f (thin, in its colour), the selected one last, thicker and
+   * named; publishes `data-outline` (the selected box, source px: centre x, y, w, h, rounded)
+   * and `data-outline-view` (it as drawn: left, top, width, height in CSS px on the canvas).
+   * @param {CanvasRenderingContext2D} ctx @param {number} f
+   * @param {{ox: number, oy: number, dw: number, dh: number}} img
+   */
+  drawOutlines(ctx, f, img) {
+    const v = this.v;
+    const d = v.data;
+    const dpr = v.dpr;
+    const { sx, sy } = this.scale(img.dw, img.dh);
+    const z = this.zoom;
+    // source px (pixel centres at integers) -> canvas device px under the zoom and pan
+    const X = (/** @type {number} */ x) => z * (img.ox + (x + 0.5) * sx) + this.panX;
+    const Y = (/** @type {number} */ y) => z * (img.oy + (y + 0.5) * sy) + this.panY;
+    let outline = "";
+    let drawn = "";
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.lineJoin = "round";
+    const order = [...Array(d.nAnimals).keys()].filter((a) => a !== d.animal);
+    order.push(d.animal);
+    for (const a of order) {
+      const b = d.box(f, a);
+      if (!b) continue;
+      const sel = a === d.animal;
+      const x0 = X(b[0] - b[2] / 2);
+      const y0 = Y(b[1] - b[3] / 2);
+      const w = X(b[0] + b[2] / 2) - x0;
+      const hh = Y(b[1] + b[3] / 2) - y0;
+      const lw = (sel ? 3 : 1.5) * dpr;
+      ctx.strokeStyle = "rgba(0,0,0,0.55)"; // a dark halo: the colours read on light floors too
+      ctx.lineWidth = lw + 2 * dpr;
+      ctx.strokeRect(x0, y0, w, hh);
+      ctx.strokeStyle = animalColour(a);
+      ctx.lineWidth = lw;
+      ctx.strokeRect(x0, y0, w, hh);
+      if (!sel) continue;
+      outline = b.map((x) => Math.round(x)).join(",");
+      drawn = [x0, y0, w, hh].map((x) => Math.round((x / dpr) * 10) / 10).join(",");
+      const name = v.animalName(a);
+      ctx.font = `bold ${12 * dpr}px sans-serif`;
+      ctx.textBaseline = "bottom";
+      const tw = ctx.measureText(name).width + 8 * dpr;
+      const th = 16 * dpr;
+      const ty = y0 - lw / 2 >= th ? y0 - lw / 2 : y0 + hh + lw / 2 + th; // above, else below
+      ctx.fillStyle = "rgba(0,0,0,0.65)";
+      ctx.fillRect(x0 - lw / 2, ty - th, tw, th);
+      ctx.fillStyle = animalColour(a);
+      ctx.fillText(name, x0 - lw / 2 + 4 * dpr, ty - 2 * dpr);
+    }
+    v.root.dataset.outline = outline;
+    v.root.dataset.outlineView = drawn;
   }
 
   draw() {
@@ -991,19 +1256,28 @@ class FrameView {
     ctx.fillStyle = "#111";
     ctx.fillRect(0, 0, W, H);
     const idx = v.cache.nearest(v.frame);
+    const multi = v.data.nAnimals > 1;
     if (idx < 0) {
       this.painted = -1;
       v.root.dataset.paintedFrame = "-1";
+      if (multi) v.root.dataset.outline = v.root.dataset.outlineView = "";
       return;
     }
     const bmp = /** @type {ImageBitmap} */ (v.cache.get(idx));
     const s = Math.min(W / bmp.width, H / bmp.height);
     const dw = bmp.width * s;
     const dh = bmp.height * s;
+    const img = { ox: (W - dw) / 2, oy: (H - dh) / 2, dw, dh };
+    this.image = img;
+    if (this.following()) this.followAnimal(idx, W, H, img);
     ctx.setTransform(this.zoom, 0, 0, this.zoom, this.panX, this.panY);
     ctx.imageSmoothingEnabled = this.zoom < 4; // show the pixels once the user zooms far in
-    ctx.drawImage(bmp, (W - dw) / 2, (H - dh) / 2, dw, dh);
+    ctx.drawImage(bmp, img.ox, img.oy, dw, dh);
     ctx.setTransform(1, 0, 0, 1, 0, 0);
+    if (multi) {
+      this.drawOutlines(ctx, idx, img);
+      v.root.dataset.viewZoom = String(Math.round(this.zoom * 1000) / 1000);
+    }
     if (idx !== v.frame) {
       const d = v.dpr;
       ctx.fillStyle = "rgba(0,0,0,0.6)";
@@ -1027,7 +1301,8 @@ class FrameView {
         const r = c.getBoundingClientRect();
         const px = (e.clientX - r.left) * v.dpr;
         const py = (e.clientY - r.top) * v.dpr;
-        const z = Math.min(32, Math.max(1, this.zoom * Math.exp(-e.deltaY * 0.0015)));
+        this.takeOver();
+        const z = Math.min(MAX_ZOOM, Math.max(1, this.zoom * Math.exp(-e.deltaY * 0.0015)));
         if (z === 1) {
           this.resetZoom();
         } else {
@@ -1043,24 +1318,56 @@ class FrameView {
     c.addEventListener("pointerdown", (e) => {
       if (e.button !== 0) return;
       c.setPointerCapture(e.pointerId);
-      this.pan = { x: e.clientX, y: e.clientY, panX: this.panX, panY: this.panY };
+      this.pan = { x: e.clientX, y: e.clientY, panX: this.panX, panY: this.panY, moved: false };
     });
     c.addEventListener("pointermove", (e) => {
       const fp = this.pan;
-      if (!fp || this.zoom === 1) return;
+      if (!fp) return;
+      if (Math.hypot(e.clientX - fp.x, e.clientY - fp.y) > 3) fp.moved = true;
+      // (the 3 px tell a click, which picks an animal, from a pan: only with several animals)
+      if (this.zoom === 1 || (!fp.moved && v.data.nAnimals > 1)) return;
+      this.takeOver();
       this.panX = fp.panX + (e.clientX - fp.x) * v.dpr;
       this.panY = fp.panY + (e.clientY - fp.y) * v.dpr;
       v.schedule("frame");
     });
-    const end = () => {
+    c.addEventListener("pointerup", (e) => {
+      const fp = this.pan;
       this.pan = null;
-    };
-    c.addEventListener("pointerup", end);
-    c.addEventListener("pointercancel", end);
+      if (fp && !fp.moved) this.pick(e); // a click: select the animal under it
+    });
+    c.addEventListener("pointercancel", () => {
+      this.pan = null;
+    });
     c.addEventListener("dblclick", () => {
+      this.takeOver();
       this.resetZoom();
       v.schedule("frame");
     });
+  }
+
+  /** A click on the frame: select the animal whose box (at the painted frame) is under it. */
+  pick(/** @type {MouseEvent} */ e) {
+    const v = this.v;
+    const d = v.data;
+    const img = this.image;
+    if (d.nAnimals <= 1 || !img || this.painted < 0) return;
+    const r = this.canvas.getBoundingClientRect();
+    const { sx, sy } = this.scale(img.dw, img.dh);
+    // the click in source px
+    const x = (((e.clientX - r.left) * v.dpr - this.panX) / this.zoom - img.ox) / sx - 0.5;
+    const y = (((e.clientY - r.top) * v.dpr - this.panY) / this.zoom - img.oy) / sy - 0.5;
+    let best = -1;
+    let area = Infinity;
+    for (let a = 0; a < d.nAnimals; a++) {
+      const b = d.box(this.painted, a);
+      if (!b || Math.abs(x - b[0]) > b[2] / 2 || Math.abs(y - b[1]) > b[3] / 2) continue;
+      if (b[2] * b[3] < area) {
+        best = a;
+        area = b[2] * b[3];
+      }
+    }
+    if (best >= 0 && best !== d.animal) v.selectAnimal(best);
   }
 }
 
@@ -1070,7 +1377,9 @@ class FrameView {
  * The ethogram: a time ruler, K label rows and (with predictions) K probability and K
  * prediction rows, over a view of [viewStart, viewStart + viewSpan) frames. The rows are drawn
  * on an offscreen `base` canvas only when data or the view change; each paint blits it and
- * adds the playhead and any drag preview.
+ * adds the playhead and any drag preview. A video of several animals has one block of K label
+ * rows per animal, each under a heading row with the animal's name; the probability,
+ * prediction and reference rows, after every block, are the selected animal's.
  */
 class Timeline {
   constructor(/** @type {LabelerView} */ v) {
@@ -1095,19 +1404,37 @@ class Timeline {
 
   /**
    * Rows: ruler, K label rows, then (with predictions) K probability rows and K prediction
-   * rows, then (with a reference annotator) K reference rows.
+   * rows, then (with a reference annotator) K reference rows. Several animals: one block per
+   * animal (a heading row, then its K label rows; `blocks` their tops, `labelY` the selected
+   * one's label rows), and a heading row (`ownY`) above the selected animal's other rows.
    */
   rows() {
     const d = this.v.data;
-    const labelY = RULER_H + 2;
-    const probY = labelY + d.K * LABEL_H + GAP;
-    const predY = probY + d.K * PROB_H + GAP;
+    const K = d.K;
+    const multi = d.nAnimals > 1;
+    const head = multi ? ANIMAL_H : 0;
+    const top = RULER_H + 2;
+    const blockH = head + K * LABEL_H;
+    /** @type {number[]} */
+    const blocks = [];
+    for (let a = 0; a < (multi ? d.nAnimals : 1); a++) blocks.push(top + a * (blockH + BLOCK_GAP));
+    const labelY = blocks[multi ? Math.min(d.animal, blocks.length - 1) : 0] + head;
+    const labelsEnd = blocks[blocks.length - 1] + blockH;
     const pred = d.hasPred && d.probs.length > 0;
     const ref = d.reference.length > 0;
-    const end = pred ? predY + d.K * PRED_H : labelY + d.K * LABEL_H;
-    const refY = end + GAP;
-    const height = (ref ? refY + d.K * REF_H : end) + 4;
-    return { labelY, probY, predY, pred, refY, ref, height };
+    let y = labelsEnd;
+    let ownY = -1;
+    if (multi && (pred || ref)) {
+      ownY = y + GAP;
+      y = ownY + ANIMAL_H - GAP; // the rows below add their own GAP
+    }
+    const probY = y + GAP;
+    const predY = probY + K * PROB_H + GAP;
+    if (pred) y = predY + K * PRED_H;
+    const refY = y + GAP;
+    if (ref) y = refY + K * REF_H;
+    const height = y + 4;
+    return { top, labelY, probY, predY, pred, refY, ref, height, multi, head, blocks, ownY };
   }
 
   /** The plot area: x and width (CSS px) right of the names' gutter. */
@@ -1173,11 +1500,24 @@ class Timeline {
     return Math.min(Math.max(0, f), this.v.data.n - 1);
   }
 
-  /** Which row is at y (CSS px): ruler, label k, prob k, pred k or none. */
+  /**
+   * Which row is at y (CSS px): ruler, label k, prob k, pred k, ref k, none, or (several
+   * animals) "other": another animal's block (`animal`), "head": the selected one's heading.
+   * @returns {{kind: string, k: number, animal?: number}}
+   */
   hitRow(/** @type {number} */ y) {
     const R = this.rows();
-    const K = this.v.data.K;
+    const d = this.v.data;
+    const K = d.K;
     if (y < RULER_H) return { kind: "ruler", k: -1 };
+    if (R.multi) {
+      for (let a = 0; a < R.blocks.length; a++) {
+        const t = R.blocks[a];
+        if (y < t || y >= t + R.head + K * LABEL_H) continue;
+        if (a !== d.animal) return { kind: "other", k: -1, animal: a };
+        if (y < t + R.head) return { kind: "head", k: -1, animal: a };
+      }
+    }
     const inRows = (/** @type {number} */ top, /** @type {number} */ hgt) => {
       const k = Math.floor((y - top) / hgt);
       return y >= top && k < K ? k : -1;
@@ -1217,6 +1557,10 @@ class Timeline {
     ds.predY = R.pred ? String(R.predY) : "";
     ds.refY = R.ref ? String(R.refY) : "";
     ds.nBehaviors = String(this.v.data.K);
+    // several animals: each animal's block top (its heading row, `animalHeadH` high; its label
+    // rows below); `labelY` above is the selected animal's
+    ds.animalY = R.multi ? R.blocks.join(",") : "";
+    ds.animalHeadH = String(R.head);
   }
 
   // ------------------------------------------------------------------ drawing
@@ -1307,32 +1651,25 @@ class Timeline {
     this.drawRuler(ctx, p);
     ctx.font = "12px sans-serif";
     ctx.textBaseline = "middle";
-    const L = v.data.labels;
-    for (let k = 0; k < K; k++) {
-      const y = R.labelY + k * LABEL_H;
-      const colour = PALETTE[k % PALETTE.length];
-      // gutter: key number and name; the selected behaviour is bold
-      ctx.fillStyle = colour;
-      ctx.fillRect(4, y + 3, 10, LABEL_H - 6);
-      ctx.fillStyle = "#222";
-      ctx.font = `${v.selected === k ? "bold " : ""}12px sans-serif`;
-      const label = `${k < 9 ? `${k + 1} ` : ""}${names[k] ?? k}`;
-      ctx.fillText(fit(ctx, label, GUTTER - 24), 18, y + LABEL_H / 2);
-      const runs = this.runs((f0, f1) => {
-        let unl = false;
-        for (let f = f0; f < f1; f++) {
-          const x = L[f * K + k];
-          if (x === 1) return 2;
-          if (x === -1) unl = true;
-        }
-        return unl ? 1 : 0; // present wins (short bouts stay visible), then unlabelled
-      });
-      for (let i = 0; i < runs.length; i += 3) {
-        const s = runs[i + 2];
-        ctx.fillStyle = s === 2 ? colour : s === 1 ? this.hatch(ctx) : ABSENT;
-        ctx.fillRect(runs[i], y, runs[i + 1] - runs[i], LABEL_H - 2);
+    if (R.multi) {
+      const d = v.data;
+      for (let a = 0; a < R.blocks.length; a++) {
+        const sel = a === d.animal;
+        this.drawAnimalHead(ctx, R.blocks[a], a, v.animalName(a), sel, W);
+        if (!sel) ctx.globalAlpha = 0.6; // another animal's rows: a click selects it
+        this.drawLabelRows(ctx, R.blocks[a] + R.head, d.labelsOf(a), names, sel);
+        ctx.globalAlpha = 1;
       }
+      if (R.ownY >= 0) {
+        const who = v.model.get("reference") || "";
+        const what = [R.pred ? "model" : "", R.ref ? who || "reference" : ""].filter(Boolean);
+        const text = `${v.animalName(d.animal)}: ${what.join(", ")}`;
+        this.drawAnimalHead(ctx, R.ownY, d.animal, text, false, W);
+      }
+    } else {
+      this.drawLabelRows(ctx, R.labelY, v.data.labels, names, true);
     }
+    ctx.textBaseline = "middle";
     if (R.pred) {
       const P = v.data.probs;
       const Q = v.data.predicted;
@@ -1378,10 +1715,69 @@ class Timeline {
     if (ppf >= 8) {
       ctx.fillStyle = "rgba(255,255,255,0.7)";
       for (let f = Math.ceil(this.viewStart); f < this.viewStart + this.viewSpan; f++) {
-        ctx.fillRect(Math.round(this.frameToX(f)), R.labelY, 1, R.height - R.labelY - 4);
+        ctx.fillRect(Math.round(this.frameToX(f)), R.top, 1, R.height - R.top - 4);
       }
     }
     this.publishGeometry();
+  }
+
+  /**
+   * K label rows from y `top`: gutter (key number and name, the selected behaviour bold when
+   * `own`: the rows the keys edit), then present / absent / unlabelled runs of `L` ((n, K)).
+   * @param {CanvasRenderingContext2D} ctx @param {number} top @param {Int8Array} L
+   * @param {string[]} names @param {boolean} own
+   */
+  drawLabelRows(ctx, top, L, names, own) {
+    const v = this.v;
+    const K = v.data.K;
+    for (let k = 0; k < K; k++) {
+      const y = top + k * LABEL_H;
+      const colour = PALETTE[k % PALETTE.length];
+      // gutter: key number and name; the selected behaviour is bold
+      ctx.fillStyle = colour;
+      ctx.fillRect(4, y + 3, 10, LABEL_H - 6);
+      ctx.fillStyle = "#222";
+      ctx.font = `${own && v.selected === k ? "bold " : ""}12px sans-serif`;
+      const label = `${k < 9 ? `${k + 1} ` : ""}${names[k] ?? k}`;
+      ctx.fillText(fit(ctx, label, GUTTER - 24), 18, y + LABEL_H / 2);
+      const runs = this.runs((f0, f1) => {
+        let unl = false;
+        for (let f = f0; f < f1; f++) {
+          const x = L[f * K + k];
+          if (x === 1) return 2;
+          if (x === -1) unl = true;
+        }
+        return unl ? 1 : 0; // present wins (short bouts stay visible), then unlabelled
+      });
+      for (let i = 0; i < runs.length; i += 3) {
+        const s = runs[i + 2];
+        ctx.fillStyle = s === 2 ? colour : s === 1 ? this.hatch(ctx) : ABSENT;
+        ctx.fillRect(runs[i], y, runs[i + 1] - runs[i], LABEL_H - 2);
+      }
+    }
+  }
+
+  /**
+   * A heading row at y `top` (several animals): animal a's colour and `text` in the gutter; the
+   * selected animal's block heading is highlighted across the width.
+   * @param {CanvasRenderingContext2D} ctx @param {number} top @param {number} a
+   * @param {string} text @param {boolean} selected @param {number} W canvas width, CSS px
+   */
+  drawAnimalHead(ctx, top, a, text, selected, W) {
+    const y = top + (ANIMAL_H - 2) / 2;
+    if (selected) {
+      ctx.fillStyle = "#dde9fb";
+      ctx.fillRect(0, top, W, ANIMAL_H - 2);
+    }
+    ctx.fillStyle = animalColour(a);
+    ctx.fillRect(4, top + 2, 10, ANIMAL_H - 6);
+    ctx.strokeStyle = "#333";
+    ctx.lineWidth = 1;
+    ctx.strokeRect(4.5, top + 2.5, 9, ANIMAL_H - 7);
+    ctx.fillStyle = selected ? "#0b3d91" : "#555";
+    ctx.font = `${selected ? "bold " : ""}11px sans-serif`;
+    ctx.textBaseline = "middle";
+    ctx.fillText(fit(ctx, selected ? `▸ ${text}` : text, GUTTER - 24), 18, y);
   }
 
   /**
@@ -1456,6 +1852,21 @@ class Timeline {
     ctx.fillStyle = "#555";
     ctx.textBaseline = "middle";
     ctx.fillText(step < fps ? "frame" : "time", 4, RULER_H / 2);
+    // swap candidates (several animals): a small triangle down from the ruler's foot
+    const swaps = this.v.data.nAnimals > 1 ? this.v.data.swaps : [];
+    if (swaps.length) {
+      ctx.fillStyle = SWAP;
+      ctx.beginPath();
+      for (const f of swaps) {
+        if (f < this.viewStart || f >= this.viewStart + this.viewSpan) continue;
+        const x = this.frameToX(f + 0.5);
+        ctx.moveTo(x - 4, RULER_H - 7);
+        ctx.lineTo(x + 4, RULER_H - 7);
+        ctx.lineTo(x, RULER_H);
+        ctx.closePath();
+      }
+      ctx.fill();
+    }
   }
 
   /** Blit the rows, then the playhead and any drag preview. */
@@ -1537,6 +1948,10 @@ class Timeline {
       const hit = this.hitRow(y);
       v.root.focus({ preventScroll: true });
       e.preventDefault();
+      if (hit.kind === "other" && hit.animal !== undefined) {
+        v.selectAnimal(hit.animal); // no edit: the rows under the pointer were another animal's
+        return;
+      }
       if (x < p.x) {
         if (hit.kind === "label") {
           v.selected = v.selected === hit.k ? null : hit.k;
@@ -1711,6 +2126,9 @@ class LabelerView {
     this.dpr = window.devicePixelRatio || 1;
     /** @type {[string, (...a: any[]) => void][]} */
     this.handlers = [];
+    /** the Bytes traits `readAnimals` last copied, and for which (animals, frames, behaviours) */
+    /** @type {{animalLabels: unknown, tracks: unknown, shape: string}} */
+    this.seen = { animalLabels: null, tracks: null, shape: "" };
 
     this.data = new Labels();
     this.timing = new Timing(model);
@@ -1784,7 +2202,7 @@ class LabelerView {
     if (t.tagName === "SELECT") return; // let the picker work
     e.stopPropagation(); // JupyterLab must not see keys meant for the labeler
     const binding = findKey(e);
-    if (!binding) return;
+    if (!binding || (binding.animals && this.data.nAnimals <= 1)) return;
     binding.run(this, e);
     e.preventDefault();
   }
@@ -1852,6 +2270,16 @@ class LabelerView {
       }],
       ["change:fps change:frame_width change:frame_height", () => { this.readToolbar(); this.layout(); }],
       [
+        "change:n_animals change:animal change:animal_names change:animal_labels change:tracks " +
+          "change:swap_frames",
+        () => {
+          if (this.settle()) return;
+          this.readAnimals();
+          this.layout();
+        },
+      ],
+      ["change:follow", () => this.readFollow()],
+      [
         "change:dirty change:saved_at change:can_undo change:can_redo change:status " +
           "change:error change:lock_conflict",
         () => {
@@ -1900,12 +2328,98 @@ class LabelerView {
     this.data.K = (m.get("behaviors") || []).length;
     this.readExclusive();
     this.frame = Math.min(Math.max(0, m.get("frame") | 0), Math.max(0, this.data.n - 1));
+    this.readAnimals();
     this.readLabels();
     this.readPredictions();
     this.readReference();
     this.readToolbar();
     this.controls.showStatus();
     this.player.read();
+  }
+
+  /**
+   * The animals (a video of several): how many, the selected one, every animal's labels, the
+   * tracks, the swap candidates and follow mode. When Python selected another animal (a seek),
+   * its labels came with it: the recording and the optimistic edits were the old animal's.
+   */
+  readAnimals() {
+    const m = this.model;
+    const d = this.data;
+    d.nAnimals = Math.max(1, Number(m.get("n_animals")) | 0);
+    const a = Math.min(Math.max(0, Number(m.get("animal")) | 0), d.nAnimals - 1);
+    // copied only when Python sent new ones: a local `animal` change must keep the old animal's
+    // block as switchAnimal left it (with its last edits) until Python's copy comes
+    const [labels, tracks] = [m.get("animal_labels"), m.get("tracks")];
+    const shape = `${d.nAnimals}:${d.n}:${d.K}`;
+    if (labels !== this.seen.animalLabels || shape !== this.seen.shape) d.readAnimalLabels(labels);
+    if (tracks !== this.seen.tracks || shape !== this.seen.shape) d.readTracks(tracks);
+    this.seen = { animalLabels: labels, tracks, shape };
+    d.swaps = d.nAnimals > 1 ? (m.get("swap_frames") || []).filter((f) => Number.isFinite(f)) : [];
+    if (a !== d.animal) {
+      this.recorder.cancel();
+      d.animal = a;
+      d.localEdits = [];
+      this.readLabels();
+    }
+    this.readFollow();
+    this.needBase = true;
+  }
+
+  /** Follow mode (the `follow` trait); turned off, the frame view shows the whole frame again. */
+  readFollow() {
+    const fv = this.frameView;
+    const on = !!this.model.get("follow");
+    if (fv.follow && !on) fv.resetZoom();
+    fv.follow = on;
+    this.root.dataset.follow = String(on);
+    this.controls.showAnimals();
+    this.schedule("frame");
+  }
+
+  /** Animal a's name (`animal_names`, else animal<a>). */
+  animalName(/** @type {number} */ a) {
+    const names = this.model.get("animal_names") || [];
+    return names[a] || `animal${a}`;
+  }
+
+  /** Select animal i (picker, keys, a click): shown at once, then Python switches sessions. */
+  selectAnimal(/** @type {number} */ i) {
+    const d = this.data;
+    if (d.nAnimals <= 1 || !(i >= 0 && i < d.nAnimals) || i === d.animal) return;
+    this.recorder.stop(); // the old animal's recording goes to its session first
+    this.syncFrame();
+    d.switchAnimal(i);
+    this.model.set("animal", i);
+    this.model.save_changes();
+    this.labelsChanged();
+    this.controls.showAnimals();
+    this.schedule("all");
+  }
+
+  /** `[` / `]`: the previous / next animal (round the list). */
+  stepAnimal(/** @type {number} */ by) {
+    const A = this.data.nAnimals;
+    this.selectAnimal((((this.data.animal + by) % A) + A) % A);
+  }
+
+  /** Set the `follow` trait (the `change:follow` handler shows it). */
+  setFollow(/** @type {boolean} */ on) {
+    this.model.set("follow", on);
+    this.model.save_changes();
+  }
+
+  /** `c`: follow mode on / off. */
+  toggleFollow() {
+    const on = !this.model.get("follow");
+    this.setFollow(on);
+    if (on && !this.data.tracks.length) this.controls.say(NO_TRACKS);
+  }
+
+  /** `s` / `S`: Python moves the playhead to the next / previous swap candidate. */
+  seekSwap(/** @type {number} */ direction) {
+    this.recorder.stop();
+    this.syncFrame();
+    this.send({ type: "seek", target: "swap", direction });
   }
 
   /** Whether local edits keep one behaviour per frame (the `exclusive` trait). */
