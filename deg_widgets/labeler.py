@@ -42,6 +42,10 @@ Synced traits:
   ``tracks`` Bytes: (n_frames, N, 4) float32 x, y (centre), w, h (box) in source pixels,
   NaN where unknown (b"" without tracks); ``swap_frames`` List[int] frames where
   identities may have swapped; ``follow`` Bool the frame view follows the selected animal.
+  The front end outlines every animal's box, draws one block of label rows per animal
+  (the selected animal's probability, prediction and reference rows after the blocks) and
+  binds ``[``/``]`` (animal), ``c`` (follow), ``s``/``S`` (swap candidates) and ``w``
+  (swap the selected animal's identity with the nearest other's from the playhead on).
 - ``playing`` Bool; ``speed`` Float (1.0 = real time).
 - ``dirty`` Bool edits not yet in the CSV; ``saved_at`` Unicode ISO time of the last save
   or ""; ``can_undo``, ``can_redo`` Bool; ``status`` Unicode one line for the status bar;

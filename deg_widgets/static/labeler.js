@@ -280,6 +280,9 @@ const KEYS = [
   { label: "s / Shift+S", keys: ["s", "S"],
     help: "next / previous frame where the animals' identities may have swapped", animals: true,
     run: (v, e) => v.seekSwap(e.key === "s" ? 1 : -1) },
+  { label: "w", keys: ["w"],
+    help: "swap identities: the selected animal and the nearest other trade tracks from the playhead on (w again undoes)",
+    animals: true, run: (v) => v.swapNearest() },
   { label: "i", keys: ["i"], help: "import predictions onto unlabelled frames",
     run: (v) => v.recorder.importPredictions(false) },
   { label: "Shift+F", keys: ["F"], help: "finalize: unlabelled → absent for the whole video (asks first)",
@@ -632,6 +635,28 @@ class Labels {
   readTracks(/** @type {unknown} */ bytes) {
     const t = float32Copy(bytes);
     this.tracks = t.length === this.n * this.nAnimals * 4 && t.length > 0 ? t : new Float32Array(0);
+  }
+
+  /** The animal whose box centre is nearest the selected one's at frame f (the other one of
+   * two when a position is unknown); -1 without tracks. */
+  nearestAnimal(/** @type {number} */ f) {
+    const A = this.nAnimals;
+    const t = this.tracks;
+    if (!t.length || A < 2) return -1;
+    const at = (/** @type {number} */ a) => (f * A + a) * 4;
+    const x = t[at(this.animal)];
+    const y = t[at(this.animal) + 1];
+    let best = -1;
+    let bestD = Infinity;
+    for (let a = 0; a < A; a++) {
+      if (a === this.animal) continue;
+      const dist = (t[at(a)] - x) ** 2 + (t[at(a) + 1] - y) ** 2;
+      if (dist < bestD) { // NaN (unknown) never wins
+        bestD = dist;
+        best = a;
+      }
+    }
+    return best < 0 && A === 2 ? 1 - this.animal : best;
   }
 
   /** Animal a's labels: the selected one's live copy, the others' as Python last sent them. */
@@ -2420,6 +2445,19 @@ class LabelerView {
     this.recorder.stop();
     this.syncFrame();
     this.send({ type: "seek", target: "swap", direction });
+  }
+
+  /** `w`: the selected animal and the nearest other one trade tracks from the playhead on
+   * (Python rewrites the tracks file; pressing `w` again on the same frame swaps back). */
+  swapNearest() {
+    const other = this.data.nearestAnimal(this.frame);
+    if (other < 0) {
+      this.controls.say(NO_TRACKS);
+      return;
+    }
+    this.recorder.stop();
+    this.syncFrame();
+    this.send({ type: "swap_identities", a: this.data.animal, b: other, frame: this.frame });
   }
 
   /** Whether local edits keep one behaviour per frame (the `exclusive` trait). */

@@ -246,6 +246,38 @@ def test_two_animals_label_save_outline_and_swaps(run_notebook, kernel_exec, tmp
     )
     lab.screenshot(path=str(tmp_path / "labeler_animals.png"))
 
+    # "w": the selected animal and the nearest other trade tracks from the playhead on; the
+    # tracks file is rewritten and the outline follows; "w" again swaps them back
+    from deg_core.tracking.animals import AnimalTracks
+
+    at = int(root_data(page, "frame"))
+    press(page, "w")
+    page.wait_for_function(
+        "() => /swapped alpha and beta from frame/"
+        ".test(document.querySelector('.deg-lab-status-text').textContent)",
+        timeout=10_000,
+        polling=50,
+    )
+    swapped = tracks.swap(0, 1, at)
+    wait_outline(page, swapped, 0)
+    saved = AnimalTracks.load(root / "DATA" / key / f"{key}_animals.h5")
+    np.testing.assert_array_equal(saved.center, swapped.center)
+    press(page, "w")
+    code = (
+        "import numpy as np; "
+        f"print(*np.frombuffer(w.tracks, np.float32).reshape(-1, 2, 4)[{at}, 0, :2])"
+    )
+    for _ in range(50):  # the key's message and this cell's reach the kernel separately
+        back = [float(v) for v in kernel_exec(page, code).split()]
+        if np.allclose(back, tracks.center[at, 0]):
+            break
+        page.wait_for_timeout(200)
+    np.testing.assert_allclose(back, tracks.center[at, 0])  # animal 0's own again
+    assert not np.allclose(back, swapped.center[at, 0])
+    wait_outline(page, tracks, 0)  # back as they were (Python has swapped: its reply came after)
+    saved = AnimalTracks.load(root / "DATA" / key / f"{key}_animals.h5")
+    np.testing.assert_array_equal(saved.center, tracks.center)
+
     # the help lists the animal keys (a one-animal video's leaves them out)
     press(page, "?")
     help_box = page.locator(".deg-lab-help")
