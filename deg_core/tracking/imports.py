@@ -15,6 +15,10 @@ for one video (its frame count, number of animals, frame size and fps):
   bodyparts. Each DLC individual is one animal.
 * A plain CSV ``frame,animal,x,y[,w,h]``: ``animal`` is 0..N-1 or a name.
 
+Each format has its reader module (:mod:`~deg_core.tracking.import_sleap`,
+:mod:`~deg_core.tracking.import_dlc`, :mod:`~deg_core.tracking.import_csv`); this one picks
+the reader, checks what it read against the video and joins track fragments into animals.
+
 A frame absent from the file is unknown (NaN; :meth:`AnimalTracks.found` says which).
 Refused, each with one line naming the file (:class:`~deg_core.errors.DegError`): more
 animals at once than the video has (naming the frame), frames past the video's end, a file
@@ -24,44 +28,27 @@ made for a video of another length, size or fps (where the file says), an unknow
 from __future__ import annotations
 
 import csv
-import io
 import itertools
-import logging
 import math
-import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from deg_core.errors import DegError
 from deg_core.tracking.animals import AnimalTracks
+from deg_core.tracking.import_common import Points, TrackImportError
+from deg_core.tracking.import_csv import read_plain
+from deg_core.tracking.import_dlc import LIKELIHOOD, pandas_table, read_dlc
+from deg_core.tracking.import_sleap import SLEAP_INSTALL as SLEAP_INSTALL  # defined here once
+from deg_core.tracking.import_sleap import log as log
+from deg_core.tracking.import_sleap import read_sleap
 
 __all__ = ["FORMATS", "LIKELIHOOD", "TrackImportError", "detect_format", "read_tracks"]
 
 FORMATS = ("auto", "sleap", "dlc", "csv")
-LIKELIHOOD = 0.5  # DeepLabCut: a bodypart below this is missing (DLC's own pcutoff default)
-SLEAP_INSTALL = "uv sync --extra tracks (or pip install 'deg[tracks]')"
-log = logging.getLogger("deg_core.tracking")
-_DLC_LEVELS = ("scorer", "individuals", "bodyparts", "coords")
 _EDGE = 0.05  # positions this far (share of the frame) outside it: made for another video
-
-
-class TrackImportError(DegError):
-    """A track file that cannot be read, or that does not fit the video."""
-
-
-@dataclass
-class _Points:
-    """Per-frame detections before they become columns: frame, track label, centre, box."""
-
-    frame: np.ndarray  # (K,) int
-    track: list[Any]  # (K,) a label per detection (None: untracked)
-    xy: np.ndarray  # (K, 2)
-    wh: np.ndarray  # (K, 2)
 
 
 # ------------------------------------------------------------------------------ entry
@@ -78,7 +65,7 @@ def detect_format(path: Path) -> str:
                 if "tracks" in h5 and "track_occupancy" in h5:
                     return "sleap"
                 if any(
-                    _pandas_table(h5[k]) is not None for k in h5 if isinstance(h5[k], h5py.Group)
+                    pandas_table(h5[k]) is not None for k in h5 if isinstance(h5[k], h5py.Group)
                 ):
                     return "dlc"
         except OSError as e:
@@ -125,11 +112,11 @@ def read_tracks(
     kind = detect_format(path) if format == "auto" else format
     height, width = frame_size
     if kind == "sleap":
-        points, file_names = _read_sleap(path, n_frames, n_animals, frame_size, fps)
+        points, file_names = read_sleap(path, n_frames, n_animals, frame_size, fps)
     elif kind == "dlc":
-        points, file_names = _read_dlc(path)
+        points, file_names = read_dlc(path)
     else:
-        points, file_names = _read_plain(path, n_animals, names)
+        points, file_names = read_plain(path, n_animals, names)
     _check_frames(path, points, n_frames)
     _check_inside(path, points, width, height)
     if kind == "csv":  # ids are the animals
@@ -148,7 +135,7 @@ def read_tracks(
 # ------------------------------------------------------------------------------ checks
 
 
-def _check_frames(path: Path, points: _Points, n_frames: int) -> None:
+def _check_frames(path: Path, points: Points, n_frames: int) -> None:
     if len(points.frame) and int(points.frame.min()) < 0:
         raise TrackImportError(f"negative frame number {int(points.frame.min())}", path)
     if len(points.frame) and int(points.frame.max()) >= n_frames:
@@ -160,7 +147,7 @@ def _check_frames(path: Path, points: _Points, n_frames: int) -> None:
         )
 
 
-def _check_inside(path: Path, points: _Points, width: int, height: int) -> None:
+def _check_inside(path: Path, points: Points, width: int, height: int) -> None:
     if not len(points.xy):
         return
     x, y = points.xy[:, 0], points.xy[:, 1]
@@ -187,7 +174,7 @@ def _too_many(path: Path, frame: int, count: int, n_animals: int) -> TrackImport
 
 
 def _assign(
-    path: Path, points: _Points, n_animals: int, file_names: list[str]
+    path: Path, points: Points, n_animals: int, file_names: list[str]
 ) -> tuple[np.ndarray, list[str]]:
     """Each detection's animal column: a track label keeps its animal; a new label goes to
     the free animal last seen nearest (one never seen yet is free and far)."""
@@ -245,301 +232,6 @@ def _assign(
         names = [f"animal{a}" for a in range(n_animals)]
     del file_names
     return columns, names
-
-
-# ------------------------------------------------------------------------------ SLEAP
-
-
-def _sleap_io() -> Any:
-    try:
-        import sleap_io
-    except ImportError:
-        raise TrackImportError(
-            f"reading SLEAP files needs sleap-io: install it with {SLEAP_INSTALL}"
-        ) from None
-    return sleap_io
-
-
-def _read_sleap(
-    path: Path, n_frames: int, n_animals: int, frame_size: tuple[int, int], fps: float | None
-) -> tuple[_Points, list[str]]:
-    sio = _sleap_io()
-    try:
-        if path.suffix.lower() == ".slp":
-            labels = sio.load_slp(str(path), open_videos=False)
-        else:
-            labels = sio.load_analysis_h5(str(path))
-    except Exception as e:  # sleap-io raises whatever h5py or its parser does
-        raise TrackImportError(f"unreadable SLEAP file ({type(e).__name__}: {e})", path) from None
-    if len(labels.videos) > 1:
-        raise TrackImportError(
-            f"holds tracks of {len(labels.videos)} videos; export one video's file", path
-        )
-    if labels.videos:
-        _check_sleap_video(path, labels.videos[0], n_frames, frame_size, fps)
-    frames, tracks, xys, whs = [], [], [], []
-    dropped, frames_dropped = 0, 0
-    for lf in labels.labeled_frames:
-        # SLEAP predicts spurious extra instances (the real two-fly file has them in 66
-        # frames): keep the animals' count of best-scored ones, user-labelled ones first
-        found = [inst for inst in lf.instances if not np.isnan(inst.numpy()[:, :2]).all()]
-        found.sort(key=lambda inst: -float(getattr(inst, "score", math.inf) or 0.0))
-        if len(found) > n_animals:
-            dropped += len(found) - n_animals
-            frames_dropped += 1
-        for inst in found[:n_animals]:
-            pts = np.asarray(inst.numpy(), np.float64)[:, :2]
-            pts = pts[~np.isnan(pts).any(axis=1)]
-            frames.append(int(lf.frame_idx))
-            tracks.append(inst.track.name if inst.track is not None else None)
-            xys.append(pts.mean(axis=0))
-            whs.append(pts.max(axis=0) - pts.min(axis=0))
-    if dropped:
-        log.warning(
-            "%s: %d frame(s) held more instances than the video's %d animals: kept the "
-            "best-scored, left out %d",
-            path,
-            frames_dropped,
-            n_animals,
-            dropped,
-        )
-    return _points(frames, tracks, xys, whs), [t.name for t in labels.tracks]
-
-
-def _check_sleap_video(
-    path: Path, video: Any, n_frames: int, frame_size: tuple[int, int], fps: float | None
-) -> None:
-    """What the file says of its video: its frame count and size (when sleap-io knows them
-    without opening the video) and fps, against this video's."""
-    shape = video.shape or video.backend_metadata.get("shape")
-    if shape is not None and len(shape) >= 3:
-        frames, height, width = (int(v) for v in shape[:3])
-        if frames != n_frames:
-            raise TrackImportError(
-                f"made for a video of {frames} frames, this one has {n_frames}", path
-            )
-        if (height, width) != tuple(frame_size):
-            raise TrackImportError(
-                f"made for a {width}x{height} video, this one is {frame_size[1]}x{frame_size[0]}",
-                path,
-            )
-    file_fps = getattr(video, "fps", None) or video.backend_metadata.get("fps")
-    if file_fps and fps and abs(float(file_fps) - float(fps)) > 0.01 * float(fps):
-        raise TrackImportError(f"made for a {file_fps:g} fps video, this one has {fps:g}", path)
-
-
-# ------------------------------------------------------------------------------ DeepLabCut
-
-
-class _PlainUnpickler(pickle.Unpickler):
-    """Reads pandas' column index (lists, tuples, text, numbers) and nothing else: a class
-    or function in the pickle is refused, so a crafted file cannot run code."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(f"refusing {module}.{name} in a track file")
-
-
-def _plain_unpickle(raw: Any) -> Any:
-    data = raw.tobytes() if isinstance(raw, np.ndarray) else bytes(raw)
-    return _PlainUnpickler(io.BytesIO(data)).load()
-
-
-def _pandas_table(group: h5py.Group) -> h5py.Dataset | None:
-    table = group.get("table")
-    if isinstance(table, h5py.Dataset) and group.attrs.get("pandas_type") == b"frame_table":
-        return table
-    return None
-
-
-def _dlc_columns_from_h5(path: Path) -> tuple[np.ndarray, np.ndarray, list[tuple[str, ...]]]:
-    """(frames, values (T, C), column tuples) of a DLC predictions .h5 (pandas table)."""
-    try:
-        with h5py.File(path, "r") as h5:
-            group = h5.get("df_with_missing")
-            if group is None:
-                group = next(h5[k] for k in h5 if _pandas_table(h5[k]) is not None)
-            table = _pandas_table(group)
-            if table is None:
-                raise TrackImportError("not a pandas table (DeepLabCut's format)", path)
-            rows = table[()]
-            blocks = [str(v) for v in _plain_unpickle(group.attrs["values_cols"])]
-            frames = np.asarray(rows["index"])
-            values, columns = [], []
-            for block in blocks:
-                kind = _plain_unpickle(table.attrs[f"{block}_kind"])
-                values.append(np.asarray(rows[block], np.float64).reshape(len(rows), -1))
-                columns += [tuple(str(c) for c in col) for col in kind]
-    except (OSError, KeyError, StopIteration, pickle.UnpicklingError, ValueError) as e:
-        raise TrackImportError(
-            f"unreadable DeepLabCut .h5 ({type(e).__name__}: {e})", path
-        ) from None
-    if frames.dtype.kind not in "iu":  # labelled-data files: image paths, not predictions
-        raise TrackImportError(
-            "rows are not frame numbers (a DeepLabCut labelled-data file, not predictions?)", path
-        )
-    return frames.astype(np.int64), np.concatenate(values, axis=1), columns
-
-
-def _dlc_columns_from_csv(path: Path) -> tuple[np.ndarray, np.ndarray, list[tuple[str, ...]]]:
-    rows = _csv_rows(path)
-    header = []
-    while rows and rows[0] and rows[0][0].strip().lower() in _DLC_LEVELS:
-        header.append(rows.pop(0))
-    levels = [h[0].strip().lower() for h in header]
-    if levels not in (["scorer", "bodyparts", "coords"], list(_DLC_LEVELS)):
-        raise TrackImportError(
-            f"DeepLabCut header rows are {levels}, expected scorer, [individuals,] bodyparts, "
-            "coords",
-            path,
-        )
-    index_name_row = rows and rows[0] and rows[0][0].strip().lower() in ("", "frame", "index")
-    if index_name_row and all(c.strip() == "" for c in rows[0][1:]):  # pandas' index name
-        rows.pop(0)
-    columns = list(zip(*(h[1:] for h in header), strict=False))
-    try:
-        frames = np.array([int(r[0]) for r in rows], np.int64)
-        values = np.array(
-            [[float(v) if v.strip() else math.nan for v in r[1 : len(columns) + 1]] for r in rows],
-            np.float64,
-        ).reshape(len(rows), len(columns))
-    except ValueError as e:
-        raise TrackImportError(
-            f"DeepLabCut rows must be a frame number and numbers ({e}; a labelled-data file, "
-            "not predictions?)",
-            path,
-        ) from None
-    return frames, values, [tuple(c.strip() for c in col) for col in columns]
-
-
-def _read_dlc(path: Path) -> tuple[_Points, list[str]]:
-    if path.suffix.lower() in (".h5", ".hdf5"):
-        frames, values, columns = _dlc_columns_from_h5(path)
-    else:
-        frames, values, columns = _dlc_columns_from_csv(path)
-    if not columns or len(columns[0]) not in (3, 4):
-        raise TrackImportError(
-            "DeepLabCut columns must be scorer, [individual,] bodypart, coord", path
-        )
-    multi = len(columns[0]) == 4
-    # individual -> bodypart -> coord -> column
-    table: dict[str, dict[str, dict[str, int]]] = {}
-    for c, col in enumerate(columns):
-        who, part, coord = (col[1], col[2], col[3]) if multi else ("animal0", col[1], col[2])
-        table.setdefault(who, {}).setdefault(part, {})[coord.lower()] = c
-    ff, tracks, xys, whs = [], [], [], []
-    for who, parts in table.items():
-        xs, ys = [], []
-        for part, coords in parts.items():
-            if "x" not in coords or "y" not in coords:
-                raise TrackImportError(f"bodypart {part!r} of {who!r} has no x and y columns", path)
-            x, y = values[:, coords["x"]].copy(), values[:, coords["y"]].copy()
-            if "likelihood" in coords:
-                low = ~(values[:, coords["likelihood"]] >= LIKELIHOOD)
-                x[low], y[low] = np.nan, np.nan
-            xs.append(x)
-            ys.append(y)
-        px, py = np.stack(xs, 1), np.stack(ys, 1)  # (T, parts)
-        seen = ~(np.isnan(px) | np.isnan(py))
-        known = seen.any(axis=1)
-        px, py = np.where(seen, px, np.nan), np.where(seen, py, np.nan)
-        with np.errstate(invalid="ignore"):
-            cx, cy = np.nanmean(px[known], 1), np.nanmean(py[known], 1)
-            w = np.nanmax(px[known], 1) - np.nanmin(px[known], 1)
-            h = np.nanmax(py[known], 1) - np.nanmin(py[known], 1)
-        ff += frames[known].tolist()
-        tracks += [who] * int(known.sum())
-        xys += list(np.stack([cx, cy], 1))
-        whs += list(np.stack([w, h], 1))
-    return _points(ff, tracks, xys, whs), list(table)
-
-
-# ------------------------------------------------------------------------------ plain CSV
-
-
-def _read_plain(
-    path: Path, n_animals: int, names: Sequence[str] | None
-) -> tuple[_Points, list[str]]:
-    rows = _csv_rows(path)
-    if not rows:
-        raise TrackImportError("empty track file", path)
-    head = [h.strip().lower() for h in rows[0]]
-    if head[:4] != ["frame", "animal", "x", "y"] or head[4:] not in ([], ["w", "h"]):
-        raise TrackImportError(
-            f"columns must be frame,animal,x,y[,w,h], got {','.join(head)}", path
-        )
-    ids: list[str] = [r[1].strip() for r in rows[1:] if r]
-    known = list(names) if names else []
-    numeric = all(i.lstrip("-").isdigit() for i in ids)
-    if numeric:
-        out_names = known if len(known) == n_animals else [f"animal{a}" for a in range(n_animals)]
-    elif known:
-        out_names = known
-    else:  # names in the order they first appear
-        out_names = list(dict.fromkeys(ids))[: n_animals + 1]
-        if len(out_names) > n_animals:
-            raise TrackImportError(
-                f"animal {out_names[-1]!r} is one more than the video's {n_animals}", path
-            )
-        out_names += [f"animal{a}" for a in range(len(out_names), n_animals)]
-    frames, tracks, xys, whs = [], [], [], []
-    for line, r in enumerate(rows[1:], start=2):
-        if not r or all(not c.strip() for c in r):
-            continue
-        if len(r) != len(head):
-            raise TrackImportError(f"line {line} has {len(r)} values, expected {len(head)}", path)
-        who = r[1].strip()
-        if numeric and 0 <= int(who) < n_animals:
-            col = int(who)
-        elif who in out_names:
-            col = out_names.index(who)
-        else:
-            expected = f"0..{n_animals - 1}"
-            if known:
-                expected += f" or one of {', '.join(out_names)}"
-            raise TrackImportError(f"line {line}: animal {who!r} is not {expected}", path)
-        try:
-            frame = int(r[0])
-            vals = [float(v) if v.strip() else math.nan for v in r[2:]]
-        except ValueError:
-            raise TrackImportError(
-                f"line {line}: frame and positions must be numbers", path
-            ) from None
-        frames.append(frame)
-        tracks.append(col)
-        xys.append(vals[:2])
-        whs.append(vals[2:4] if len(vals) == 4 else [math.nan, math.nan])
-    points = _points(frames, tracks, xys, whs)
-    if len(points.frame):
-        pairs = points.frame * n_animals + np.asarray(tracks, np.int64)
-        uniq, counts = np.unique(pairs, return_counts=True)
-        if (counts > 1).any():
-            dup = int(uniq[counts > 1][0])
-            raise TrackImportError(
-                f"frame {dup // n_animals} lists animal {out_names[dup % n_animals]} twice", path
-            )
-    return points, out_names
-
-
-# ------------------------------------------------------------------------------ helpers
-
-
-def _points(frames: list, tracks: list, xys: list, whs: list) -> _Points:
-    n = len(frames)
-    keep = [i for i in range(n) if not np.isnan(np.asarray(xys[i], np.float64)).any()]
-    return _Points(
-        np.asarray([frames[i] for i in keep], np.int64).reshape(-1),
-        [tracks[i] for i in keep],
-        np.asarray([xys[i] for i in keep], np.float64).reshape(-1, 2),
-        np.asarray([whs[i] for i in keep], np.float64).reshape(-1, 2),
-    )
-
-
-def _csv_rows(path: Path) -> list[list[str]]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            return [r for r in csv.reader(f)]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise TrackImportError(f"unreadable CSV ({e})", path) from None
 
 
 def _first_cell(path: Path) -> str:
