@@ -35,10 +35,8 @@ sys.path.insert(0, str(ROOT))
 from deg_core.config import AugsSection  # noqa: E402
 from deg_core.data.clips import ClipAugment, ClipDataset, VideoItem, denormalize  # noqa: E402
 from deg_core.infer.features import FeaturePredictor, video_features  # noqa: E402
-from deg_core.models.feature import HiddenTwoStream  # noqa: E402
-from deg_core.models.flow import build_flow_generator  # noqa: E402
+from deg_core.infer.preset import preset_predictor  # noqa: E402
 from deg_core.models.flow.photometric import MotionNetLoss  # noqa: E402
-from deg_core.presets import PRESETS  # noqa: E402
 from deg_core.train.losses import MaskedBCELoss  # noqa: E402
 from deg_core.video import channel_stats, probe_video  # noqa: E402
 
@@ -80,11 +78,10 @@ def commit() -> str:
         return "unknown"
 
 
-def build(preset: str, device: torch.device) -> HiddenTwoStream:
-    arches = PRESETS[preset]
-    flow = build_flow_generator(arches["flow_generator"]["arch"], num_frames=N_RGB)
-    model = HiddenTwoStream.build(arches["feature_extractor"]["arch"], flow, K, N_RGB)
-    return model.to(device).eval()
+def build(preset: str, device: torch.device, size: int, norm: dict) -> FeaturePredictor:
+    """The preset's predictor as ``deg infer`` builds it (deg_core.infer.preset: archs,
+    rgb_stride, crop, precision), random weights, at ``size`` x ``size`` input."""
+    return preset_predictor(preset, K, size=(size, size), device=str(device), normalization=norm)
 
 
 def sync(device: torch.device) -> None:
@@ -93,17 +90,7 @@ def sync(device: torch.device) -> None:
 
 
 def bench_inference(preset, video, n_frames, frames, size, batch, device, norm) -> float:
-    model = build(preset, device)
-    fm = FeaturePredictor(
-        model=model,
-        run=Path(f"bench_{preset}"),
-        n_rgb=N_RGB,
-        size=(size, size),
-        mean=torch.tensor(norm["mean"]).view(1, 3, 1, 1),
-        std=torch.tensor(norm["std"]).view(1, 3, 1, 1),
-        thresholds=np.full(K, 0.5, np.float32),
-        behaviors=[f"b{i}" for i in range(K)],
-    )
+    fm = build(preset, device, size, norm)
     with tempfile.TemporaryDirectory() as tmp, h5py.File(Path(tmp) / "out.h5", "w") as f:
         ds = {
             name: f.create_dataset(name, (frames, dim), dtype="float32")
@@ -148,7 +135,7 @@ def bench_training(
     std = torch.tensor(norm["std"], device=device)
     results = []
     for stage in ("flow", "features"):
-        model = build(preset, device).train()
+        model = build(preset, device, size, norm).model.train()
         if stage == "flow":
             net = model.flow_generator.train()
             for p in net.parameters():

@@ -62,6 +62,7 @@ from deg_core.infer.features import (  # noqa: E402
     stacks,
     write_video_outputs,
 )
+from deg_core.infer.preset import preset_predictor  # noqa: E402
 from deg_core.infer.sequence import sequence_logits  # noqa: E402
 from deg_core.models.flops import feature_flops, preset_model  # noqa: E402
 from deg_core.models.flow import PairFlowStream  # noqa: E402
@@ -134,18 +135,9 @@ def measure(device, fn: Callable[[], tuple[float, str, str]], video, preset, sta
 
 
 def feature_model(preset: str, device: torch.device, size: int) -> FeaturePredictor:
-    torch.manual_seed(0)
-    model = preset_model(preset, K, N_RGB)  # the preset's archs (and rgb_stride), random weights
-    return FeaturePredictor(
-        model=model.to(device).eval(),
-        run=Path(f"bench_{preset}"),
-        n_rgb=N_RGB,
-        size=(size, size),
-        mean=torch.tensor(NORM["mean"]).view(1, 3, 1, 1),
-        std=torch.tensor(NORM["std"]).view(1, 3, 1, 1),
-        thresholds=np.full(K, 0.5, np.float32),
-        behaviors=[f"b{i}" for i in range(K)],
-    )
+    """The preset's predictor as ``deg infer`` builds it (deg_core.infer.preset: archs,
+    rgb_stride, crop, precision), random weights, at ``size`` x ``size`` input."""
+    return preset_predictor(preset, K, size=(size, size), device=str(device), normalization=NORM)
 
 
 # ----------------------------------------------------------------------------- stages

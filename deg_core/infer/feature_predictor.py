@@ -23,10 +23,11 @@ import torch
 
 from deg_core.compute.autobatch import auto_batch
 from deg_core.compute.layout import as_layout, memory_format, set_layout
-from deg_core.config import to_dict
+from deg_core.config import DegConfig, to_dict
 from deg_core.errors import DegError, ProjectError
 from deg_core.models.feature import HiddenTwoStream
-from deg_core.models.flow import PairFlowStream, build_flow_generator
+from deg_core.models.flow import PairFlowStream
+from deg_core.models.network import feature_network
 from deg_core.project.project import Project
 from deg_core.project.runs import load_run
 from deg_core.tracking.crop import open_frames
@@ -91,32 +92,58 @@ class FeaturePredictor:
         if info.upstream is None or info.n_rgb is None or info.normalization is None:
             raise ProjectError("not a feature-extractor run (no flow run recorded)", info.path)
         flow = load_run(info.upstream, project.models_dir)
-        n_rgb = info.n_rgb
-        flow_gen = build_flow_generator(str(flow.arch), num_frames=n_rgb)
         behaviors = info.behaviors or []
-        model = HiddenTwoStream.from_config(
-            info.config.feature_extractor, flow_gen, len(behaviors), n_rgb, arch=str(info.arch)
+        model = feature_network(
+            info.config,
+            len(behaviors),
+            n_rgb=info.n_rgb,
+            flow_arch=str(flow.arch),
+            arch=str(info.arch),
         )
         model.load_state_dict(info.checkpoint()["model"])
         model.eval().to(pick_device(device))
         if info.thresholds is None:
             raise ProjectError("the best checkpoint holds no fitted thresholds", info.path)
-        norm = info.normalization
-        h, w = info.config.augs.resize
         if fp16 is None:
             fp16 = bool(project.resolve_config().compute.fp16)
+        return cls.from_config(
+            info.config,
+            model,
+            run=info.path,
+            normalization=info.normalization,
+            thresholds=info.thresholds,
+            behaviors=behaviors,
+            fp16=fp16,
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: DegConfig,
+        model: HiddenTwoStream,
+        *,
+        run: Path,
+        normalization: dict,
+        thresholds: np.ndarray | list[float],
+        behaviors: list[str],
+        fp16: bool | None = None,
+    ) -> FeaturePredictor:
+        """A predictor of ``model`` as config ``cfg`` (a run's, or a preset's) reads and
+        computes: its input size and crop (``augs``), precision (``compute.fp16`` unless
+        ``fp16`` says) and exclusive P. ``normalization``: {"mean": 3, "std": 3}."""
+        h, w = cfg.augs.resize
         return cls(
             model=model,
-            run=info.path,
-            n_rgb=n_rgb,
+            run=run,
+            n_rgb=int(model.num_frames),
             size=(int(h), int(w)),
-            mean=torch.tensor(norm["mean"], dtype=torch.float32).view(1, 3, 1, 1),
-            std=torch.tensor(norm["std"], dtype=torch.float32).view(1, 3, 1, 1),
-            thresholds=np.asarray(info.thresholds, dtype=np.float32),
-            behaviors=behaviors,
-            augs=to_dict(info.config.augs),
-            fp16=fp16,
-            exclusive=bool(info.config.project.exclusive),
+            mean=torch.tensor(normalization["mean"], dtype=torch.float32).view(1, 3, 1, 1),
+            std=torch.tensor(normalization["std"], dtype=torch.float32).view(1, 3, 1, 1),
+            thresholds=np.asarray(thresholds, dtype=np.float32),
+            behaviors=list(behaviors),
+            augs=to_dict(cfg.augs),
+            fp16=bool(cfg.compute.fp16) if fp16 is None else fp16,
+            exclusive=bool(cfg.project.exclusive),
         )
 
     @property

@@ -20,7 +20,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from deg_core.config import resolve
 from deg_core.models.feature import HiddenTwoStream
-from deg_core.models.flow import PairFlowStream, build_flow_generator
+from deg_core.models.flow import PairFlowStream
+from deg_core.models.network import feature_network
 
 
 def count_flops(fn: Callable[..., Any], *args: Any) -> int:
@@ -48,9 +49,7 @@ class FrameFlops:
 
 def preset_model(preset: str, num_classes: int = 4, num_frames: int = 11) -> HiddenTwoStream:
     """A randomly initialised two-stream model with ``preset``'s architecture settings."""
-    cfg = resolve({}, preset=preset)
-    flow = build_flow_generator(cfg.flow_generator.arch, num_frames=num_frames)
-    return HiddenTwoStream.from_config(cfg.feature_extractor, flow, num_classes, num_frames)
+    return feature_network(resolve({}, preset=preset), num_classes, n_rgb=num_frames)
 
 
 def feature_flops(model: HiddenTwoStream, size: tuple[int, int]) -> FrameFlops:

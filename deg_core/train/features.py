@@ -22,8 +22,8 @@ from deg_core.config import DegConfig
 from deg_core.data.clips import ClipAugment, ClipDataset, evenly_spaced, labelled_frames
 from deg_core.errors import ProjectError
 from deg_core.evaluation.decisions import Decision, fit_decision
-from deg_core.models.feature import HiddenTwoStream
 from deg_core.models.flow import build_flow_generator
+from deg_core.models.network import feature_network
 from deg_core.project.project import Project, split_keys
 from deg_core.project.runs import RunInfo, load_run
 from deg_core.train import common
@@ -97,7 +97,7 @@ def train_features(
                 "it is trained/evaluated without examples (threshold falls back to 0.5)",
                 stacklevel=2,
             )
-    model = HiddenTwoStream.from_config(ecfg, flow_gen, len(behaviors), n_rgb)
+    model = feature_network(cfg, len(behaviors), n_rgb=n_rgb, flow_generator=flow_gen)
     weights = init_feature_extractor(
         model,
         ecfg.arch,
