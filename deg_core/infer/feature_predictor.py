@@ -10,6 +10,7 @@ animal, is :mod:`deg_core.infer.features`' (which re-exports every name here).
 
 from __future__ import annotations
 
+import copy
 import queue
 import threading
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from deg_core.config import DegConfig, to_dict
 from deg_core.errors import DegError, ProjectError
 from deg_core.models.feature import HiddenTwoStream
 from deg_core.models.flow import PairFlowStream
+from deg_core.models.fuse import fuse_conv_bn
 from deg_core.models.network import feature_network
 from deg_core.project.project import Project
 from deg_core.project.runs import load_run
@@ -57,12 +59,15 @@ class InferenceOptions:
 
     prefetch: int = 4  # batches decoded ahead in a background thread; 0 decodes inline
     channels_last: bool = True  # NHWC convolutions (faster with cuDNN and oneDNN)
+    fuse: bool = True  # batch norms folded into the convolutions (a copy of the model)
     autocast: bool | None = None  # None: compute.fp16 (FeaturePredictor.autocast_dtype)
-    compile: bool = False  # torch.compile the model (pays on GPU only, after a warm-up)
+    compile: bool = False  # torch.compile the backbones (benchmarks/RESULTS.md: where it pays)
     write_frames: int = 2048  # frames gathered before one slice write per dataset
 
 
-REFERENCE = InferenceOptions(prefetch=0, channels_last=False, autocast=False, write_frames=1)
+REFERENCE = InferenceOptions(
+    prefetch=0, channels_last=False, fuse=False, autocast=False, write_frames=1
+)
 
 
 @dataclass
@@ -80,8 +85,8 @@ class FeaturePredictor:
     augs: dict = field(default_factory=dict)  # the run's augs: its crop is inference's too
     fp16: bool = False  # compute.fp16: mixed precision where the device has it
     exclusive: bool = False  # P is the softmax over background (logit 0) + behaviours
-    _prepared: tuple = field(default=(), repr=False)  # (channels_last, compile) applied
-    _compiled: torch.nn.Module | None = field(default=None, repr=False)
+    _prepared: tuple = field(default=(), repr=False)  # (channels_last, fuse, compile) applied
+    _running: HiddenTwoStream | None = field(default=None, repr=False)
 
     @classmethod
     def load(
@@ -150,16 +155,23 @@ class FeaturePredictor:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def prepared(self, opts: InferenceOptions) -> torch.nn.Module:
-        """The model in ``opts``' memory layout (converted in place), compiled if asked."""
-        want = (opts.channels_last, opts.compile)
-        if self._prepared != want:
-            set_layout(self.model, opts.channels_last)
-            self._compiled = (
-                cast(torch.nn.Module, torch.compile(self.model)) if opts.compile else None
-            )
-            self._prepared = want
-        return self._compiled if self._compiled is not None else self.model
+    def prepared(self, opts: InferenceOptions) -> HiddenTwoStream:
+        """The model as ``opts`` runs it: in its memory layout, with the batch norms folded
+        into the convolutions and the three networks compiled if asked (both on a copy:
+        ``self.model`` keeps its trained modules and state-dict keys)."""
+        want = (opts.channels_last, opts.fuse, opts.compile)
+        if self._prepared != want or self._running is None:
+            model = self.model
+            if opts.fuse or opts.compile:
+                model = copy.deepcopy(self.model).eval()
+                if opts.fuse:
+                    fuse_conv_bn(model)
+                if opts.compile:  # each network: the pairwise path calls them one by one
+                    for name in ("flow_generator", "spatial", "flow"):
+                        setattr(model, name, torch.compile(getattr(model, name)))
+            set_layout(model, opts.channels_last)
+            self._running, self._prepared = model, want
+        return self._running
 
     def auto_batch(self, opts: InferenceOptions = InferenceOptions(), cap: int = 512) -> int:
         """The largest inference batch (a power of two <= cap) that fits the GPU; 16 on CPU."""
@@ -196,6 +208,11 @@ class FeaturePredictor:
         if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             return torch.float16
         return torch.bfloat16
+
+
+def _original(net: torch.nn.Module) -> torch.nn.Module:
+    """A compiled network's module (PairFlowStream calls its encode/decode, not forward)."""
+    return cast(torch.nn.Module, getattr(net, "_orig_mod", net))
 
 
 def _cpu_has_bf16() -> bool:
@@ -334,7 +351,7 @@ def video_features(
     """
     device = fm.device
     cuda = device.type == "cuda"
-    model = fm.prepared(opts)
+    model = fm.prepared(opts)  # folded, compiled, in its layout: every path runs this one
     amp = fm.autocast_dtype(opts)
     # (x/255 - mean)/std as one multiply-add on the device
     scale = (1.0 / (255.0 * fm.std)).to(device)  # (1, 3, 1, 1)
@@ -343,7 +360,7 @@ def video_features(
     # a pairwise generator computes each frame pair once: runs of frames, not stacks
     pair_flows = None
     if getattr(fm.model.flow_generator, "pairwise", False) and not fm.model.is_3d:
-        pair_flows = PairFlowStream(fm.model.flow_generator, fm.n_rgb)
+        pair_flows = PairFlowStream(_original(model.flow_generator), fm.n_rgb)
     batches: Iterator = _stack_batches(
         fm, video, n_frames, batch, pin=cuda, boxes=boxes, runs=pair_flows is not None
     )
@@ -361,7 +378,7 @@ def video_features(
             else:
                 x = x.contiguous(memory_format=layout)
                 flows = pair_flows(x)  # (B, 2(N-1), h, w), each pair computed once
-                out = fm.model.forward_streams(x[half : half + flows.shape[0]], flows)
+                out = model.forward_streams(x[half : half + flows.shape[0]], flows)
         logits = out["logits"].float()
         if fm.exclusive:  # background's logit is 0 (deg_core.evaluation.decisions)
             probs = torch.cat([torch.zeros_like(logits[:, :1]), logits], 1).softmax(1)[:, 1:]
