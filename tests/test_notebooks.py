@@ -15,7 +15,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from deg_core.labels.labels import read_labels
+from deg_core.labels.labels import Labels, read_labels
 from deg_core.project.project import Project
 from deg_core.workflow.stages import latest_run
 from deg_core.workflow.synthetic import SyntheticSpec, make_synthetic_project, write_synthetic_video
@@ -32,6 +32,7 @@ GUIDED = [
     "07_sequence_model",
     "08_review",
     "09_new_videos",
+    "10_animals",
     "retrain",
 ]
 # CI-sized: 32x32 inputs, an epoch or two of two steps each
@@ -65,6 +66,17 @@ SPEC = SyntheticSpec(
     gap_frames=(3, 10),
 )
 BEHAVIORS = list(SPEC.behaviors)
+
+
+def set_animals(project: Project, n: int) -> Project:
+    """``project.animals: n`` in the project's config (as a user edits it), reloaded."""
+    import yaml
+
+    raw = yaml.safe_load(project.config_path.read_text())
+    raw["project"]["animals"] = n
+    project.config_path.write_text(yaml.safe_dump(raw))
+    project.reload()
+    return project
 
 
 def make_tiny_project(parent: Path) -> Project:
@@ -299,6 +311,39 @@ def test_03_label_finalize(tmp_path, at_stage):
 
 
 @pytest.mark.slow
+def test_03_label_finalizes_every_animal(tmp_path):
+    """A video of two animals: the Labeler opens on the chosen animal, finalize fills both
+    animals' label files, the record has each animal's labelled share."""
+    from deg_core.workflow.synthetic_multi import MULTI_BEHAVIORS, MultiSpec, write_multi_video
+
+    video = tmp_path / "pair.mp4"
+    write_multi_video(video, MultiSpec(n_frames=40, size=64, seed=1))
+    project = set_animals(Project.create(tmp_path, "duo", list(MULTI_BEHAVIORS)), 2)
+    project.add_videos([video])
+    started = Labels.empty(40, project.behaviors)
+    started.array[5:15, 1] = 1  # animal 1: one groom bout, the rest unlabelled
+    project.save_labels("pair", started, animal=1)
+    nb = execute(
+        "03_label", tmp_path, project_path=str(project.root), video="pair", animal=1, finalize=True
+    )
+    got = recorded(project.root, "03_label")
+    assert got["video"] == "pair" and got["frames"] == 40 and got["n_animals"] == 2
+    want = {"animal0": [1.0, 1.0, 1.0], "animal1": [1.0, 1.0, 1.0]}
+    assert got["labeled_fraction_per_animal"] == want
+    assert got["labeled_fraction"] == [1.0, 1.0, 1.0]
+    finished = [project.labels("pair", animal=a).array for a in (0, 1)]
+    assert (finished[0] == 0).all()  # nothing labelled: all absent
+    expected = np.zeros((40, 3), np.int8)
+    expected[5:15, 1] = 1  # the bout kept, every other cell absent
+    np.testing.assert_array_equal(finished[1], expected)
+    folder = project.root / "DATA" / "pair"
+    for a in (0, 1):
+        assert (folder / "animals" / f"animal{a}" / "pair_labels.csv").is_file()
+    assert not (folder / "pair_labels.csv").exists()  # not DeepEthogram's one file
+    assert pngs(nb) == 1  # each animal's labels
+
+
+@pytest.mark.slow
 def test_04_flow_generator(tmp_path, at_stage):
     root = at_stage("videos")
     nb = execute(
@@ -418,6 +463,100 @@ def test_09_new_videos(tmp_path, at_stage):
     exports = root / "exports"  # the predicted ethogram for BORIS and as NWB
     want = {"mouse9_predictions_boris.csv"} | ({"mouse9.nwb"} if HAS_PYNWB else set())
     assert {p.name for p in exports.iterdir()} == want
+
+
+def animal_truth(n_frames: int, size: int, seed: int):
+    """What 10_animals generates as video pair_<seed>: its MultiTruth."""
+    from deg_core.workflow.synthetic_multi import MultiSpec, multi_truth
+
+    return multi_truth(MultiSpec(n_animals=2, n_frames=n_frames, size=size, seed=seed))
+
+
+@pytest.mark.slow
+def test_10_animals(tmp_path):
+    """A demo project of two animals per video: the generated truth is each animal's labels,
+    deg's tracks hold both animals, the swap candidates are listed and the swaps the truth
+    shows are fixed (the tracks then follow the true animals)."""
+    from deg_core.tracking.animals import AnimalTracks
+    from deg_core.tracking.multi import identity_switches, swap_candidates, track_animals
+
+    nb = execute("10_animals", tmp_path, workdir=str(tmp_path), n_frames=200, frame_size=96)
+    root = tmp_path / "pair_deepethogram"
+    project = Project.open(root)
+    keys = ["pair_00", "pair_01", "pair_02"]
+    assert project.video_keys() == keys
+    assert [project.splits().assignment[k] for k in keys] == ["train", "val", "test"]
+    got = recorded(root, "10_animals")
+    assert got["video"] == "pair_00" and got["n_animals"] == 2 and got["frames"] == 200
+    assert got["tracks"] == {"file": str(root / "DATA/pair_00/pair_00_animals.h5"), "source": "deg"}
+    assert got["macro_f1"] is None  # train is off
+    for i, key in enumerate(keys):
+        truth = animal_truth(200, 96, i)
+        for a in (0, 1):  # the bout table's rows went to each animal's own file
+            np.testing.assert_array_equal(project.labels(key, animal=a).array, truth.labels[:, a])
+        assert got["labeled_fraction"][key] == {"animal0": [1.0] * 3, "animal1": [1.0] * 3}
+        tracks = AnimalTracks.load(root / "DATA" / key / f"{key}_animals.h5")
+        assert (tracks.n_animals, tracks.n_frames, tracks.source) == (2, 200, "deg")
+        assert tracks.found().all()
+        # every swap the truth showed was fixed: the tracks follow the true animals
+        assert got["fixed_swaps"][key] == got["swaps"][key]
+        assert identity_switches(tracks.center, truth.centers) == got["identity_switches"][key] == 0
+        error = np.linalg.norm(tracks.center - truth.centers, axis=2)
+        assert (np.median(error, axis=0) < 3).all(), np.median(error, axis=0)
+    assert sum(map(len, got["swaps"].values())) > 0  # there was something to fix
+    # the candidates listed are the tracker's, as deg tracks computes them
+    video = project.record("pair_02").video
+    assert video is not None
+    assert got["swap_candidates"]["pair_02"] == swap_candidates(track_animals(video, 2))
+    assert all(got["swap_candidates"].values())
+    assert pngs(nb) == 3  # the tracks, the fixed tracks, the ethogram
+
+
+@pytest.mark.slow
+def test_10_animals_trains_then_08_reviews_each_animal(tmp_path):
+    """train=True: per-animal runs, predictions and scores; then 08_review on the test video
+    imports each animal's predictions and lets the truth (a bout table with an animal column)
+    correct each animal's queue."""
+    nb = execute(
+        "10_animals",
+        tmp_path,
+        workdir=str(tmp_path),
+        n_frames=48,
+        frame_size=96,
+        train=True,
+        device="cpu",
+        settings=TINY_SETTINGS,
+    )
+    root = tmp_path / "pair_deepethogram"
+    got = recorded(root, "10_animals")
+    assert set(got["macro_f1"]) == {"animal0", "animal1", "pooled"}
+    for key in ("pair_00", "pair_01", "pair_02"):
+        for a in (0, 1):
+            assert (root / "DATA" / key / f"{key}_animal{a}_predictions.csv").is_file()
+    assert pngs(nb) == 3  # tracks twice, the ethogram (labels and predictions)
+
+    project = Project.open(root)
+    partial = project.labels("pair_02", animal=1)
+    partial.array[10:30] = -1  # animal 1: 20 frames left for the predictions
+    project.save_labels("pair_02", partial, animal=1)
+    truth = tmp_path / "pair_02_truth.csv"  # 10_animals wrote it: every animal's bouts
+    execute("08_review", tmp_path, project_path=str(root), device="cpu", truth_csv=str(truth))
+    rev = recorded(root, "08_review")
+    assert rev["video"] == "pair_02"  # the test video
+    animals = rev["animals"]
+    assert set(animals) == {"animal0", "animal1"}
+    assert animals["animal0"]["imported_cells"] == 0  # fully labelled already
+    assert animals["animal1"]["imported_cells"] == 20 * 3
+    assert rev["imported_cells"] == 60
+    assert rev["queue"] == animals["animal0"]["queue"] + animals["animal1"]["queue"]
+    assert rev["queue"] == rev["uncertain"] + rev["disagree"]
+    before, after = rev["agreement"]["before"], rev["agreement"]["after"]
+    assert after - before == pytest.approx(rev["corrected_cells"] / (48 * 3 * 2))
+    for a in (0, 1):
+        scores = animals[f"animal{a}"]["agreement"]
+        assert scores["after"] >= scores["before"]
+        assert animals[f"animal{a}"]["labeled_fraction"] == [1.0, 1.0, 1.0]
+        assert not (project.labels("pair_02", animal=a).array == -1).any()
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@
 #
 # Predict every video, copy a video's predictions into its labels where nobody labelled yet, then
 # walk the review queue (uncertain frames, disagreements) and correct them: the corrected labels
-# train the next round (retrain.ipynb).
+# train the next round (retrain.ipynb). A video of several animals is reviewed animal by animal.
 
 # %% tags=["parameters"]
 project_path = "~/deg_projects/my_experiment_deepethogram"
@@ -20,7 +20,8 @@ run = "latest"  # the sequence run
 device = "auto"
 margin = 0.2  # |P - threshold| below this counts as uncertain
 overwrite_labels = False  # True: predictions replace existing labels too
-truth_csv = None  # a synthetic video's true labels: play the reviewer with them
+truth_csv = None  # a synthetic video's true labels: play the reviewer with them (several
+# animals: a bout table with an animal column, as 10_animals.ipynb writes)
 
 # %% [markdown]
 # ## Setup
@@ -29,6 +30,7 @@ truth_csv = None  # a synthetic video's true labels: play the reviewer with them
 
 # %%
 from deg_core import (
+    Png,
     Project,
     Table,
     agreement,
@@ -42,6 +44,8 @@ from deg_core import (
     split_keys,
     write_metrics,
 )
+from deg_core.labels.labels import import_bout_animals
+from deg_core.report.charts import ethogram_chart
 from deg_widgets import Labeler
 
 # %% [markdown]
@@ -59,38 +63,67 @@ Table([{"video": k, "predictions": v} for k, v in states.items()])
 # %% [markdown]
 # ## 2. Before review
 #
-# The video's labels above its predictions.
+# The video's labels above its predictions (each animal's, on a video of several).
+
 
 # %%
-ethogram(project, key)
+def animals_ethogram(project: Project, key: str) -> Png:
+    """ethogram() of a one-animal video; each animal's labels and predictions otherwise."""
+    if project.n_animals(key) == 1:
+        return ethogram(project, key)
+    rec, rows = project.record(key), []
+    for a in range(project.n_animals(key)):
+        rows.append((f"animal{a} labels", project.labels(key, animal=a).array))
+        path = rec.animal_predictions_path(a)
+        if path.exists():
+            pred = read_labels(path, project.behaviors, rec.n_frames()).array
+            rows.append((f"animal{a} predictions", pred))
+    return ethogram_chart(rows, project.behaviors, title=key)
+
+
+animals_ethogram(project, key)
 
 # %% [markdown]
 # ## 3. Import predictions as labels
 #
-# Copy the predictions onto the frames nobody labelled (one undo step in the Labeler).
+# Copy the predictions onto the frames nobody labelled (one undo step in the Labeler); on a video
+# of several animals each animal's predictions onto its own labels.
 
 # %%
 labeler = Labeler(project, key)
-assert labeler.session is not None  # the video's labels, open
-before = labeler.session.array.copy()
-labeler.import_predictions(overwrite=overwrite_labels)
+imported_per_animal = []
+for a in range(labeler.n_animals):  # once on a one-animal video
+    labeler.select_animal(a)  # import_predictions acts on the selected animal
+    assert labeler.session is not None  # its labels, open
+    before = labeler.session.array.copy()
+    labeler.import_predictions(overwrite=overwrite_labels)
+    assert not labeler.error, labeler.error
+    imported_per_animal.append(int((before != labeler.session.array).sum()))
+labeler.select_animal(0)
 labeler.save()
 assert not labeler.error, labeler.error
-imported = int((before != labeler.session.array).sum())
+imported = sum(imported_per_animal)
 labeler
 
 # %% [markdown]
 # ## 4. The review queue
 #
 # Stretches to check: `uncertain` (the model could go either way) and `disagree` (a label differs
-# from the prediction); in the Labeler, `u` and `d` jump to the next one.
+# from the prediction); in the Labeler, `u` and `d` jump to the next one. On a video of several
+# animals there is a queue per animal: `u` walks the selected animal's, `d` every animal's
+# disagreements (selecting the animal), and `s` the frames where two animals' identities may have
+# swapped (check the outlines there: a swap mixes up whose labels are whose).
 
 # %%
-p = labeler.predictions
-thresholds = None if p.thresholds is None else p.thresholds.tolist()
-queue = review_queue(
-    labeler.session.array, project.behaviors, p.predicted, p.probs, thresholds, margin
-)
+queues = []
+for a in range(labeler.n_animals):
+    p, session = labeler.all_predictions[a], labeler.sessions[a]
+    thresholds = None if p.thresholds is None else p.thresholds.tolist()
+    queues.append(
+        review_queue(session.array, project.behaviors, p.predicted, p.probs, thresholds, margin)
+    )
+several = labeler.n_animals > 1
+queue = [{"animal": a, **item} if several else item for a, q in enumerate(queues) for item in q]
 labeler.seek_uncertain()
 Table(queue[:25], caption=f"{len(queue)} stretches to review (first 25)")
 
@@ -98,21 +131,33 @@ Table(queue[:25], caption=f"{len(queue)} stretches to review (first 25)")
 # ## 5. Correct
 #
 # Fix each stretch in the Labeler; with `truth_csv` (a synthetic video) the known truth plays the
-# reviewer.
+# reviewer, animal by animal on a video of several.
 
 # %%
 corrected = 0
 scores: dict[str, float] = {}
-if truth_csv:
-    truth = read_labels(truth_csv, project.behaviors, labeler.n_frames).array
-    scores["before"] = agreement(labeler.session.array, truth)
-    for edit in corrections(labeler.session.array, truth, queue, project.behaviors):
+animal_scores: dict[str, dict[str, float]] = {}
+truths: dict = {}  # animal -> its true labels
+if truth_csv and not several:
+    truths = {0: read_labels(truth_csv, project.behaviors, labeler.n_frames).array}
+elif truth_csv:  # a bout table with an animal column: each animal's truth
+    found = import_bout_animals(truth_csv, project.behaviors, labeler.n_frames) or {}
+    truths = {project.animal_index(key, name): t.array for name, t in found.items()}
+for a, truth in truths.items():
+    labeler.select_animal(a)
+    assert labeler.session is not None
+    done = {"before": agreement(labeler.session.array, truth)}
+    for edit in corrections(labeler.session.array, truth, queues[a], project.behaviors):
         labeler.set_range(edit["behavior"], edit["start"], edit["stop"], edit["value"], "review")
         corrected += edit["stop"] - edit["start"]
-    scores["after"] = agreement(labeler.session.array, truth)
+    done["after"] = agreement(labeler.session.array, truth)
+    animal_scores[f"animal{a}"] = done
+if animal_scores:  # over the animals
+    n = len(animal_scores)
+    scores = {w: sum(d[w] for d in animal_scores.values()) / n for w in ("before", "after")}
 labeler.save()
 assert not labeler.error, labeler.error
-scores
+animal_scores if several else scores
 
 # %% [markdown]
 # ## 6. The corrected ethogram
@@ -120,35 +165,54 @@ scores
 # The reviewed labels above the predictions.
 
 # %%
-ethogram(project, key)
+animals_ethogram(project, key)
 
 # %% [markdown]
 # ## 7. Annotators and the model
 #
 # Kappa, percent and bout agreement of this video's annotators and of the model with each (as
-# `deg agreement` prints it): is the model within human variability?
+# `deg agreement` prints it): is the model within human variability? (On a video of several
+# animals: the model's percent agreement with each animal's labels.)
 
 # %%
-print(format_agreement(project_agreement(project, [key], model=True)))
+if not several:
+    print(format_agreement(project_agreement(project, [key], model=True)))
+else:
+    for a, name in enumerate(labeler.animal_names):
+        pred = labeler.all_predictions[a].predicted
+        if pred is not None:
+            score = agreement(pred, labeler.sessions[a].array)  # on the labelled cells
+            print(f"{name}: the model agrees with the labels on {score:.1%} of the cells")
 
 # %% [markdown]
 # ## 8. Record
 #
-# Save what the review did (reports/08_review_metrics.json).
+# Save what the review did (reports/08_review_metrics.json), per animal on a video of several.
 
 # %%
 kinds = [item["kind"] for item in queue]
-write_metrics(
-    project,
-    "08_review",
-    {
-        "video": key,
-        "imported_cells": imported,
-        "queue": len(queue),
-        "uncertain": kinds.count("uncertain"),
-        "disagree": kinds.count("disagree"),
-        "corrected_cells": corrected,
-        "agreement": scores,
-        "labeled_fraction": project.labels(key).labeled_fraction().tolist(),
-    },
-)
+fractions = [
+    project.labels(key, animal=a if several else None).labeled_fraction().tolist()
+    for a in range(labeler.n_animals)
+]
+record = {
+    "video": key,
+    "imported_cells": imported,
+    "queue": len(queue),
+    "uncertain": kinds.count("uncertain"),
+    "disagree": kinds.count("disagree"),
+    "corrected_cells": corrected,
+    "agreement": scores,
+    "labeled_fraction": [sum(f) / len(f) for f in zip(*fractions, strict=True)],
+}
+if several:
+    record["animals"] = {
+        f"animal{a}": {
+            "imported_cells": imported_per_animal[a],
+            "queue": len(queues[a]),
+            "agreement": animal_scores.get(f"animal{a}", {}),
+            "labeled_fraction": fractions[a],
+        }
+        for a in range(labeler.n_animals)
+    }
+write_metrics(project, "08_review", record)
