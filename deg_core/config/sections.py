@@ -127,6 +127,11 @@ class ComputeSection:
     )
     num_workers: int | Literal["auto"] = _f("auto", "data-loading worker processes", NON_NEGATIVE)
     fp16: bool = _f(False, "mixed precision on GPU")
+    precision: Literal["auto", "float32", "bfloat16", "float16"] = _f(
+        "auto",
+        "feature inference: auto = bfloat16 on CPUs with native bf16 (AVX512-BF16/AMX), "
+        "float32 on other CPUs, compute.fp16 on GPUs; or always float32/bfloat16/float16",
+    )
     frame_cache_mb: float = _f(
         1024.0,
         "per data worker: training videos whose resized frames fit are held in memory",

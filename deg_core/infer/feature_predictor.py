@@ -60,7 +60,7 @@ class InferenceOptions:
     prefetch: int = 4  # batches decoded ahead in a background thread; 0 decodes inline
     channels_last: bool = True  # NHWC convolutions (faster with cuDNN and oneDNN)
     fuse: bool = True  # batch norms folded into the convolutions (a copy of the model)
-    autocast: bool | None = None  # None: compute.fp16 (FeaturePredictor.autocast_dtype)
+    autocast: bool | None = None  # None: compute.precision (FeaturePredictor.autocast_dtype)
     compile: bool = False  # torch.compile the backbones (benchmarks/RESULTS.md: where it pays)
     write_frames: int = 2048  # frames gathered before one slice write per dataset
 
@@ -83,7 +83,8 @@ class FeaturePredictor:
     thresholds: np.ndarray  # (K,)
     behaviors: list[str]
     augs: dict = field(default_factory=dict)  # the run's augs: its crop is inference's too
-    fp16: bool = False  # compute.fp16: mixed precision where the device has it
+    fp16: bool = False  # compute.fp16: mixed precision on a GPU
+    precision: str = "auto"  # compute.precision (autocast_dtype)
     exclusive: bool = False  # P is the softmax over background (logit 0) + behaviours
     _prepared: tuple = field(default=(), repr=False)  # (channels_last, fuse, compile) applied
     _running: HiddenTwoStream | None = field(default=None, repr=False)
@@ -148,6 +149,7 @@ class FeaturePredictor:
             behaviors=list(behaviors),
             augs=to_dict(cfg.augs),
             fp16=bool(cfg.compute.fp16) if fp16 is None else fp16,
+            precision=str(cfg.compute.precision),
             exclusive=bool(cfg.project.exclusive),
         )
 
@@ -194,20 +196,26 @@ class FeaturePredictor:
         )
 
     def autocast_dtype(self, opts: InferenceOptions) -> torch.dtype | None:
-        """bf16 where the GPU has it, else fp16; None: float32.
+        """The dtype inference autocasts to; None: float32.
 
-        ``opts.autocast`` None follows ``compute.fp16`` (``self.fp16``): on CUDA, and on
-        CPUs with native bf16 (AVX512-BF16/AMX: ~2x measured on the fast preset), never
-        on other CPUs, where bf16 is emulated and slower.
+        ``opts.autocast`` False: float32; True: reduced precision whatever the settings (bf16,
+        or fp16 on a GPU without bf16). None follows ``compute.precision``: ``auto`` is bf16
+        on CPUs with native bf16 (AVX512-BF16/AMX: ~2x measured on the fast preset), float32
+        on other CPUs (there bf16 is emulated and slower), and on a GPU ``compute.fp16``;
+        ``bfloat16``/``float16`` always (a CPU emulates what it lacks); ``float32`` never.
         """
-        on = opts.autocast
-        if on is None:
-            on = self.fp16 and (self.device.type == "cuda" or _cpu_has_bf16())
-        if not on:
+        cuda = self.device.type == "cuda"
+        reduced = torch.float16 if cuda and not torch.cuda.is_bf16_supported() else torch.bfloat16
+        if opts.autocast is not None:
+            return reduced if opts.autocast else None
+        if self.precision == "float32":
             return None
-        if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        if self.precision == "bfloat16":
+            return torch.bfloat16
+        if self.precision == "float16":
             return torch.float16
-        return torch.bfloat16
+        on = (cuda and self.fp16) or (not cuda and _cpu_has_bf16())
+        return reduced if on else None
 
 
 def _original(net: torch.nn.Module) -> torch.nn.Module:

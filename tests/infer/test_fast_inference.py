@@ -192,3 +192,34 @@ def test_pairwise_inference_reuses_flows_frame_aligned_and_batch_independent(mak
     # and the fast path (decode-ahead, channels_last) agrees
     fast = collect(fm, video, n, 4, InferenceOptions(prefetch=2, channels_last=True))
     np.testing.assert_allclose(fast["logits"], runs[4]["logits"], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("precision", "native", "want"),
+    [
+        ("auto", False, None),  # emulated bf16 is slower: float32
+        ("auto", True, torch.bfloat16),  # AVX512-BF16/AMX: on by default
+        ("float32", True, None),
+        ("bfloat16", False, torch.bfloat16),  # asked for: emulated
+        ("float16", False, torch.float16),
+    ],
+)
+def test_compute_precision_picks_the_cpu_autocast(monkeypatch, precision, native, want):
+    from deg_core.infer import feature_predictor
+
+    monkeypatch.setattr(feature_predictor, "_cpu_has_bf16", lambda: native)
+    fm = tiny_feature_model()
+    fm.precision = precision
+    assert fm.autocast_dtype(InferenceOptions()) == want
+    assert fm.autocast_dtype(InferenceOptions(autocast=False)) is None
+    assert fm.autocast_dtype(InferenceOptions(autocast=True)) == torch.bfloat16
+
+
+def test_compute_precision_is_a_setting(tiny_project):
+    from deg_core.config import ConfigError
+    from deg_core.infer.preset import describe, preset_predictor
+
+    cfg = tiny_project.resolve_config(["compute.precision=bfloat16"])
+    assert describe(preset_predictor(cfg, 2)).dtype == "bfloat16"
+    with pytest.raises(ConfigError, match=r"compute\.precision"):
+        tiny_project.resolve_config(["compute.precision=int4"])

@@ -36,6 +36,7 @@ def test_folded_two_stream_gives_the_same_outputs(preset):
         folded = fm.prepared(InferenceOptions(fuse=True, channels_last=False))
         got = folded(x)
     assert folded is not fm.model and list(fm.model.state_dict()) == keys  # a copy was folded
+
     def norms(net: nn.Module) -> int:
         return sum(isinstance(m, nn.BatchNorm2d) for m in net.modules())
 

@@ -93,7 +93,7 @@ def test_a_stage_reads_only_what_it_declares(reads, stage):
 def test_every_setting_is_read_by_some_stage_or_elsewhere():
     """No setting nothing reads: each key is a stage's, the project's, or read at run time
     outside training (inference, the demo, the CLI)."""
-    elsewhere = {"compute.batch_size", "compute.fp16", "compute.device"}
+    elsewhere = {"compute.batch_size", "compute.fp16", "compute.precision", "compute.device"}
     staged = set().union(*(C.stage_keys(s) for s in C.STAGE_READS))
     for key, _, _ in C.describe():
         assert key in staged or key.startswith(PROJECT_OWN) or key in elsewhere, key
