@@ -13,8 +13,9 @@ an error naming it.
 
 Where things live (import from here; the modules import each other, never this package):
 ``fields`` (the ``_f`` field helper, :class:`Range` and the shared ranges, device names,
-the type check of one value) <- ``sections`` (the section dataclasses and
-:class:`DegConfig`) <- ``resolution`` (``build``, ``resolve`` with presets and overrides,
+the type check of one value) <- ``project_sections`` (the project, subject and animals
+sections and their checks) <- ``sections`` (the stage sections and :class:`DegConfig`)
+<- ``resolution`` (``build``, ``resolve`` with presets and overrides,
 ``describe``/``leaves``/``to_dict``, ``STAGE_READS``/``stage_keys``, the resume check).
 """
 
