@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -82,12 +81,7 @@ SEQ = [
 
 
 def _project(root: Path, name: str, behaviors: list[str], animals: int) -> Project:
-    project = Project.create(root, name, behaviors)
-    raw = yaml.safe_load(project.config_path.read_text())
-    raw["project"]["animals"] = animals
-    project.config_path.write_text(yaml.safe_dump(raw))
-    project.reload()
-    return project
+    return Project.create(root, name, behaviors, animals=animals)
 
 
 def _aligned(tracks, truth: MultiTruth):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from deg_core.cli import main
 from deg_core.labels.labels import Labels
@@ -23,20 +22,12 @@ def run(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
-def set_animals(project: Project, n: int) -> Project:
-    """Write ``project.animals: n`` into the project's config and reload it."""
-    raw = yaml.safe_load(project.config_path.read_text())
-    raw["project"]["animals"] = n
-    project.config_path.write_text(yaml.safe_dump(raw))
-    project.reload()
-    return project
-
-
 def two_animal_project(root: Path, name: str, behaviors: list[str], video: Path) -> Project:
     """A project of 2 animals per video holding the one ``video`` (no tracks, no labels)."""
     project = Project.create(root, name, behaviors)
     project.add_videos([video])
-    return set_animals(project, 2)
+    project.set_animals(2)
+    return project
 
 
 def truth_tracks(centers: np.ndarray, size: int = SIZE) -> AnimalTracks:
@@ -51,7 +42,7 @@ def synthetic_pair_project(root: Path) -> tuple[Project, dict[str, np.ndarray]]:
     and per-animal labels; returns the project and each video's true centres (T, 2, 2)."""
     from deg_core.workflow.synthetic_multi import MULTI_BEHAVIORS, MultiSpec, write_multi_video
 
-    project = set_animals(Project.create(root, "pair", list(MULTI_BEHAVIORS)), 2)
+    project = Project.create(root, "pair", list(MULTI_BEHAVIORS), animals=2)
     centres = {}
     for i, split in enumerate(["train", "train", "val"]):
         path = root / f"m{i}.mp4"

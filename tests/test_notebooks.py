@@ -68,17 +68,6 @@ SPEC = SyntheticSpec(
 BEHAVIORS = list(SPEC.behaviors)
 
 
-def set_animals(project: Project, n: int) -> Project:
-    """``project.animals: n`` in the project's config (as a user edits it), reloaded."""
-    import yaml
-
-    raw = yaml.safe_load(project.config_path.read_text())
-    raw["project"]["animals"] = n
-    project.config_path.write_text(yaml.safe_dump(raw))
-    project.reload()
-    return project
-
-
 def make_tiny_project(parent: Path) -> Project:
     project = make_synthetic_project(
         parent, "tiny", 3, spec=SPEC, splits=("train", "val", "test"), labeled_fraction=0.75
@@ -318,7 +307,7 @@ def test_03_label_finalizes_every_animal(tmp_path):
 
     video = tmp_path / "pair.mp4"
     write_multi_video(video, MultiSpec(n_frames=40, size=64, seed=1))
-    project = set_animals(Project.create(tmp_path, "duo", list(MULTI_BEHAVIORS)), 2)
+    project = Project.create(tmp_path, "duo", list(MULTI_BEHAVIORS), animals=2)
     project.add_videos([video])
     started = Labels.empty(40, project.behaviors)
     started.array[5:15, 1] = 1  # animal 1: one groom bout, the rest unlabelled

@@ -6,7 +6,7 @@ with status 1, having changed nothing on disk.
 Layout: each command is a ``cmd_<name>`` function next to the ``add_<name>_parser`` that
 registers its arguments, in the module of the part of deg it wraps:
 
-- ``project_cmds``: init, add-videos, remove-video, split, behaviors, status, config
+- ``project_cmds``: init, add-videos, remove-video, split, behaviors, animals, status, config
 - ``pipeline_cmds``: train, infer, show-flow, tracks
 - ``evaluation_cmds``: evaluate, agreement
 - ``interop_cmds``: import-labels (DEG CSV, bout tables, BORIS), import-predictions,
@@ -46,6 +46,7 @@ _PARSERS = (
     project_cmds.add_split_parser,
     interop_cmds.add_import_labels_parser,
     project_cmds.add_behaviors_parser,
+    project_cmds.add_animals_parser,
     project_cmds.add_status_parser,
     pipeline_cmds.add_train_parser,
     pipeline_cmds.add_infer_parser,

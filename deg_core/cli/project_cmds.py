@@ -1,4 +1,4 @@
-"""Project commands: init, add-videos, remove-video, split, behaviors, status, config."""
+"""Project commands: init, add-videos, remove-video, split, behaviors, animals, status, config."""
 
 from __future__ import annotations
 
@@ -25,6 +25,13 @@ def add_init_parser(sub: Subparsers) -> None:
         "training uses one softmax over background + behaviours, deciding by arg-max "
         "(project.exclusive; default: behaviours may overlap, one sigmoid each)",
     )
+    p.add_argument(
+        "--animals",
+        type=int,
+        default=1,
+        metavar="N",
+        help="animals in each video (project.animals; default 1; later: deg animals)",
+    )
     p.set_defaults(func=cmd_init)
 
 
@@ -33,12 +40,19 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     behaviors = [b.strip() for b in args.behaviors.split(",")]
     project = Project.create(
-        args.parent, args.name, behaviors, labeler=args.labeler, exclusive=args.exclusive
+        args.parent,
+        args.name,
+        behaviors,
+        labeler=args.labeler,
+        exclusive=args.exclusive,
+        animals=args.animals,
     )
     print(f"created {project.root}")
     print(f"behaviours: {', '.join(project.behaviors)} (background is implicit)")
     if project.exclusive:
         print("exclusive: one behaviour (or background) per frame")
+    if project.config.project.animals > 1:
+        print(f"animals: {project.config.project.animals} in each video")
     print(f"next: deg add-videos {project.root} VIDEO...")
     return 0
 
@@ -134,6 +148,35 @@ def cmd_behaviors(args: argparse.Namespace) -> int:
     stale = [r["name"] for r in project.model_runs() if r["stale"]]
     if stale:
         print(f"warning: model runs now stale (retrain them): {', '.join(stale)}", file=sys.stderr)
+    return 0
+
+
+def add_animals_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "animals", help="the number of animals in each video: show it, or set it (N)"
+    )
+    p.add_argument("project")
+    p.add_argument("n", nargs="?", type=int, default=None, metavar="N", help="set it to N")
+    p.add_argument(
+        "--video",
+        default=None,
+        help="this video's number (project.animals_per_video; default: the project's, "
+        "project.animals, which every video without its own number has)",
+    )
+    p.set_defaults(func=cmd_animals)
+
+
+def cmd_animals(args: argparse.Namespace) -> int:
+    project = open_project(args.project)
+    if args.n is not None:
+        project.set_animals(args.n, args.video)
+    keys = [project.resolve_key(args.video)] if args.video else project.video_keys()
+    if not args.video:
+        print(f"project: {project.config.project.animals} animals per video")
+    own = project.config.project.animals_per_video
+    for key in keys:
+        mark = "   (its own number)" if key in own else ""
+        print(f"{key}: {project.n_animals(key)}{mark}")
     return 0
 
 

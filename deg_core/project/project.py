@@ -28,6 +28,7 @@ The :class:`Project` class is put together from mixins, one module each:
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 from pathlib import Path
@@ -36,8 +37,9 @@ import numpy as np
 
 from deg_core import config as cfgmod
 from deg_core.config import DegConfig
-from deg_core.errors import DegError, ProjectError
+from deg_core.errors import ConfigError, DegError, ProjectError
 from deg_core.fileio import dump_yaml, load_yaml, save_yaml
+from deg_core.project.animal_numbers import animal_number_problem
 from deg_core.project.behaviors import NAME_RE, RESERVED, BehaviorsMixin, check_behavior_names
 
 # re-exported: these used to live here
@@ -76,10 +78,13 @@ class Project(VideosMixin, LabelSetsMixin, BehaviorsMixin):
         behaviors: list[str],
         labeler: str | None = None,
         exclusive: bool = False,
+        animals: int = 1,
     ) -> Project:
         """Make ``<parent>/<name>_deepethogram/`` with config, DATA/ and models/.
 
-        ``exclusive``: one behaviour (or background) per frame (``project.exclusive``)."""
+        ``exclusive``: one behaviour (or background) per frame (``project.exclusive``).
+        ``animals``: animals in each video (``project.animals``; :meth:`set_animals`)."""
+        check_animal_number(animals)
         parent = Path(parent).expanduser()
         if not NAME_RE.match(name or ""):
             raise ProjectError(
@@ -97,6 +102,8 @@ class Project(VideosMixin, LabelSetsMixin, BehaviorsMixin):
         }
         if exclusive:  # written only when set: a default project stays DeepEthogram's file
             raw["project"]["exclusive"] = True
+        if animals != 1:
+            raw["project"]["animals"] = int(animals)
         config = cfgmod.build(DegConfig, raw)
         # build in a temporary sibling and rename, so a failure leaves no half project
         tmp = parent / f".{root.name}.{os.getpid()}{PARTIAL}"
@@ -235,6 +242,43 @@ class Project(VideosMixin, LabelSetsMixin, BehaviorsMixin):
             save_yaml(self.config_path, raw)
             self.reload()
 
+    def set_animals(self, n: int, video: str | Path | None = None) -> None:
+        """Set the number of animals: the project's (``project.animals``: every video
+        without a number of its own) or, with ``video``, that video's
+        (``project.animals_per_video``). A one-line error, changing nothing, for ``n`` < 1, an
+        unknown video, or a video whose files on disk were made for another number (its
+        tracks, its animals' label sets, its one-animal labels:
+        :func:`~deg_core.project.animal_numbers.animal_number_problem`). Written atomically
+        under the project lock; the default 1 and a video's number equal to the project's are
+        left out of the file (a one-animal project stays DeepEthogram's file)."""
+        n = check_animal_number(n)
+        with self.lock():
+            self.reload()
+            key = self.resolve_key(video) if video is not None else None
+            raw = copy.deepcopy(self._raw)
+            section = raw.setdefault("project", {})
+            own = dict(section.get("animals_per_video") or {})
+            if key is None:
+                changed = [k for k in self.video_keys() if k not in own]
+                section["animals"] = n
+                own = {k: v for k, v in own.items() if v != n}
+            else:
+                changed = [key]
+                own[key] = n
+                own = {k: v for k, v in own.items() if v != section.get("animals", 1)}
+            for k in changed:
+                current = self.n_animals(k)
+                if current != n and (problem := animal_number_problem(self.record(k), n, current)):
+                    raise ProjectError(problem, self.config_path)
+            if section.get("animals") == 1:
+                del section["animals"]
+            section.pop("animals_per_video", None)
+            if own:
+                section["animals_per_video"] = own
+            cfgmod.build(DegConfig, raw, unknown=[] if self.ignored_keys else None)
+            save_yaml(self.config_path, raw)
+            self.reload()
+
     # ------------------------------------------------------------------ videos
     def video_keys(self) -> list[str]:
         """Video keys: folders under DATA/ (hidden and partial folders excluded)."""
@@ -292,6 +336,13 @@ class Project(VideosMixin, LabelSetsMixin, BehaviorsMixin):
         m = (n * mean).sum(0) / n.sum()
         v = (n * (var + (mean - m) ** 2)).sum(0) / n.sum()
         return {"mean": m.tolist(), "std": np.sqrt(v).tolist(), "n_frames": int(n.sum())}
+
+
+def check_animal_number(n: object) -> int:
+    """``n`` if it is a number of animals (an int >= 1), else a one-line ConfigError."""
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ConfigError(f"the number of animals must be a whole number >= 1, got {n!r}")
+    return int(n)
 
 
 def split_keys(project: Project) -> dict[str, list[str]]:

@@ -36,6 +36,11 @@ def animal_name(animal: int) -> str:
     return f"animal{int(animal)}"
 
 
+def animal_tracks_name(key: str) -> str:
+    """The file of a video's animal tracks, beside it (:mod:`deg_core.tracking.animals`)."""
+    return f"{key}_animals.h5"
+
+
 def strip_background(class_names: list[str] | None) -> list[str]:
     """DEG's class_names (background first) -> the behaviours."""
     names = list(class_names or [])
@@ -133,6 +138,11 @@ class VideoRecord:
             if m and p.is_dir():
                 found[int(m.group(1))] = p
         return dict(sorted(found.items()))
+
+    @property
+    def tracks_path(self) -> Path:
+        """The animal tracks of a video of several animals: ``<key>_animals.h5``."""
+        return self.folder / animal_tracks_name(self.key)
 
     @property
     def outputs_path(self) -> Path:

@@ -17,12 +17,13 @@ import numpy as np
 
 from deg_core.errors import ProjectError
 from deg_core.fileio import atomic_open
+from deg_core.project.records import animal_tracks_name
 
 ANIMALS_VERSION = 1
 
 
 def animals_path(folder: Path, key: str) -> Path:
-    return Path(folder) / f"{key}_animals.h5"
+    return Path(folder) / animal_tracks_name(key)
 
 
 @dataclass

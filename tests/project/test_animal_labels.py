@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
 
 from deg_core.errors import ProjectError
 from deg_core.labels.labels import Labels, read_labels
@@ -22,10 +21,7 @@ def duo(tmp_path, make_video):
     """Video m1 (20 frames) with 2 animals, video solo (20 frames) with one."""
     p = Project.create(tmp_path, "duo", B, labeler="tester")
     p.add_videos([make_video("m1.mp4", n=20), make_video("solo.mp4", n=20, seed=1)])
-    raw = yaml.safe_load(p.config_path.read_text())
-    raw["project"]["animals_per_video"] = {"m1": 2}
-    p.config_path.write_text(yaml.safe_dump(raw))
-    p.reload()
+    p.set_animals(2, video="m1")
     return p
 
 
