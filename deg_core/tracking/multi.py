@@ -309,14 +309,24 @@ def swap_candidates(tracks: AnimalTracks, *, jump: float = 0.75) -> list[int]:
     out = set(np.nonzero(m[:-1] & ~m[1:])[0] + 1) if t > 1 else set()
     if t > 1 and tracks.n_animals:
         step = np.linalg.norm(np.diff(tracks.center.astype(np.float64), axis=0), axis=2)
-        size = (
-            np.nanmedian(np.nanmax(tracks.extent, axis=2), axis=0) if tracks.found().any() else None
-        )
-        if size is not None:
-            with np.errstate(invalid="ignore"):
-                big = step > jump * size[None]  # NaN steps compare False
-            out |= set(np.nonzero(big.any(axis=1))[0] + 1)
+        size = _usual_sizes(tracks.extent)  # NaN for an animal never found: no jumps
+        with np.errstate(invalid="ignore"):
+            big = step > jump * size[None]  # NaN steps and sizes compare False
+        out |= set(np.nonzero(big.any(axis=1))[0] + 1)
     return sorted(int(i) for i in out)
+
+
+def _usual_sizes(extent: np.ndarray) -> np.ndarray:
+    """(N,) each animal's median larger box side over the frames it was found in; NaN for
+    an animal never found (without numpy's all-NaN warnings)."""
+    larger = np.fmax(extent[..., 0], extent[..., 1]).astype(np.float64)  # (T, N)
+    found = ~np.isnan(larger)
+    return np.array(
+        [
+            np.median(larger[found[:, i], i]) if found[:, i].any() else np.nan
+            for i in range(larger.shape[1])
+        ]
+    )
 
 
 def switch_frames(pred_center: np.ndarray, true_center: np.ndarray) -> np.ndarray:

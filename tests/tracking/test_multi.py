@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -75,6 +77,29 @@ def test_swap_candidates_point_at_touching(two):
         assert np.abs(cands - t).min() <= 3
     near_merge = [tracks.merged[max(0, t - 3) : t + 1].any() for t in cands]
     assert np.mean(near_merge) >= 0.8
+
+
+def test_an_animal_never_found_gives_no_jumps_and_no_warning():
+    """swap_candidates with animal 1 never found (all NaN): animal 0's jump is a candidate,
+    animal 1 contributes none, and numpy warns nothing (no all-NaN median)."""
+    from deg_core.tracking.animals import AnimalTracks
+
+    centre = np.full((12, 2, 2), np.nan, np.float32)
+    centre[:, 0] = [[10.0, 10.0]] * 6 + [[40.0, 10.0]] * 6  # a 30 px jump at frame 6
+    extent = np.where(np.isnan(centre), np.nan, 8.0).astype(np.float32)
+    extent[3, 0, 1] = np.nan  # a half-known box counts by its known side
+    tracks = AnimalTracks(centre, extent, ["animal0", "animal1"], "csv", (64, 64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert swap_candidates(tracks) == [6]
+        nobody = AnimalTracks(
+            np.full_like(centre, np.nan),
+            np.full_like(extent, np.nan),
+            ["animal0", "animal1"],
+            "csv",
+            (64, 64),
+        )
+        assert swap_candidates(nobody) == []
 
 
 def test_one_animal_matches_single_tracker(tmp_path):
