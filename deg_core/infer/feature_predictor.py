@@ -93,7 +93,8 @@ class FeaturePredictor:
     def load(
         cls, project: Project, run: str = "latest", device: str = "cpu", fp16: bool | None = None
     ) -> FeaturePredictor:
-        """``fp16`` None: the project's ``compute.fp16``."""
+        """``fp16`` None: the project's ``compute.fp16``; the precision is the project's
+        ``compute.precision`` (an inference choice, not the run's)."""
         info = load_run(run, project.models_dir, "features", behaviors=project.behaviors)
         if info.upstream is None or info.n_rgb is None or info.normalization is None:
             raise ProjectError("not a feature-extractor run (no flow run recorded)", info.path)
@@ -110,17 +111,18 @@ class FeaturePredictor:
         model.eval().to(pick_device(device))
         if info.thresholds is None:
             raise ProjectError("the best checkpoint holds no fitted thresholds", info.path)
-        if fp16 is None:
-            fp16 = bool(project.resolve_config().compute.fp16)
-        return cls.from_config(
+        compute = project.resolve_config().compute  # how to infer is today's choice
+        predictor = cls.from_config(
             info.config,
             model,
             run=info.path,
             normalization=info.normalization,
             thresholds=info.thresholds,
             behaviors=behaviors,
-            fp16=fp16,
+            fp16=bool(compute.fp16) if fp16 is None else fp16,
         )
+        predictor.precision = str(compute.precision)
+        return predictor
 
     @classmethod
     def from_config(

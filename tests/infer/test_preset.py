@@ -88,3 +88,10 @@ def loaded_config(project, run: Path):
     from deg_core.project.runs import load_run
 
     return load_run(run.name, project.models_dir, "features").config
+
+
+def test_a_loaded_run_infers_in_the_projects_precision(tiny_project, feature_run, monkeypatch):
+    cfg = tiny_project.resolve_config(["compute.precision=bfloat16"])
+    monkeypatch.setattr(tiny_project, "resolve_config", lambda *a, **k: cfg)
+    loaded = FeaturePredictor.load(tiny_project, feature_run.name)
+    assert loaded.precision == "bfloat16" and describe(loaded).dtype == "bfloat16"
