@@ -55,6 +55,14 @@ def add_agreement_parser(sub: Subparsers) -> None:
     p.add_argument("--labelers", nargs="+", default=None, metavar="NAME", help="default: all")
     p.add_argument("--model", action="store_true", help="also the latest sequence model")
     p.add_argument("--min-overlap", type=float, default=0.5, help="IoU at which two bouts match")
+    p.add_argument(
+        "--animal",
+        type=int,
+        default=None,
+        metavar="I",
+        help="videos of several animals: only animal I (default: each animal, labelled)",
+    )
+    p.add_argument("--json", default=None, metavar="OUT", help="also write every pair's rows here")
     p.set_defaults(func=cmd_agreement)
 
 
@@ -67,6 +75,12 @@ def cmd_agreement(args: argparse.Namespace) -> int:
         args.labelers,
         model=args.model,
         min_overlap=args.min_overlap,
+        animal=args.animal,
     )
+    if args.json:
+        from deg_core.fileio import atomic_write_text
+
+        pairs = [r.to_json() for r in results]
+        atomic_write_text(args.json, json.dumps({"pairs": pairs}, indent=2, allow_nan=False))
     print(format_agreement(results), end="")
     return 0

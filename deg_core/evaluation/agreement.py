@@ -16,6 +16,11 @@ compared per behaviour on the frames BOTH labelled (-1 on either side is left ou
 "overall" pools every behaviour's cells and bouts. The model enters as the annotator
 ``model``: the latest sequence run's thresholded, cleaned predictions, so the table shows
 whether the model disagrees with people more than people disagree with each other.
+
+A video of several animals is compared animal by animal: each animal's label sets (and the
+model's predictions of that animal) against each other, pooled over videos per animal index,
+each pair's result labelled with its animal (``animal1: tester vs bob``); one-animal videos
+form the unlabelled group they always did.
 """
 
 from __future__ import annotations
@@ -30,9 +35,11 @@ import numpy as np
 from deg_core.errors import DegError, ProjectError
 from deg_core.evaluation.evaluate import bout_f1
 from deg_core.evaluation.postprocess import postprocess
+from deg_core.fileio import finite_or_none
 from deg_core.labels.labels import read_labels
 from deg_core.project.outputs import read_group
 from deg_core.project.project import Project
+from deg_core.project.records import animal_name
 from deg_core.project.runs import load_run
 
 __all__ = [
@@ -162,34 +169,60 @@ def count_pair(
 
 @dataclass
 class PairAgreement:
-    """Agreement of annotators ``a`` and ``b`` over ``videos`` (those both labelled)."""
+    """Agreement of annotators ``a`` and ``b`` over ``videos`` (those both labelled); of
+    animal ``animal`` of each (a video of several animals), None for one-animal videos."""
 
     a: str
     b: str
     videos: list[str]
     counts: PairCounts
+    animal: int | None = None
+
+    @property
+    def title(self) -> str:
+        """``a vs b``, after its animal's name on videos of several (``animal1: a vs b``)."""
+        pair = f"{self.a} vs {self.b}"
+        return pair if self.animal is None else f"{animal_name(self.animal)}: {pair}"
 
     def rows(self) -> list[dict[str, Any]]:
-        """:meth:`PairCounts.rows`, each with ``a`` and ``b`` added."""
-        return [{"a": self.a, "b": self.b, **r} for r in self.counts.rows()]
+        """:meth:`PairCounts.rows`, each with ``a`` and ``b`` (and ``animal``, an index, on
+        videos of several animals) added."""
+        who: dict[str, Any] = {} if self.animal is None else {"animal": self.animal}
+        return [{**who, "a": self.a, "b": self.b, **r} for r in self.counts.rows()]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready: a, b, (animal), videos, rows (NaN as None)."""
+        who: dict[str, Any] = {} if self.animal is None else {"animal": self.animal}
+        rows = [
+            {k: finite_or_none(v) if isinstance(v, float) else v for k, v in r.items()}
+            for r in self.rows()
+        ]
+        return {**who, "a": self.a, "b": self.b, "videos": self.videos, "rows": rows}
 
 
-def model_predictions(project: Project, key: str) -> np.ndarray | None:
+def model_predictions(project: Project, key: str, animal: int | None = None) -> np.ndarray | None:
     """(T, K) int8 thresholded + cleaned predictions of the latest sequence run, or None.
 
     From the run's P in ``<key>_outputs.h5`` with its thresholds and minimum bout lengths;
-    else the predictions CSV ``deg infer sequence`` wrote.
+    else the predictions CSV ``deg infer sequence`` wrote. ``animal``: that animal's of a
+    video of several (its own P and thresholds, else ``<key>_animal<i>_predictions.csv``).
     """
     rec = project.record(key)
     try:
         info = load_run("latest", project.models_dir, "sequence", behaviors=project.behaviors)
-        probs = read_group(rec.outputs_path, info.name, ("P",))["P"]
+        if animal is None:
+            probs, thresholds = read_group(rec.outputs_path, info.name, ("P",))["P"], None
+        else:
+            got = read_group(rec.outputs_path, info.name, ("P", "thresholds"), animal=animal)
+            probs, thresholds = got["P"], got["thresholds"]
         if probs.shape == (rec.n_frames(), len(project.behaviors)):
-            return postprocess(probs, info.thresholds, info.min_lengths).astype(np.int8)
+            chosen = info.thresholds if thresholds is None else thresholds
+            return postprocess(probs, chosen, info.min_lengths).astype(np.int8)
     except DegError:  # no run, or this video not inferred by it
         pass
-    if rec.predictions_path.exists():
-        return read_labels(rec.predictions_path, project.behaviors, rec.n_frames()).array
+    path = rec.predictions_path if animal is None else rec.animal_predictions_path(animal)
+    if path.exists():
+        return read_labels(path, project.behaviors, rec.n_frames()).array
     return None
 
 
@@ -200,19 +233,23 @@ def project_agreement(
     *,
     model: bool = False,
     min_overlap: float = 0.5,
+    animal: int | None = None,
 ) -> list[PairAgreement]:
     """Agreement of every pair of ``labelers`` (default: every annotator of ``videos``,
     default all videos) and, with ``model``, of the model with each of them.
 
-    A pair is scored on the videos both labelled. Raises a one-line ProjectError when
-    there is nothing to compare (fewer than two annotators, a named one without labels,
-    no predictions for ``model``).
+    A pair is scored on the videos both labelled. On videos of several animals, per animal:
+    a result per animal index and pair, over that animal of each video (``animal``: only
+    that animal, checked against every video; one-animal videos have only animal 0).
+    Raises a one-line ProjectError when there is nothing to compare (fewer than two
+    annotators of any animal, a named one without labels, no predictions for ``model``).
     """
     if not 0.0 < min_overlap <= 1.0:
         raise ProjectError(f"the bout IoU to match must be in (0, 1], got {min_overlap}")
     keys = [project.resolve_key(v) for v in videos] if videos else project.video_keys()
-    who = {k: project.annotators(k) for k in keys}
-    found = list(dict.fromkeys(n for k in keys for n in who[k]))
+    units = _units(project, keys, animal)  # (video, animal or None)
+    who = {u: project.annotators(u[0], animal=u[1]) for u in units}
+    found = list(dict.fromkeys(n for u in units for n in who[u]))
     names = list(dict.fromkeys(labelers)) if labelers else found
     unknown = [n for n in names if n not in found]
     if unknown:
@@ -224,30 +261,57 @@ def project_agreement(
         raise ProjectError(f"an annotator is called {MODEL!r}: compare with --labelers instead")
     preds = {}
     if model:
-        preds = {k: p for k in keys if (p := model_predictions(project, k)) is not None}
+        preds = {u: p for u in units if (p := model_predictions(project, *u)) is not None}
         if not preds:
             raise ProjectError(
                 f"no model predictions for {', '.join(keys)}: run `deg infer sequence "
                 f"{project.root}` first"
             )
-    pairs = list(itertools.combinations(names, 2))
-    pairs += [(n, MODEL) for n in names] if model else []
-    if not pairs:
+    groups = list(dict.fromkeys(a for _, a in units))  # None (one-animal videos) first
+    groups.sort(key=lambda a: -1 if a is None else a)
+    out = []
+    for group in groups:
+        part = [u for u in units if u[1] == group]
+        here = [n for n in names if any(n in who[u] for u in part)]
+        pairs = list(itertools.combinations(here, 2))
+        if model and any(u in preds for u in part):
+            pairs += [(n, MODEL) for n in here]
+        for a, b in pairs:
+            counts, used = PairCounts.zeros(project.behaviors), []
+            for u in part:
+                if a not in who[u] or (b not in who[u] and not (b == MODEL and u in preds)):
+                    continue
+                key, animal_u = u
+                la = project.annotator_labels(key, a, animal=animal_u).array
+                if b == MODEL:
+                    lb = preds[u]
+                else:
+                    lb = project.annotator_labels(key, b, animal=animal_u).array
+                counts = counts + count_pair(la, lb, project.behaviors, min_overlap)
+                used.append(key)
+            out.append(PairAgreement(a, b, used, counts, group))
+    if not out:
         raise ProjectError(
             f"agreement needs two annotators or --model; {', '.join(keys) or 'no video'} "
             f"has labels by {', '.join(found) or 'nobody'}"
         )
-    out = []
-    for a, b in pairs:
-        counts, used = PairCounts.zeros(project.behaviors), []
-        for k in keys:
-            if a not in who[k] or (b not in who[k] and not (b == MODEL and k in preds)):
-                continue
-            la = project.annotator_labels(k, a).array
-            lb = preds[k] if b == MODEL else project.annotator_labels(k, b).array
-            counts = counts + count_pair(la, lb, project.behaviors, min_overlap)
-            used.append(k)
-        out.append(PairAgreement(a, b, used, counts))
+    return out
+
+
+def _units(
+    project: Project, keys: Sequence[str], animal: int | None
+) -> list[tuple[str, int | None]]:
+    """(video, animal) to compare: (key, None) for a one-animal video, else (key, i) for
+    each of its animals, or for ``animal`` only (a one-line ProjectError where a video
+    lacks it)."""
+    out: list[tuple[str, int | None]] = []
+    for k in keys:
+        chosen = project.check_animal(k, animal) if animal is not None else None
+        n = project.n_animals(k)
+        if n == 1:
+            out.append((k, None))
+        else:
+            out += [(k, a) for a in ([chosen] if chosen is not None else range(n))]
     return out
 
 
@@ -266,7 +330,7 @@ def format_agreement(results: Sequence[PairAgreement]) -> str:
     lines = []
     for r in results:
         where = ", ".join(r.videos) if r.videos else "no video labelled by both"
-        lines.append(f"{r.a} vs {r.b}  ({where})")
+        lines.append(f"{r.title}  ({where})")
         table = [head]
         for row in r.counts.rows():
             c = row["confusion"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -122,3 +123,142 @@ def test_cli_agreement(agp, capsys):
     err = capsys.readouterr()[1]
     assert len(err.strip().splitlines()) == 1 and "carol" in err
     assert snapshot(agp.root) == before  # reading only
+
+
+# what deg agreement --model printed for agp before videos of several animals were compared
+ONE_ANIMAL_TABLE = """\
+tester vs bob  (m1)
+  behaviour  frames  kappa   agree  bouts a/b  matched  bout F1  a0b0 a0b1 a1b0 a1b1
+  groom          10  0.583   80.0%        1/2        1    0.667     5    1    1    3
+  rear           10  1.000  100.0%        1/1        1    1.000     6    0    0    4
+  overall        20  0.792   90.0%        2/3        2    0.800    11    1    1    7
+
+tester vs model  (m1)
+  behaviour  frames  kappa   agree  bouts a/b  matched  bout F1  a0b0 a0b1 a1b0 a1b1
+  groom          10  1.000  100.0%        1/1        1    1.000     6    0    0    4
+  rear           10  1.000  100.0%        1/1        1    1.000     6    0    0    4
+  overall        20  1.000  100.0%        2/2        2    1.000    12    0    0    8
+
+bob vs model  (m1)
+  behaviour  frames  kappa   agree  bouts a/b  matched  bout F1  a0b0 a0b1 a1b0 a1b1
+  groom          10  0.583   80.0%        2/1        1    0.667     5    1    1    3
+  rear           10  1.000  100.0%        1/1        1    1.000     6    0    0    4
+  overall        20  0.792   90.0%        3/2        2    0.800    11    1    1    7
+
+overall kappa: between annotators 0.792–0.792, model vs annotators 0.792–1.000 (within human \
+variability)
+"""
+
+
+def test_one_animal_table_unchanged(agp, capsys, tmp_path):
+    results = project_agreement(agp, model=True)
+    assert format_agreement(results) == ONE_ANIMAL_TABLE
+    assert all(r.animal is None and "animal" not in r.rows()[0] for r in results)
+    out = tmp_path / "agreement.json"
+    assert main(["agreement", str(agp.root), "--model", "--json", str(out)]) == 0
+    assert capsys.readouterr().out == ONE_ANIMAL_TABLE
+    pairs = json.loads(out.read_text())["pairs"]
+    assert [(p["a"], p["b"], p["videos"]) for p in pairs] == [
+        ("tester", "bob", ["m1"]),
+        ("tester", "model", ["m1"]),
+        ("bob", "model", ["m1"]),
+    ]
+    assert "animal" not in pairs[0] and pairs[0]["rows"][0]["kappa"] == pytest.approx(7 / 12)
+
+
+@pytest.fixture
+def duo(tmp_path, make_video):
+    """Video m1 of 2 animals and video solo of one. m1: animal 0 labelled by tester (A) and
+    bob (B); animal 1 by tester, bob (both A) and carol (B), and predicted as A. solo:
+    tester and bob (A, both)."""
+    from deg_core.project.project import Project
+
+    p = Project.create(tmp_path, "duo", ["groom", "rear"], labeler="tester", animals=2)
+    p.add_videos([make_video("m1.mp4", n=10), make_video("solo.mp4", n=10, seed=1)])
+    p.set_animals(1, video="solo")
+    lab = lambda *cols: Labels(["groom", "rear"], np.c_[cols])  # noqa: E731
+    p.save_labels("m1", lab(A, A), animal=0)
+    p.save_annotator_labels("m1", "bob", lab(B, A), animal=0)
+    for who, x in (("tester", A), ("bob", A), ("carol", B)):
+        p.save_annotator_labels("m1", who, lab(x, x), animal=1)
+    p.save_labels("solo", lab(A, A))
+    p.save_annotator_labels("solo", "bob", lab(A, A))
+    write_labels(p.record("m1").animal_predictions_path(1), lab(A, A))
+    return p
+
+
+def test_agreement_per_animal(duo):
+    """Each animal's annotators in pairs (one-animal videos first, as before), the model
+    against each annotator of the animals it predicted, each labelled by its animal."""
+    results = project_agreement(duo, model=True)
+    got = [(r.animal, r.a, r.b, r.videos) for r in results]
+    assert got == [
+        (None, "tester", "bob", ["solo"]),
+        (0, "tester", "bob", ["m1"]),
+        (1, "tester", "bob", ["m1"]),
+        (1, "tester", "carol", ["m1"]),
+        (1, "bob", "carol", ["m1"]),
+        (1, "tester", "model", ["m1"]),
+        (1, "bob", "model", ["m1"]),
+        (1, "carol", "model", ["m1"]),
+    ]
+    kappa = {(r.animal, r.a, r.b): r.rows()[0]["kappa"] for r in results}
+    assert kappa[0, "tester", "bob"] == pytest.approx(7 / 12)  # A vs B
+    assert kappa[1, "tester", "bob"] == 1.0  # A vs A
+    assert kappa[1, "carol", "model"] == pytest.approx(7 / 12)
+    assert results[1].rows()[0]["animal"] == 0 and "animal" not in results[0].rows()[0]
+    text = format_agreement(results)
+    assert "tester vs bob  (solo)\n" in text
+    assert "animal0: tester vs bob  (m1)\n" in text and "animal1: carol vs model  (m1)\n" in text
+    only = project_agreement(duo, ["m1"], animal=0)
+    assert [(r.animal, r.a, r.b) for r in only] == [(0, "tester", "bob")]
+
+
+def test_agreement_per_animal_from_the_outputs(duo):
+    """The model's predictions of an animal from the run's outputs: that animal's P over its
+    own thresholds (the CSV is not read then)."""
+    from deg_core.evaluation.agreement import model_predictions
+    from deg_core.project.outputs import animal_group, writing_group
+    from tests.interop.conftest import RUN, fake_sequence_outputs
+
+    fake_sequence_outputs(duo, "m1", np.zeros((10, 2)))
+    probs = np.c_[B, B].astype(np.float32) * 0.4 + 0.1  # 0.5 where B, 0.1 elsewhere
+    with writing_group(
+        duo.record("m1").outputs_path, RUN, duo.behaviors, [0.5, 0.5], animals=2
+    ) as g:
+        for a, thr in ((0, 0.9), (1, 0.3)):
+            sub = g.create_group(animal_group(a))
+            sub.create_dataset("P", data=probs)
+            sub.create_dataset("thresholds", data=np.full(2, thr, np.float32))
+    assert (model_predictions(duo, "m1", animal=0) == 0).all()  # 0.5 < its 0.9
+    np.testing.assert_array_equal(model_predictions(duo, "m1", animal=1), np.c_[B, B])
+    results = project_agreement(duo, ["m1"], ["carol"], model=True)
+    assert [(r.animal, r.a, r.b) for r in results] == [(1, "carol", "model")]
+    assert results[0].rows()[-1]["kappa"] == 1.0
+
+
+def test_agreement_per_animal_errors_and_cli(duo, capsys, tmp_path):
+    before = snapshot(duo.root)
+    with pytest.raises(ProjectError, match="animal 1: video solo has 1 animal"):
+        project_agreement(duo, animal=1)
+    with pytest.raises(ProjectError, match=r"no labels by carol in m1 \(annotators: tester, bob"):
+        project_agreement(duo, ["m1"], ["carol", "tester"], animal=0)
+    with pytest.raises(ProjectError, match="needs two annotators"):
+        project_agreement(duo, ["m1"], ["carol"], animal=1)
+    out = tmp_path / "agreement.json"
+    assert main(["agreement", str(duo.root), "m1", "--animal", "1", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[0] == "animal1: tester vs bob  (m1)"
+    pairs = json.loads(out.read_text())["pairs"]
+    assert [(p["animal"], p["a"], p["b"]) for p in pairs] == [
+        (1, "tester", "bob"),
+        (1, "tester", "carol"),
+        (1, "bob", "carol"),
+    ]
+    assert pairs[0]["rows"][0]["animal"] == 1 and pairs[1]["rows"][0]["kappa"] == pytest.approx(
+        7 / 12
+    )
+    assert main(["agreement", str(duo.root), "--animal", "3"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "animal 3" in err
+    assert snapshot(duo.root) == before
