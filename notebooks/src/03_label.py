@@ -27,9 +27,14 @@ animal = None  # a video of several animals: the one to label first (None: anima
 # Import what the steps use.
 
 # %%
-from deg_core import Project, behavior_table, ethogram, import_boris, write_metrics
-from deg_core.interop.boris import import_boris_animals
-from deg_core.report.charts import ethogram_chart
+from deg_core import (
+    Project,
+    behavior_table,
+    ethogram,
+    import_boris,
+    import_boris_animals,
+    write_metrics,
+)
 from deg_widgets import Labeler, ProjectView
 
 # %% [markdown]
@@ -77,14 +82,7 @@ labeler
 # the cell again to refresh.
 
 # %%
-if labeler.n_animals == 1:
-    progress = ethogram(project, labeler.video)
-else:
-    rows = [
-        (f"{name} labels", labeler.sessions[a].array) for a, name in enumerate(labeler.animal_names)
-    ]
-    progress = ethogram_chart(rows, project.behaviors, title=labeler.video)
-progress
+ethogram(project, labeler.video)
 
 # %% [markdown]
 # ## 4. Finish the video

@@ -30,13 +30,13 @@ truth_csv = None  # a synthetic video's true labels: play the reviewer with them
 
 # %%
 from deg_core import (
-    Png,
     Project,
     Table,
     agreement,
     corrections,
     ethogram,
     format_agreement,
+    import_bout_animals,
     predict,
     project_agreement,
     read_labels,
@@ -44,8 +44,6 @@ from deg_core import (
     split_keys,
     write_metrics,
 )
-from deg_core.labels.labels import import_bout_animals
-from deg_core.report.charts import ethogram_chart
 from deg_widgets import Labeler
 
 # %% [markdown]
@@ -65,23 +63,8 @@ Table([{"video": k, "predictions": v} for k, v in states.items()])
 #
 # The video's labels above its predictions (each animal's, on a video of several).
 
-
 # %%
-def animals_ethogram(project: Project, key: str) -> Png:
-    """ethogram() of a one-animal video; each animal's labels and predictions otherwise."""
-    if project.n_animals(key) == 1:
-        return ethogram(project, key)
-    rec, rows = project.record(key), []
-    for a in range(project.n_animals(key)):
-        rows.append((f"animal{a} labels", project.labels(key, animal=a).array))
-        path = rec.animal_predictions_path(a)
-        if path.exists():
-            pred = read_labels(path, project.behaviors, rec.n_frames()).array
-            rows.append((f"animal{a} predictions", pred))
-    return ethogram_chart(rows, project.behaviors, title=key)
-
-
-animals_ethogram(project, key)
+ethogram(project, key)
 
 # %% [markdown]
 # ## 3. Import predictions as labels
@@ -165,24 +148,17 @@ animal_scores if several else scores
 # The reviewed labels above the predictions.
 
 # %%
-animals_ethogram(project, key)
+ethogram(project, key)
 
 # %% [markdown]
 # ## 7. Annotators and the model
 #
 # Kappa, percent and bout agreement of this video's annotators and of the model with each (as
-# `deg agreement` prints it): is the model within human variability? (On a video of several
-# animals: the model's percent agreement with each animal's labels.)
+# `deg agreement` prints it): is the model within human variability? On a video of several
+# animals, each animal's annotators and the model's predictions of that animal.
 
 # %%
-if not several:
-    print(format_agreement(project_agreement(project, [key], model=True)))
-else:
-    for a, name in enumerate(labeler.animal_names):
-        pred = labeler.all_predictions[a].predicted
-        if pred is not None:
-            score = agreement(pred, labeler.sessions[a].array)  # on the labelled cells
-            print(f"{name}: the model agrees with the labels on {score:.1%} of the cells")
+print(format_agreement(project_agreement(project, [key], model=True)))
 
 # %% [markdown]
 # ## 8. Record

@@ -40,26 +40,37 @@ from pathlib import Path
 
 from IPython.display import display
 
-from deg_core import Png, Project, Table, read_labels, write_metrics
-from deg_core.fileio import load_yaml, save_yaml
-from deg_core.labels.bouts import bout_table
-from deg_core.report.charts import ethogram_chart
-from deg_core.report.tracks_png import tracks_png
-from deg_core.tracking.animals import AnimalTracks
-from deg_core.tracking.multi import identity_switches, swap_candidates, switch_frames, track_animals
-from deg_core.tracking.project_tracks import animal_tracks, save_animal_tracks, tracks_path
+from deg_core import (
+    MULTI_BEHAVIORS,
+    AnimalTracks,
+    MultiSpec,
+    Png,
+    Project,
+    Table,
+    animal_tracks,
+    bout_table,
+    demo_splits,
+    ethogram,
+    identity_switches,
+    multi_truth,
+    save_animal_tracks,
+    swap_candidates,
+    switch_frames,
+    track_animals,
+    tracks_path,
+    tracks_png,
+    write_metrics,
+    write_multi_video,
+)
 from deg_core.video import open_video
-from deg_core.workflow.demo import demo_splits
-from deg_core.workflow.synthetic_multi import MULTI_BEHAVIORS, MultiSpec, multi_truth
-from deg_core.workflow.synthetic_multi import write_multi_video as write_video
 from deg_widgets import Labeler, ProjectView
 
 # %% [markdown]
 # ## 1. A project of several animals
 #
-# `project.animals` in the project's config says how many animals each video holds
-# (`project.animals_per_video` names the exceptions, e.g. `{pair3: 3}`); the demo project's
-# generated videos each hold `n_animals`.
+# `project.set_animals(n)` (`deg animals PROJECT N`) sets how many animals each video holds
+# (`project.animals` in the project's config); `project.set_animals(n, video=key)` a video's own
+# number (`project.animals_per_video`). The demo project's generated videos each hold `n_animals`.
 
 # %%
 folder = Path(workdir).expanduser().absolute()
@@ -75,12 +86,9 @@ elif (folder / "pair_deepethogram").exists():
 else:
     folder.mkdir(parents=True, exist_ok=True)
     project = Project.create(folder, "pair", list(MULTI_BEHAVIORS))
-    config = load_yaml(project.config_path)
-    config["project"]["animals"] = n_animals  # as editing project_config.yaml does
-    save_yaml(project.config_path, config)
-    project.reload()
+    project.set_animals(n_animals)  # refused once a video has tracks or labels of another number
     for (name, spec), split in zip(specs.items(), demo_splits(n_videos), strict=False):
-        write_video(folder / f"{name}.mp4", spec)
+        write_multi_video(folder / f"{name}.mp4", spec)
         project.add_videos([folder / f"{name}.mp4"], split=split)
     made = True
 truths = {  # the generated videos' known behaviours and positions
@@ -247,17 +255,11 @@ if train:
 # %% [markdown]
 # ## 8. The ethogram, animal by animal
 #
-# Each animal's labels, above its predictions when there are some.
+# Each animal's labels, above its predictions when there are some (`ethogram(project, key,
+# animal=i)`: one animal's).
 
 # %%
-bands = []
-for a in range(project.n_animals(key)):
-    bands.append((f"animal{a} labels", project.labels(key, animal=a).array))
-    predictions = project.record(key).animal_predictions_path(a)
-    if predictions.exists():
-        array = read_labels(predictions, project.behaviors, tracks.n_frames).array
-        bands.append((f"animal{a} predictions", array))
-ethogram_chart(bands, project.behaviors, title=key)
+ethogram(project, key)
 
 # %% [markdown]
 # ## 9. Record
