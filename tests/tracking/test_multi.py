@@ -11,6 +11,7 @@ from deg_core.tracking.multi import (
     best_assignment,
     identity_switches,
     swap_candidates,
+    switch_frames,
     track_animals,
 )
 from deg_core.tracking.track import compute_track
@@ -77,6 +78,19 @@ def test_swap_candidates_point_at_touching(two):
         assert np.abs(cands - t).min() <= 3
     near_merge = [tracks.merged[max(0, t - 3) : t + 1].any() for t in cands]
     assert np.mean(near_merge) >= 0.8
+
+
+def test_swap_candidates_cover_the_true_switches(two):
+    """Every frame where the tracks' identities change against the truth has a candidate
+    within 3 frames after it, or lies in a merged stretch whose end is a candidate (the
+    tracker swaps only inside merges and re-assigns at the separation on generated videos)."""
+    _, truth, tracks = two
+    cands = set(swap_candidates(tracks))
+    switches = switch_frames(tracks.center, truth.centers)
+    assert len(switches)
+    for s in switches:
+        end = s + int(np.argmin(tracks.merged[s:])) if tracks.merged[s:].any() else s
+        assert cands & set(range(s, s + 4)) or end in cands, (s, sorted(cands))
 
 
 def test_an_animal_never_found_gives_no_jumps_and_no_warning():
