@@ -10,12 +10,14 @@ from deg_core.report.charts import INK, Png, _font, colour
 from deg_core.tracking.animals import AnimalTracks
 
 MAX_SIDE = 800
+MIN_SIDE = 480  # a small video is drawn larger: its legend must fit and its paths show
 
 
 def tracks_png(tracks: AnimalTracks, background: np.ndarray | None = None) -> Png:
     """``background``: (H, W, 3) uint8 RGB, the video's first frame; None: white."""
     height, width = tracks.frame_size
-    scale = min(1.0, MAX_SIDE / max(height, width))
+    longest = max(height, width)
+    scale = MAX_SIDE / longest if longest > MAX_SIDE else max(1.0, MIN_SIDE / longest)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     if background is not None:
         base = Image.fromarray(np.ascontiguousarray(background, np.uint8)).resize(size)

@@ -149,11 +149,8 @@ with open_video(video_file) as reader:
 
 
 def tracks_picture(t: AnimalTracks) -> Png:
-    """tracks_png over the first frame, drawn at least 480 px wide (small videos too)."""
-    s = max(1, -(-480 // max(t.frame_size)))
-    h, w = t.frame_size
-    big = AnimalTracks(t.center * s, t.extent * s, t.names, t.source, (h * s, w * s), t.merged)
-    return tracks_png(big, first_frame.repeat(s, axis=0).repeat(s, axis=1))
+    """The tracks over the video's first frame (a small video is drawn larger)."""
+    return tracks_png(t, first_frame)
 
 
 tracks = all_tracks[key]
