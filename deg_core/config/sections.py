@@ -249,6 +249,12 @@ class FeatureExtractorSection:
         "videos the feature extractor trains on (train+val: the val videos too; their "
         "validation loss is then in sample, so the best epoch is about the last)",
     )
+    flow_cache: bool = _f(
+        True,
+        "with a frozen pairwise flow generator (lite), each video's flows are computed once on "
+        "unaugmented frames and augmented with the centre frame, not recomputed every step "
+        "(when they fit compute.frame_cache_mb); false: every clip's flows each step",
+    )
 
     deg_ignored: ClassVar[frozenset[str]] = frozenset(
         {"sampler", "final_bn", "sampling_ratio", "final_activation", "n_flows", "n_rgb"}

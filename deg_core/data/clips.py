@@ -124,6 +124,13 @@ class ClipDataset(Dataset):
         state["_cache"] = {}
         return state
 
+    def drop_frames(self) -> None:
+        """Forget the decoded frames and close the readers (this process is done with them)."""
+        self._cache.clear()
+        for r in self._readers.values():
+            r.close()
+        self._readers.clear()
+
     def reader(self, video: int) -> VideoReader:
         if video not in self._readers:
             from deg_core.tracking.crop import open_frames  # lazy: crop imports the project store

@@ -20,6 +20,7 @@ from deg_core.compute import autobatch
 from deg_core.compute.layout import as_layout, nhwc_if_2d
 from deg_core.config import DegConfig
 from deg_core.data.clips import ClipAugment, ClipDataset, evenly_spaced, labelled_frames
+from deg_core.data.flow_cache import CachedFlowClips, FlowClipAugment, PairFlowCache, cache_bytes
 from deg_core.errors import ProjectError
 from deg_core.evaluation.decisions import Decision, fit_decision
 from deg_core.models.flow import build_flow_generator
@@ -126,6 +127,7 @@ def train_features(
         ecfg.batch_size, dev, 8, 32, probe=probe, key=key
     )
     workers = common.num_workers(cfg.compute.num_workers)
+    cached = flow_cache_applies(cfg, model, train_items + val_items, size)
     run = common.start_run(
         project,
         "features",
@@ -141,6 +143,7 @@ def train_features(
             "seed": seed,
             "batch_size": batch,
             "videos": split,
+            "flow_cache": cached,  # flows computed once per video (data/flow_cache.py)
         },
     )
 
@@ -157,14 +160,38 @@ def train_features(
             cache_mb=cfg.compute.frame_cache_mb,
         )
 
-    train_set = make_set(train_items, labelled_frames(train_items), augment=True)
-    val_set = make_set(
+    train_clips = make_set(train_items, labelled_frames(train_items), augment=True)
+    val_clips = make_set(
         val_items, evenly_spaced(labelled_frames(val_items), ecfg.val_steps * batch), False
     )
+    train_set: ClipDataset | CachedFlowClips = train_clips
+    val_set: ClipDataset | CachedFlowClips = val_clips
+    if cached:
+        gen = model.flow_generator
+        tables: dict = {}  # a video in both sets (fit_on train+val) is computed once
+        train_set = CachedFlowClips(
+            train_clips,
+            PairFlowCache.build(train_clips, gen, dev, shared=tables),
+            FlowClipAugment.from_config(cfg.augs),
+        )
+        val_set = CachedFlowClips(
+            val_clips, PairFlowCache.build(val_clips, gen, dev, shared=tables)
+        )
+        if workers > 0:  # the workers fill their own frame caches
+            train_clips.drop_frames()
+            val_clips.drop_frames()
     latest: dict[str, Any] = {"decision": Decision.thresholded([0.5] * len(behaviors)).to_dict()}
 
+    def forward(m: torch.nn.Module, b: dict[str, Any]) -> dict[str, torch.Tensor]:
+        if cached:  # the centre frame and its cached flows
+            rgb, flows = (
+                as_layout(b[k].to(dev, non_blocking=True), nhwc) for k in ("rgb", "flows")
+            )
+            return m(rgb, flows)
+        return m(as_layout(b["images"].to(dev, non_blocking=True), nhwc))
+
     def step(m: torch.nn.Module, b: dict[str, Any]) -> tuple[torch.Tensor, int]:
-        out = m(as_layout(b["images"].to(dev, non_blocking=True), nhwc))
+        out = forward(m, b)
         return loss_fn(out["logits"], b["labels"].to(dev)), len(b["labels"])
 
     val_loader = common.fixed_loader(val_set, batch, workers)
@@ -172,7 +199,7 @@ def train_features(
     def validate(m: torch.nn.Module, epoch: int) -> dict[str, Any]:
         logits, labels, losses = [], [], []
         for b in val_loader:
-            out = m(as_layout(b["images"].to(dev), nhwc))
+            out = forward(m, b)
             losses.append(float(loss_fn(out["logits"], b["labels"].to(dev))))
             logits.append(out["logits"].float().cpu().numpy())
             labels.append(b["labels"].numpy().astype(np.int8))
@@ -210,3 +237,20 @@ def train_features(
         # concatenate fusion: the per-stream heads exist but the loss does not use them
         find_unused_parameters=ecfg.fusion == "concatenate",
     )
+
+
+def flow_cache_applies(
+    cfg: DegConfig, model: torch.nn.Module, items: Sequence[Any], size: tuple[int, int]
+) -> bool:
+    """Whether this run trains on cached flows (``feature_extractor.flow_cache``): a
+    frozen pairwise generator, 2-D streams, and every video's flows within
+    ``compute.frame_cache_mb``."""
+    if not cfg.feature_extractor.flow_cache:
+        return False
+    gen = getattr(model, "flow_generator", None)
+    if not (getattr(gen, "pairwise", False) and getattr(model, "freeze_flow_generator", False)):
+        return False
+    if getattr(model, "is_3d", False):
+        return False
+    unique = {(str(it.path), it.animal): it.n_frames for it in items}
+    return cache_bytes(list(unique.values()), size) <= cfg.compute.frame_cache_mb * 2**20

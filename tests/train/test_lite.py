@@ -13,7 +13,7 @@ import torch
 
 from deg_core.infer.features import FeaturePredictor, infer_features
 from deg_core.project.project import Project
-from deg_core.project.runs import load_run
+from deg_core.project.runs import load_run, read_run_config
 from deg_core.train.features import train_features
 from deg_core.train.flow import train_flow
 from deg_core.video import open_video
@@ -59,3 +59,39 @@ def test_lite_preset_trains_and_infers_end_to_end(tiny_project, tmp_path):
         with torch.no_grad():
             want = fm.model(x)["logits"][0].numpy()
         np.testing.assert_allclose(logits[t], want, rtol=1e-4, atol=1e-4, err_msg=f"frame {t}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flow_cache", [True, False])
+def test_feature_training_on_cached_flows(tiny_project, tmp_path, flow_cache):
+    root = tmp_path / tiny_project.root.name
+    shutil.copytree(tiny_project.root, root, ignore=shutil.ignore_patterns("models", "*.h5"))
+    project = Project.open(root)
+    cfg = project.resolve_config(
+        [*LITE, f"feature_extractor.flow_cache={flow_cache}", "compute.num_workers=1"],
+        preset="lite",
+    )
+    flow = train_flow(project, cfg, device="cpu", progress=False)
+    run = train_features(project, cfg, flow_run=flow.name, device="cpu", progress=False)
+    assert read_run_config(run)["flow_cache"] is flow_cache
+    fm = FeaturePredictor.load(project, run.name, device="cpu")
+    x = torch.zeros(1, 3 * fm.n_rgb, *fm.size)
+    with torch.no_grad():
+        assert torch.isfinite(fm.model(x)["logits"]).all()
+
+
+def test_flow_cache_needs_a_frozen_pairwise_generator_and_room(tiny_project):
+    from deg_core.data.clips import VideoItem
+    from deg_core.models.network import feature_network
+    from deg_core.train.features import flow_cache_applies
+
+    items = [VideoItem(tiny_project.root / "v.mp4", 48)]
+    lite = tiny_project.resolve_config(LITE, preset="lite")
+    model = feature_network(lite, 2)
+    assert flow_cache_applies(lite, model, items, (64, 64))
+    off = tiny_project.resolve_config([*LITE, "feature_extractor.flow_cache=false"], preset="lite")
+    assert not flow_cache_applies(off, model, items, (64, 64))
+    tiny = tiny_project.resolve_config([*LITE, "compute.frame_cache_mb=0.01"], preset="lite")
+    assert not flow_cache_applies(tiny, model, items, (64, 64))
+    fast = tiny_project.resolve_config(TINY, preset="fast")
+    assert not flow_cache_applies(fast, feature_network(fast, 2), items, (64, 64))

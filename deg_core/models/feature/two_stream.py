@@ -246,8 +246,16 @@ class HiddenTwoStream(nn.Module):
             out = self.flow_generator(x)
         return out[0] if isinstance(out, tuple | list) else out
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """x: (B, 3N, H, W) normalised frames -> dict of features and logits (module doc)."""
+    def forward(
+        self, x: torch.Tensor, flows: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """x: (B, 3N, H, W) normalised frames -> dict of features and logits (module doc).
+
+        With ``flows`` given, ``x`` is the centre frame and :meth:`forward_streams` runs on
+        the two (a cache's flows; through ``forward`` so that DDP sees the call).
+        """
+        if flows is not None:
+            return self.forward_streams(x, flows)
         if x.ndim != 4 or x.shape[1] != 3 * self.num_frames:
             raise ValueError(
                 f"expected input (B, {3 * self.num_frames}, H, W) for {self.num_frames} frames, "
