@@ -7,10 +7,10 @@ Usage::
     uv run python benchmarks/bench_speed.py --mode options         # the default preset's options
 
 Both presets are built as ``deg infer`` builds them (:func:`deg_core.infer.preset.preset_predictor`:
-architectures, rgb_stride, crop, precision; random weights), at one input size (``--size``,
-256 by default: the crop and everything else stay the preset's), on the same first
-``--frames`` frames of one video, in one run, on one machine. Per preset, per stage, ms per
-frame:
+architectures, rgb_stride, crop, precision; random weights), each at its own input size
+(``augs.resize``: what its users get) or all at one (``--size``; the crop and everything else
+stay the preset's), on the same first ``--frames`` frames of one video, in one run, on one
+machine. Per preset, per stage, ms per frame:
 
 - track: the animal-crop pass (``compute_track``), when the preset crops;
 - decode: decode, crop, resize and cut the frames into stacks (or pairwise runs);
@@ -159,15 +159,17 @@ def end_to_end(
 
 def side_by_side(args, clip: Path) -> str:
     presets = [auto_preset("cpu", False) if p == AUTO else p for p in args.presets]
-    rows, totals = {}, {}
+    rows, totals, sizes = {}, {}, {}
     for preset in presets:
-        fm = preset_predictor(preset, K, size=(args.size, args.size))
+        fm = preset_predictor(preset, K, size=_size(args))
         end_to_end(fm, args.warm, args.warm_frames, args.batch, InferenceOptions())  # warm-up
         rows[preset] = stage_times(fm, clip, args.frames, args.batch)
+        sizes[preset] = "x".join(map(str, fm.size))
         totals[preset], _ = end_to_end(fm, clip, args.frames, args.batch, InferenceOptions())
         print(f"{preset}: {describe(fm)}; end to end {args.frames / totals[preset]:.1f} frames/s")
     head = "| stage (ms / frame) | " + " | ".join(presets) + " |"
     lines = [head, "|---" * (len(presets) + 1) + "|"]
+    lines.append("| network input | " + " | ".join(sizes[p] for p in presets) + " |")
     for stage in STAGES:
         cells = [f"{1000 * rows[p][stage] / args.frames:.2f}" for p in presets]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
@@ -186,14 +188,23 @@ def side_by_side(args, clip: Path) -> str:
     return (
         f"`benchmarks/bench_speed.py --frames {args.frames} --size {args.size}` on "
         f"{machine()}, commit {commit()}, {dt.date.today()}: the first {args.frames} frames "
-        f"of {args.video.name}, {args.size}x{args.size} network input, batch {args.batch}, "
+        f"of {args.video.name}, {_size_text(args)}, batch {args.batch}, "
         f"presets as `deg infer` builds them. Speed-up {ratios}.\n\n" + "\n".join(lines) + "\n"
     )
 
 
+def _size(args) -> tuple[int, int] | None:
+    """The network input every preset runs at: None is each preset's own (``augs.resize``)."""
+    return (args.size, args.size) if args.size else None
+
+
+def _size_text(args) -> str:
+    return f"{args.size}x{args.size} network input" if args.size else "each preset's own input"
+
+
 def options(args, clip: Path) -> str:
     preset = auto_preset("cpu", False) if args.presets[0] == AUTO else args.presets[0]
-    fm = preset_predictor(preset, K, size=(args.size, args.size))
+    fm = preset_predictor(preset, K, size=_size(args))
     base = REFERENCE
     variants = [
         ("float32 reference (inline decode, NCHW, unfolded, one write per batch)", base),
@@ -249,7 +260,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
     ap.add_argument("--frames", type=int, default=240)
-    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument(
+        "--size",
+        type=int,
+        default=0,
+        help="one network input side for every preset (0: each "
+        "preset's own augs.resize, what a user of it gets)",
+    )
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--presets", nargs="+", default=[AUTO, "fast"])
     ap.add_argument("--mode", choices=["side-by-side", "options"], default="side-by-side")

@@ -11,8 +11,6 @@ animal, is :mod:`deg_core.infer.features`' (which re-exports every name here).
 from __future__ import annotations
 
 import copy
-import queue
-import threading
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ from deg_core.project.project import Project
 from deg_core.project.runs import load_run
 from deg_core.tracking.crop import open_frames
 from deg_core.train.loop import pick_device
+from deg_core.video.ahead import decode_ahead
 
 __all__ = [
     "DATASETS",
@@ -291,56 +290,6 @@ def _stack_batches(
             # one-stack batch can come back read-only
             x = torch.from_numpy(array if array.flags.writeable else array.copy())
             yield start, (x.pin_memory() if pin else x)  # pinned: the copy overlaps compute
-
-
-_DONE = object()
-
-
-def decode_ahead(batches: Iterator, depth: int) -> Iterator:
-    """Run ``batches`` in a background thread, at most ``depth`` items ahead.
-
-    Decoding (PyAV) and numpy copies release the GIL, so they overlap the model.
-    The queue bound keeps memory at O(depth) batches however long the video; an
-    error in the thread is raised here; closing this generator stops the thread.
-    """
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for item in batches:
-                if not put(item):
-                    return
-            put(_DONE)
-        except BaseException as e:  # handed to the consumer, raised there
-            put(e)
-        finally:
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()  # the generator's `with open_video` releases the decoder here
-
-    thread = threading.Thread(target=work, name="deg-decode", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 
 @torch.no_grad()

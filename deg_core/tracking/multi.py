@@ -33,6 +33,7 @@ from deg_core.tracking.track import (
     _small_reader,
     _to_chw,
 )
+from deg_core.video.ahead import decode_ahead
 
 __all__ = ["best_assignment", "identity_switches", "swap_candidates", "switch_frames",
            "track_animals"]  # fmt: skip
@@ -113,7 +114,8 @@ def _detect(
 
             bar = tqdm(total=t_all, desc=f"tracking {video.name}", unit="frame")
         with torch.inference_mode():
-            for first, chunk in reader.iter_chunks(chunk=64, size=(h, w)):
+            chunks = decode_ahead(reader.iter_chunks(chunk=64, size=(h, w)), 2)
+            for first, chunk in chunks:  # decoding overlaps the blob arithmetic
                 f = _to_chw(chunk)
                 mask = _open((_difference(f, bg) > thr).float())
                 # fragments ``link`` px apart are one animal for the labelling; a small

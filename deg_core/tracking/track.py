@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from deg_core.fileio import atomic_open
 from deg_core.video import VideoInfo, VideoReader, open_video, resize_frames
+from deg_core.video.ahead import decode_ahead
 
 __all__ = [
     "MOTION_NAMES",
@@ -328,7 +329,9 @@ def compute_track(
             ys = torch.arange(h, dtype=torch.float32)
             prev: torch.Tensor | None = None
             with torch.inference_mode():
-                for first, chunk in reader.iter_chunks(chunk=64, size=(h, w)):
+                # decoding (PyAV releases the GIL) overlaps the masks' arithmetic
+                chunks = decode_ahead(reader.iter_chunks(chunk=64, size=(h, w)), 2)
+                for first, chunk in chunks:
                     f = _to_chw(chunk)
                     n = len(f)
                     sl = slice(first, first + n)

@@ -128,6 +128,10 @@ def train_features(
     )
     workers = common.num_workers(cfg.compute.num_workers)
     cached = flow_cache_applies(cfg, model, train_items + val_items, size)
+    if cached and cfg.compute.num_workers == "auto" and dev.type == "cpu":
+        # a cached sample is a few ms of work: on a CPU a worker process would cost its
+        # start-up, a second copy of the frames and cores taken from the step (RESULTS.md)
+        workers = 0
     run = common.start_run(
         project,
         "features",
