@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from torchvision.transforms.v2 import functional as TF
 from deg_core.config import AugsSection
 from deg_core.data.clips import ClipDataset, clip_indices
 from deg_core.data.color import ClipColorJitter
-from deg_core.models.flow.pair_flow import run_pair_sum
+from deg_core.models.flow.pair_flow import PairFlowNet, run_pair_sum
 
 __all__ = ["CachedFlowClips", "FlowClipAugment", "PairFlowCache", "cache_bytes", "turn_flows"]
 
@@ -77,7 +77,8 @@ class PairFlowCache:
             for v, item in enumerate(clips.items):
                 key = (str(item.path), item.animal)
                 if key not in shared:
-                    shared[key] = _video_table(clips, v, item.n_frames, generator, device, chunk)
+                    gen = cast(PairFlowNet, generator)
+                    shared[key] = _video_table(clips, v, item.n_frames, gen, device, chunk)
                 tables.append(shared[key])
         finally:
             generator.train(was_training)
@@ -93,7 +94,7 @@ class PairFlowCache:
 
 
 def _video_table(
-    clips: ClipDataset, video: int, t_all: int, gen: nn.Module, device: Any, chunk: int
+    clips: ClipDataset, video: int, t_all: int, gen: PairFlowNet, device: Any, chunk: int
 ) -> Tensor:
     def normalised(idx: np.ndarray) -> Tensor:
         x = torch.from_numpy(clips.frames(video, idx)).permute(0, 3, 1, 2).float().div_(255.0)
