@@ -1,6 +1,6 @@
 """Several animals in one fixed-camera video, tracked without labels under stable identities.
 
-The foreground is found as :mod:`deg_core.tracking.track` finds it (a per-video median
+The foreground is found as :mod:`deg_core.tracking.foreground` finds it (a per-video median
 background, a robust threshold, an opening), on a small copy of the video. Every frame's
 blobs are its largest connected components; identities are then carried frame to frame
 by the cheapest assignment of animals to blobs on position (predicted at constant
@@ -24,14 +24,14 @@ import torch
 import torch.nn.functional as F
 
 from deg_core.tracking.animals import AnimalTracks
-from deg_core.tracking.track import (
-    _MIN_PIXELS,
-    _background,
-    _difference,
-    _largest_component,
-    _open,
-    _small_reader,
-    _to_chw,
+from deg_core.tracking.foreground import (
+    MIN_PIXELS,
+    background,
+    difference,
+    largest_component,
+    open_mask,
+    small_reader,
+    to_chw,
 )
 from deg_core.video.ahead import decode_ahead
 
@@ -100,14 +100,14 @@ def _detect(
     Returns: blobs per frame, (height, width) of the video and of the working copy.
     """
     rng = np.random.default_rng(0)  # subsampling of blob pixels: deterministic
-    with _small_reader(video, max_side) as (reader, info, (h, w)):
+    with small_reader(video, max_side) as (reader, info, (h, w)):
         big_h, big_w = info.height, info.width
         t_all = info.frames
         out: list[list[_Blob]] = [[] for _ in range(t_all)]
         if t_all == 0:
             return out, (big_h, big_w), (h, w)
-        bg, thr = _background(reader, (h, w), 200)
-        min_px = max(_MIN_PIXELS, round(1e-4 * h * w))
+        bg, thr = background(reader, (h, w), 200)
+        min_px = max(MIN_PIXELS, round(1e-4 * h * w))
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -116,8 +116,8 @@ def _detect(
         with torch.inference_mode():
             chunks = decode_ahead(reader.iter_chunks(chunk=64, size=(h, w)), 2)
             for first, chunk in chunks:  # decoding overlaps the blob arithmetic
-                f = _to_chw(chunk)
-                mask = _open((_difference(f, bg) > thr).float())
+                f = to_chw(chunk)
+                mask = open_mask((difference(f, bg) > thr).float())
                 # fragments ``link`` px apart are one animal for the labelling; a small
                 # link keeps two animals a few px apart as two blobs
                 rest = F.max_pool2d(mask[:, None], link, stride=1, padding=link // 2)[:, 0]
@@ -125,7 +125,7 @@ def _detect(
                 grey = f.mean(dim=1).numpy()
                 fg = mask.bool()
                 for _ in range(n_blobs):  # peel off the largest component, n_blobs times
-                    comp, pixels = _largest_component(rest)
+                    comp, pixels = largest_component(rest)
                     if not bool((pixels > 0).any()):
                         break
                     rest &= ~comp

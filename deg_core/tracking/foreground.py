@@ -1,0 +1,149 @@
+"""Foreground on a fixed camera, shared by the one-animal tracker (track.py) and the
+several-animal one (multi.py): a small working copy of the video, its per-pixel median
+background and noise threshold, the difference image, a morphological opening, and the
+largest connected blob of a mask."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from deg_core.video import VideoInfo, VideoReader, open_video
+
+__all__ = [
+    "MIN_PIXELS",
+    "background",
+    "difference",
+    "largest_component",
+    "open_mask",
+    "small_reader",
+    "small_size",
+    "to_chw",
+]
+
+FLOOR = 20.0  # grey levels: below this a difference is compression noise or flicker
+NOISE_K = 6.0  # threshold in units of the robust noise level of the difference image
+MIN_PIXELS = 9  # at the working scale: one 3x3 opening kernel; smaller = not found
+
+
+def small_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    f = min(1.0, max_side / max(height, width))
+    return max(1, round(height * f)), max(1, round(width * f))
+
+
+@contextmanager
+def small_reader(
+    path: str | Path, max_side: int
+) -> Iterator[tuple[VideoReader, VideoInfo, tuple[int, int]]]:
+    """The video's reader (closed on leaving), its info and the (h, w) of the working copy
+    whose longest side is ``max_side`` px: how this tracker and multi.py's open a video."""
+    reader = open_video(path)
+    try:
+        info = reader.info
+        yield reader, info, small_size(info.height, info.width, max_side)
+    finally:
+        reader.close()
+
+
+def background(
+    reader: VideoReader, size: tuple[int, int], sample: int
+) -> tuple[torch.Tensor, float]:
+    """The per-pixel median of ``sample`` frames spread over the video (of >= 1 frame) at
+    working ``size`` (h, w), as a (3, h, w) float32 image, and the foreground threshold on
+    :func:`difference` from it: a multiple of the robust noise level, at least FLOOR."""
+    t_all = reader.info.frames
+    idx = np.unique(np.linspace(0, t_all - 1, max(1, min(sample, t_all))).round())
+    bgs = to_chw(reader.get_batch(idx.astype(np.int64), size=size))
+    bg = bgs.median(dim=0).values
+    # robust noise level of |frame - background|: median abs deviation as sigma
+    sigma = 1.4826 * float(difference(bgs, bg).median())
+    return bg, max(FLOOR, NOISE_K * sigma)
+
+
+def to_chw(frames: np.ndarray) -> torch.Tensor:
+    """(n, h, w, 3) uint8 -> (n, 3, h, w) float32."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+
+
+def difference(frames: torch.Tensor, bg: torch.Tensor) -> torch.Tensor:
+    """(n, 3, h, w) frames, (3, h, w) background -> (n, h, w) absolute difference.
+
+    Each frame's per-channel median difference is removed first, so a global change of
+    exposure or lighting does not light up the whole frame; the max over channels keeps
+    an animal that differs from the floor in colour more than in brightness.
+    """
+    d = frames - bg
+    # the median of every 7th pixel is as good an offset and several times cheaper
+    d = d - d.flatten(2)[:, :, ::7].median(dim=2).values[:, :, None, None]
+    return d.abs().amax(dim=1)
+
+
+def open_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Morphological 3x3 opening of a (n, h, w) float 0/1 mask: drops specks and thin lines."""
+    m = mask[:, None]
+    m = -F.max_pool2d(-m, 3, stride=1, padding=1)  # erosion
+    return F.max_pool2d(m, 3, stride=1, padding=1)[:, 0]  # dilation
+
+
+def largest_component(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Largest 8-connected component of each (n, h, w) 0/1 mask.
+
+    Union-find done in bulk (Shiloach-Vishkin style) on the foreground pixels: every
+    round hooks the root of each edge's larger end onto the smaller one, then pointer
+    jumping flattens the trees; rounds grow ~log(blob size), not with blob diameter as
+    plain label propagation does. Returns (component (n, h, w) bool, its pixels (n,) long).
+    """
+    n, h, w = mask.shape
+    hw = h * w
+    m = mask.bool()
+    comp = torch.zeros(n * hw, dtype=torch.bool)
+    pixels = torch.zeros(n, dtype=torch.long)
+    fg = m.flatten().nonzero()[:, 0]
+    k = len(fg)
+    if k == 0:
+        return comp.view(n, h, w), pixels
+    pos = torch.full((n * hw,), -1, dtype=torch.long)
+    pos[fg] = torch.arange(k)
+    # edges to the right, down, down-right and down-left neighbours that are foreground
+    x, y = fg % w, (fg // w) % h
+    a_parts, b_parts = [], []
+    for dy, dx, ok in (
+        (0, 1, x < w - 1),
+        (1, 0, y < h - 1),
+        (1, 1, (x < w - 1) & (y < h - 1)),
+        (1, -1, (x > 0) & (y < h - 1)),
+    ):
+        src = ok.nonzero()[:, 0]
+        dst = pos[fg[src] + dy * w + dx]
+        hit = dst >= 0
+        a_parts.append(src[hit])
+        b_parts.append(dst[hit])
+    a, b = torch.cat(a_parts), torch.cat(b_parts)
+    parent = torch.arange(k)
+    while len(a):
+        pa, pb = parent[a], parent[b]
+        open_ = pa != pb
+        if not bool(open_.any()):
+            break
+        a, b, pa, pb = a[open_], b[open_], pa[open_], pb[open_]
+        # pa, pb are roots (trees are flat): hook the larger root below the smaller
+        parent.scatter_reduce_(0, torch.maximum(pa, pb), torch.minimum(pa, pb), "amin")
+        while True:
+            jumped = parent[parent]
+            if torch.equal(jumped, parent):
+                break
+            parent = jumped
+    counts = torch.bincount(parent, minlength=k)
+    frame = fg // hw
+    # per frame the root with most pixels (ties: lowest index), as one scatter-max
+    score = counts[parent] * (k + 1) + (k - parent)
+    best = torch.zeros(n, dtype=torch.long).scatter_reduce_(0, frame, score, "amax")
+    win = score == best[frame]
+    comp[fg[win]] = True
+    pixels.scatter_add_(0, frame[win], torch.ones(int(win.sum()), dtype=torch.long))
+    return comp.view(n, h, w), pixels
