@@ -158,20 +158,36 @@ class ClipDataset(Dataset):
         """(3N, H, W) float32: the clip of ``video`` centred on ``center``, augmented (one
         fresh draw per call) and normalised."""
         idx = clip_indices(center, self.num_frames, self.items[video].n_frames)
-        frames = self.frames(video, idx)  # (N, H, W, 3) uint8
-        clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
+        clip = unit_frames(self.frames(video, idx))
         if self.augment is not None:
             clip = self.augment(clip)
-        clip = (clip - self.mean) / self.std
-        return clip.reshape(-1, *self.size)
+        return self.normalise(clip).reshape(-1, *self.size)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 1] -> z-scored with the dataset's per-channel statistics."""
+        return (x - self.mean) / self.std
+
+    def sample(self, i: int) -> tuple[int, int]:
+        """Sample ``i``'s (video, centre frame)."""
+        video, center = (int(v) for v in self.samples[i])
+        return video, center
+
+    def with_labels(self, out: dict[str, Any], video: int, center: int) -> dict[str, Any]:
+        """``out`` with the centre frame's ``labels`` (K,) float32 added, when there are labels."""
+        labels = self.items[video].labels
+        if labels is not None:
+            out["labels"] = torch.from_numpy(labels[center].astype(np.float32))
+        return out
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        video, center = (int(v) for v in self.samples[i])
-        item = self.items[video]
-        out: dict[str, Any] = {"images": self.clip(video, center), "video": video, "frame": center}
-        if item.labels is not None:
-            out["labels"] = torch.from_numpy(item.labels[center].astype(np.float32))
-        return out
+        video, center = self.sample(i)
+        out = {"images": self.clip(video, center), "video": video, "frame": center}
+        return self.with_labels(out, video, center)
+
+
+def unit_frames(frames: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 frames -> (N, 3, H, W) float32 in [0, 1]."""
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def all_frames(items: Sequence[VideoItem]) -> np.ndarray:

@@ -32,11 +32,23 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from deg_core.config import AugsSection
-from deg_core.data.clips import ClipDataset, clip_indices
+from deg_core.data.clips import ClipDataset, VideoItem, clip_indices, unit_frames
 from deg_core.data.color import ClipColorJitter
 from deg_core.models.flow.pair_flow import PairFlowNet, run_pair_sum
 
-__all__ = ["CachedFlowClips", "FlowClipAugment", "PairFlowCache", "cache_bytes", "turn_flows"]
+__all__ = [
+    "CachedFlowClips",
+    "FlowClipAugment",
+    "PairFlowCache",
+    "cache_bytes",
+    "turn_flows",
+    "video_key",
+]
+
+
+def video_key(item: VideoItem) -> tuple[str, int | None]:
+    """What identifies one video's table: its path and the animal its window follows."""
+    return str(item.path), item.animal
 
 
 def cache_bytes(n_frames: Sequence[int], size: tuple[int, int]) -> int:
@@ -75,7 +87,7 @@ class PairFlowCache:
         tables = []
         try:
             for v, item in enumerate(clips.items):
-                key = (str(item.path), item.animal)
+                key = video_key(item)
                 if key not in shared:
                     gen = cast(PairFlowNet, generator)
                     shared[key] = _video_table(clips, v, item.n_frames, gen, device, chunk)
@@ -97,8 +109,7 @@ def _video_table(
     clips: ClipDataset, video: int, t_all: int, gen: PairFlowNet, device: Any, chunk: int
 ) -> Tensor:
     def normalised(idx: np.ndarray) -> Tensor:
-        x = torch.from_numpy(clips.frames(video, idx)).permute(0, 3, 1, 2).float().div_(255.0)
-        return ((x - clips.mean) / clips.std).to(device)
+        return clips.normalise(unit_frames(clips.frames(video, idx))).to(device)
 
     pairs: list[Tensor] = []
     for start in range(0, max(t_all - 1, 0), chunk):  # runs overlap by one frame
@@ -200,21 +211,16 @@ class CachedFlowClips(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         clips = self.clips
-        video, center = (int(v) for v in clips.samples[i])
-        item = clips.items[video]
-        idx = clip_indices(center, clips.num_frames, item.n_frames)
-        frame = clips.frames(video, idx[len(idx) // 2 : len(idx) // 2 + 1])  # (1, H, W, 3)
-        rgb = torch.from_numpy(frame).permute(0, 3, 1, 2).float().div_(255.0)
+        video, center = clips.sample(i)
+        idx = clip_indices(center, clips.num_frames, clips.items[video].n_frames)
+        rgb = unit_frames(clips.frames(video, idx[len(idx) // 2 : len(idx) // 2 + 1]))
         flows = self.cache.stacks(video, idx)
         if self.augment is not None:
             rgb, flows = self.augment(rgb, flows)
-        rgb = (rgb - clips.mean) / clips.std
-        out: dict[str, Any] = {
-            "rgb": rgb[0],
+        out = {
+            "rgb": clips.normalise(rgb)[0],
             "flows": flows.reshape(-1, *flows.shape[-2:]),
             "video": video,
             "frame": center,
         }
-        if item.labels is not None:
-            out["labels"] = torch.from_numpy(item.labels[center].astype(np.float32))
-        return out
+        return clips.with_labels(out, video, center)

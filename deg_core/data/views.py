@@ -43,7 +43,7 @@ class TwoViews(Dataset):
         return len(self.clips)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        video, center = (int(v) for v in self.clips.samples[i])
+        video, center = self.clips.sample(i)
         with self._draws(i):
             shift = 0
             if self.max_shift > 0:

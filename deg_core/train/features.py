@@ -20,7 +20,13 @@ from deg_core.compute import autobatch
 from deg_core.compute.layout import as_layout, nhwc_if_2d
 from deg_core.config import DegConfig
 from deg_core.data.clips import ClipAugment, ClipDataset, evenly_spaced, labelled_frames
-from deg_core.data.flow_cache import CachedFlowClips, FlowClipAugment, PairFlowCache, cache_bytes
+from deg_core.data.flow_cache import (
+    CachedFlowClips,
+    FlowClipAugment,
+    PairFlowCache,
+    cache_bytes,
+    video_key,
+)
 from deg_core.errors import ProjectError
 from deg_core.evaluation.decisions import Decision, fit_decision
 from deg_core.models.flow import build_flow_generator
@@ -256,5 +262,5 @@ def flow_cache_applies(
         return False
     if getattr(model, "is_3d", False):
         return False
-    unique = {(str(it.path), it.animal): it.n_frames for it in items}
+    unique = {video_key(it): it.n_frames for it in items}
     return cache_bytes(list(unique.values()), size) <= cfg.compute.frame_cache_mb * 2**20
