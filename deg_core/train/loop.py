@@ -1,8 +1,9 @@
 """The training loop every stage shares: epochs, checkpoints, metrics, resume, callbacks.
 
 A run folder holds ``last.pt`` (everything needed to resume: model, optimizer,
-scheduler, position), ``best.pt`` (the epoch with the LOWEST validation loss — DEG
-kept the highest, a real bug) and ``metrics.jsonl`` (one JSON record per epoch).
+scheduler, position), ``best.pt`` (the model of the epoch with the LOWEST validation loss —
+DEG kept the highest, a real bug; no optimizer state, nothing resumes from it) and
+``metrics.jsonl`` (one JSON record per epoch).
 Batches come from :class:`deg_core.data.clips.EpochBatchSampler`, seeded per epoch,
 so a run is repeatable on CPU and a resumed run continues with the batches it would
 have seen. Ctrl-C (KeyboardInterrupt) saves ``last.pt`` at the current step first.
@@ -106,11 +107,19 @@ class Trainer:
     micro_batches: int = 1  # > 1 after running out of device memory (see _step)
 
     # ------------------------------------------------------------------ state
-    def state(self) -> dict[str, Any]:
+    def state(self, resumable: bool = True) -> dict[str, Any]:
+        """What a checkpoint holds. ``resumable`` False (``best.pt``) leaves out the optimizer
+        and scheduler: nothing resumes from best.pt, and Adam's two moments per weight would
+        triple its size (two ResNet-18 streams: ~92 MB instead of ~276 MB)."""
+        optim: dict[str, Any] = {}
+        if resumable:
+            optim = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            }
         return {
             "model": distributed.unwrap(self.model).state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            **optim,
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
@@ -256,7 +265,7 @@ class Trainer:
             with open(self.run_dir / METRICS, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
             if improved:
-                save_checkpoint(self.run_dir / BEST, self.state())
+                save_checkpoint(self.run_dir / BEST, self.state(resumable=False))
             save_checkpoint(self.run_dir / LAST, self.state())
         for cb in callbacks:
             cb.on_epoch_end(self, record)

@@ -54,8 +54,13 @@ def test_best_checkpoint_keeps_the_lowest_validation_loss(tmp_path):
         progress=False,
     )
     trainer.fit()
-    assert load_checkpoint(tmp_path / BEST)["epoch"] == 2  # saved after epoch index 1
+    best, last = load_checkpoint(tmp_path / BEST), load_checkpoint(tmp_path / LAST)
+    assert best["epoch"] == 2  # saved after epoch index 1
     assert [r["best"] for r in read_metrics(tmp_path)] == [True, True, False]
+    # best.pt is for inference: the model without the optimizer (a third of the size);
+    # last.pt, which resumes, keeps it
+    assert "optimizer" not in best and "scheduler" not in best and "model" in best
+    assert "optimizer" in last and last["epoch"] == 3
 
 
 class StopAt:
