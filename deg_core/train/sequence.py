@@ -334,7 +334,7 @@ def fit_fixed(
     model, loss_fn = _model_and_loss(cfg, items, items[0].features.shape[1], k, exclusive)
     model.to(device)
     loss_fn.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=scfg.lr, weight_decay=scfg.weight_decay)
+    opt = common.adam(model.parameters(), lr=scfg.lr, weight_decay=scfg.weight_decay)
     data = WindowDataset(items, scfg.sequence_length, stride=scfg.sequence_length // 2)
     gen = torch.Generator().manual_seed(seed)
     model.train()

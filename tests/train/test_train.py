@@ -37,6 +37,27 @@ def test_flow_training_writes_a_run_and_loss_falls(tiny_project, flow_run):
     best = load_checkpoint(flow_run / BEST)
     assert best["best_loss"] == min(r["val_loss"] for r in history)
     assert resolve_run(tiny_project.models_dir, "flow") == flow_run
+    # the stages train with torch's fused Adam on a CPU (common.adam)
+    assert load_checkpoint(flow_run / LAST)["optimizer"]["param_groups"][0]["fused"] is True
+
+
+def test_fused_adam_makes_the_same_update_as_the_plain_one():
+    from deg_core.train.common import adam
+
+    torch.manual_seed(0)
+    nets = [torch.nn.Linear(5, 3) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    fused = adam(nets[0].parameters(), lr=1e-2, weight_decay=1e-4)
+    plain = torch.optim.Adam(nets[1].parameters(), lr=1e-2, weight_decay=1e-4)
+    assert fused.defaults["fused"] is True and not plain.defaults["fused"]
+    x = torch.randn(8, 5)
+    for _ in range(5):
+        for net, opt in zip(nets, (fused, plain), strict=True):
+            opt.zero_grad()
+            net(x).square().mean().backward()
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_best_checkpoint_keeps_the_lowest_validation_loss(tmp_path):
