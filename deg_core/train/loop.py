@@ -110,7 +110,7 @@ class Trainer:
     def state(self, resumable: bool = True) -> dict[str, Any]:
         """What a checkpoint holds. ``resumable`` False (``best.pt``) leaves out the optimizer
         and scheduler: nothing resumes from best.pt, and Adam's two moments per weight would
-        triple its size (two ResNet-18 streams: ~92 MB instead of ~276 MB)."""
+        triple its size (two ResNet-18 streams: ~91 MB instead of ~270 MB)."""
         optim: dict[str, Any] = {}
         if resumable:
             optim = {
