@@ -56,7 +56,7 @@ def test_diagonal_steps_join_runs_and_empty_frames_have_none():
     # a staircase joined only corner to corner (both diagonals), beside a bigger-looking
     # but separate 2x3 block; the staircase (7 px) wins over the block (6 px)
     m = torch.zeros(2, 8, 12)
-    for i, (y, x) in enumerate([(0, 0), (1, 1), (2, 2), (3, 3), (4, 2), (5, 1), (6, 0)]):
+    for y, x in [(0, 0), (1, 1), (2, 2), (3, 3), (4, 2), (5, 1), (6, 0)]:
         m[0, y, x] = 1
     m[0, 0:2, 8:11] = 1
     comp, pixels = largest_component(m)
