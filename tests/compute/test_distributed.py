@@ -29,7 +29,7 @@ from deg_core.errors import DegError
 from deg_core.labels.labels import Labels
 from deg_core.models.weights import load_checkpoint
 from deg_core.project.project import Project
-from deg_core.project.runs import BEST, LAST, METRICS, read_metrics
+from deg_core.project.runs import BEST, LAST, METRICS, read_metrics, read_run_config
 from deg_core.train import common
 
 pytestmark = pytest.mark.slow  # torchrun workers: processes that each import torch
@@ -190,14 +190,27 @@ def _worker(project_root: str, out: str) -> None:
     code = cli.main(["infer", "features", project_root, "--run", feats.name, "--device", "cpu"])
     assert code == 0
     seq = train_sequence(project, cfg, feature_run=feats.name, device="cpu", progress=False)
+    # lite: a frozen pairwise generator, so the features train on cached flows, through
+    # DDP's forward(frame, flows=...)
+    lite = project.resolve_config([*BASE, "augs.resize=[64, 64]"], preset="lite")
+    pair = train_flow(project, lite, device="cpu", progress=False)
+    cached = train_features(project, lite, flow_run=pair.name, device="cpu", progress=False)
     rank = distributed.rank()
-    for stage, run in (("toy", "toy_run"), ("flow", flow), ("features", feats), ("sequence", seq)):
+    for stage, run in (
+        ("toy", "toy_run"),
+        ("flow", flow),
+        ("features", feats),
+        ("sequence", seq),
+        ("cached", cached),
+    ):
         torch.save(fitted[Path(run).name].state_dict(), out_dir / f"{stage}_rank{rank}.pt")
     runs = {
         "flow": flow.name,
         "features": feats.name,
         "sequence": seq.name,
         "concatenate": cat.name,
+        "pair_flow": pair.name,
+        "cached": cached.name,
         "written": written,
     }
     (out_dir / f"rank{rank}.json").write_text(json.dumps(runs))
@@ -329,13 +342,30 @@ def test_two_ranks_step_exactly_like_one_process_with_the_global_batch(ddp, tmp_
     assert not torch.allclose(half.weight, r0["weight"], atol=1e-4)
 
 
+def test_cached_flow_training_keeps_the_ranks_in_step(ddp):
+    """lite's feature stage on cached flows under torchrun: the run records the cache, and
+    both ranks end with the same weights (DDP averaged the gradients of the cached forward;
+    had the call gone around DDP, each rank would have stepped on its own slice)."""
+    r0, r1 = ddp["reports"]
+    assert r0["cached"] == r1["cached"]
+    run = ddp["project"].models_dir / r0["cached"]
+    assert read_run_config(run)["flow_cache"] is True
+    assert len(read_metrics(run)) == 1
+    a, b = (params(ddp["out"] / f"cached_rank{r}.pt") for r in (0, 1))
+    # weights, not BatchNorm's running statistics (each rank's own slice)
+    weights = [k for k in a if "running_" not in k and not k.startswith("flow_generator.")]
+    assert weights and all(torch.equal(a[k], b[k]) for k in weights)
+    last = load_checkpoint(run / LAST)["model"]
+    assert all(torch.equal(last[k], v) for k, v in a.items())  # rank 0's model is the run's
+
+
 def test_rank0_writes_one_loadable_run_per_stage(ddp):
     project: Project = ddp["project"]
     r0, r1 = ddp["reports"]
     for stage in STAGES:
         assert r0[stage] == r1[stage]  # the same folder name on both ranks
     assert ddp["runs"] == sorted(
-        r0[s] for s in (*STAGES, "concatenate")
+        r0[s] for s in (*STAGES, "concatenate", "pair_flow", "cached")
     )  # one folder per stage, nothing else
     assert len(read_metrics(project.models_dir / r0["concatenate"])) == 1
     for stage in STAGES:
