@@ -328,7 +328,9 @@ def test_standardise_inputs_zscores_each_column_per_video_in_training_and_infere
     np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-4)
     np.testing.assert_allclose(z.std(axis=0)[varying], 1, atol=1e-3)
     assert np.all(z[:, ~varying] == 0)
-    np.testing.assert_allclose(standardise_columns(raw + 5.0), z, atol=1e-4)
+    # a per-video offset cancels (in float64: float32's raw + 5 rounds away up to 5e-7, which
+    # a column whose sd is 1e-3 would blow up to 5e-4)
+    np.testing.assert_allclose(standardise_columns(raw.astype(np.float64) + 5.0), z, atol=1e-4)
     cfg = tiny_project.resolve_config([*SEQ, "sequence.standardise_inputs=true"])
     run = train_sequence(
         tiny_project, cfg, feature_run=with_features.name, device="cpu", progress=False
