@@ -19,7 +19,9 @@ __all__ = [
     "MIN_PIXELS",
     "background",
     "difference",
+    "foreground_mask",
     "largest_component",
+    "min_pixels",
     "open_mask",
     "small_reader",
     "small_size",
@@ -41,7 +43,7 @@ def small_reader(
     path: str | Path, max_side: int
 ) -> Iterator[tuple[VideoReader, VideoInfo, tuple[int, int]]]:
     """The video's reader (closed on leaving), its info and the (h, w) of the working copy
-    whose longest side is ``max_side`` px: how this tracker and multi.py's open a video."""
+    whose longest side is ``max_side`` px: how both trackers open a video."""
     reader = open_video(path)
     try:
         info = reader.info
@@ -88,6 +90,17 @@ def open_mask(mask: torch.Tensor) -> torch.Tensor:
     m = mask[:, None]
     m = -F.max_pool2d(-m, 3, stride=1, padding=1)  # erosion
     return F.max_pool2d(m, 3, stride=1, padding=1)[:, 0]  # dilation
+
+
+def foreground_mask(frames: torch.Tensor, bg: torch.Tensor, thr: float) -> torch.Tensor:
+    """(n, 3, h, w) frames -> (n, h, w) float 0/1: pixels whose :func:`difference` from
+    ``bg`` exceeds ``thr`` (from :func:`background`), opened."""
+    return open_mask((difference(frames, bg) > thr).float())
+
+
+def min_pixels(h: int, w: int) -> int:
+    """The fewest pixels a blob of an (h, w) working copy needs to count as an animal."""
+    return max(MIN_PIXELS, round(1e-4 * h * w))
 
 
 def largest_component(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,11 +25,10 @@ import torch.nn.functional as F
 
 from deg_core.tracking.animals import AnimalTracks
 from deg_core.tracking.foreground import (
-    MIN_PIXELS,
     background,
-    difference,
+    foreground_mask,
     largest_component,
-    open_mask,
+    min_pixels,
     small_reader,
     to_chw,
 )
@@ -107,7 +106,7 @@ def _detect(
         if t_all == 0:
             return out, (big_h, big_w), (h, w)
         bg, thr = background(reader, (h, w), 200)
-        min_px = max(MIN_PIXELS, round(1e-4 * h * w))
+        min_px = min_pixels(h, w)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -117,7 +116,7 @@ def _detect(
             chunks = decode_ahead(reader.iter_chunks(chunk=64, size=(h, w)), 2)
             for first, chunk in chunks:  # decoding overlaps the blob arithmetic
                 f = to_chw(chunk)
-                mask = open_mask((difference(f, bg) > thr).float())
+                mask = foreground_mask(f, bg, thr)
                 # fragments ``link`` px apart are one animal for the labelling; a small
                 # link keeps two animals a few px apart as two blobs
                 rest = F.max_pool2d(mask[:, None], link, stride=1, padding=link // 2)[:, 0]

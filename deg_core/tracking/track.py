@@ -19,11 +19,10 @@ import torch.nn.functional as F
 
 from deg_core.fileio import atomic_open
 from deg_core.tracking.foreground import (
-    MIN_PIXELS,
     background,
-    difference,
+    foreground_mask,
     largest_component,
-    open_mask,
+    min_pixels,
     small_reader,
     to_chw,
 )
@@ -221,14 +220,14 @@ def compute_track(
                     f = to_chw(chunk)
                     n = len(f)
                     sl = slice(first, first + n)
-                    mask = open_mask((difference(f, bg) > thr).float())
+                    mask = foreground_mask(f, bg, thr)
                     # connect fragments a few px apart (dark body, bright paws) for the
                     # labelling only; the component keeps just the real foreground pixels
                     near = F.max_pool2d(mask[:, None], 5, stride=1, padding=2)[:, 0]
                     comp, _ = largest_component(near)
                     comp &= mask.bool()
                     pixels = comp.flatten(1).sum(1)
-                    ok = pixels >= max(MIN_PIXELS, round(1e-4 * h * w))
+                    ok = pixels >= min_pixels(h, w)
                     px = pixels.clamp(min=1).float()
                     compf = comp.float()
                     col = compf.sum(dim=1)  # (n, w) pixels per column
